@@ -1,0 +1,198 @@
+"""Atomic writes, hashing and pickle-free reading of ``.npy``/``.npz`` files.
+
+Every artifact edgepose writes goes through :func:`atomic_path` or :func:`atomic_dir`: the data
+is written under a temporary name in the destination folder and renamed into place only when
+complete, so an interrupted or failed run never leaves a half-written file behind.
+"""
+
+from __future__ import annotations
+
+import contextlib
+import hashlib
+import io
+import json
+import os
+import pickle
+import shutil
+import tempfile
+import zipfile
+from pathlib import Path
+from typing import Any, Iterator
+
+import numpy as np
+
+from .errors import EdgeposeError
+
+
+@contextlib.contextmanager
+def atomic_path(path: str | Path) -> Iterator[Path]:
+    """Yield a temporary path beside ``path``; rename it onto ``path`` if the block succeeds."""
+    path = Path(path)
+    path.parent.mkdir(parents=True, exist_ok=True)
+    fd, tmp = tempfile.mkstemp(prefix=f".{path.name}.", suffix=".tmp", dir=path.parent)
+    os.close(fd)
+    tmp_path = Path(tmp)
+    try:
+        yield tmp_path
+        os.replace(tmp_path, path)
+    finally:
+        if tmp_path.exists():
+            tmp_path.unlink()
+
+
+@contextlib.contextmanager
+def atomic_dir(path: str | Path, overwrite: bool = False) -> Iterator[Path]:
+    """Yield a temporary folder beside ``path``; move it to ``path`` if the block succeeds."""
+    path = Path(path)
+    if path.exists() and any(path.iterdir()) and not overwrite:
+        raise EdgeposeError("output folder exists and is not empty (pass --overwrite)", path)
+    path.parent.mkdir(parents=True, exist_ok=True)
+    tmp = Path(tempfile.mkdtemp(prefix=f".{path.name}.", suffix=".tmp", dir=path.parent))
+    try:
+        yield tmp
+        if path.exists():
+            shutil.rmtree(path)
+        os.replace(tmp, path)
+    finally:
+        if tmp.exists():
+            shutil.rmtree(tmp, ignore_errors=True)
+
+
+def write_json(path: str | Path, data: Any) -> None:
+    """Write ``data`` as indented JSON, atomically."""
+    with atomic_path(path) as tmp:
+        tmp.write_text(json.dumps(data, indent=2, sort_keys=False, default=_json_default) + "\n")
+
+
+def _json_default(obj: Any) -> Any:
+    if isinstance(obj, (np.integer,)):
+        return int(obj)
+    if isinstance(obj, (np.floating,)):
+        return float(obj)
+    if isinstance(obj, np.ndarray):
+        return obj.tolist()
+    if isinstance(obj, Path):
+        return str(obj)
+    raise TypeError(f"not JSON serialisable: {type(obj).__name__}")
+
+
+def read_json(path: str | Path) -> Any:
+    """Read a JSON file, turning a missing or malformed file into an :class:`EdgeposeError`."""
+    path = Path(path)
+    try:
+        return json.loads(path.read_text())
+    except FileNotFoundError:
+        raise EdgeposeError("file not found", path) from None
+    except (json.JSONDecodeError, UnicodeDecodeError) as exc:
+        raise EdgeposeError(f"not valid JSON ({exc})", path) from None
+
+
+def sha256_file(path: str | Path, chunk: int = 1 << 20) -> str:
+    """Hex SHA-256 of a file's bytes."""
+    h = hashlib.sha256()
+    with open(path, "rb") as f:
+        while block := f.read(chunk):
+            h.update(block)
+    return h.hexdigest()
+
+
+def sha256_json(data: Any) -> str:
+    """Hex SHA-256 of the canonical JSON form of ``data``."""
+    return hashlib.sha256(json.dumps(data, sort_keys=True, default=_json_default).encode()).hexdigest()
+
+
+def _read_header(f: Any) -> tuple[tuple[int, ...], np.dtype]:
+    """Shape and dtype from an open ``.npy`` stream, leaving it at the start of the data."""
+    major, _minor = np.lib.format.read_magic(f)
+    reader = np.lib.format.read_array_header_1_0 if major == 1 else np.lib.format.read_array_header_2_0
+    shape, _fortran, dtype = reader(f)
+    return shape, dtype
+
+
+def open_npy(path: str | Path, mmap: bool = True) -> np.ndarray:
+    """Open a ``.npy`` file (memory-mapped by default) without ever unpickling.
+
+    Raises :class:`EdgeposeError` for a missing, truncated or non-``.npy`` file.
+    """
+    path = Path(path)
+    if not path.is_file():
+        raise EdgeposeError("file not found", path)
+    try:
+        with open(path, "rb") as f:
+            shape, dtype = _read_header(f)
+            offset = f.tell()
+    except Exception as exc:  # numpy raises ValueError/EOFError/… for broken headers
+        raise EdgeposeError(f"not a readable .npy file ({exc})", path) from None
+    if dtype.hasobject:
+        raise EdgeposeError("holds Python objects; only plain numeric arrays are accepted", path)
+    expected = offset + int(np.prod(shape, dtype=np.int64)) * dtype.itemsize
+    actual = path.stat().st_size
+    if actual < expected:
+        raise EdgeposeError(
+            f"truncated: header says {shape} {dtype} ({expected} bytes) but the file has {actual}", path
+        )
+    if mmap:
+        return np.load(path, mmap_mode="r", allow_pickle=False)
+    return np.load(path, allow_pickle=False)
+
+
+_ALLOWED_GLOBALS = {
+    ("numpy.core.multiarray", "_reconstruct"),
+    ("numpy._core.multiarray", "_reconstruct"),
+    ("numpy", "ndarray"),
+    ("numpy", "dtype"),
+    ("numpy.core.multiarray", "scalar"),
+    ("numpy._core.multiarray", "scalar"),
+}
+
+
+class _ArrayOnlyUnpickler(pickle.Unpickler):
+    """Admits just what numpy needs to rebuild an object array; refuses every other global."""
+
+    def find_class(self, module: str, name: str) -> Any:
+        if (module, name) in _ALLOWED_GLOBALS:
+            return super().find_class(module, name)
+        raise pickle.UnpicklingError(f"refused global {module}.{name}")
+
+
+def load_npz(path: str | Path) -> dict[str, np.ndarray]:
+    """Load every array of an ``.npz`` file without executing pickle code.
+
+    Plain arrays load normally. Object arrays (which numpy stores as pickles) are decoded by a
+    restricted unpickler that admits only numpy's array reconstruction, and every element must
+    then be a ``str``, ``bytes`` or ``int``; anything else is refused.
+    """
+    path = Path(path)
+    if not path.is_file():
+        raise EdgeposeError("file not found", path)
+    out: dict[str, np.ndarray] = {}
+    try:
+        zf = zipfile.ZipFile(path)
+    except zipfile.BadZipFile:
+        raise EdgeposeError("not a valid .npz (zip) file", path) from None
+    with zf:
+        for member in zf.namelist():
+            key = member[:-4] if member.endswith(".npy") else member
+            raw = zf.read(member)
+            buf = io.BytesIO(raw)
+            try:
+                shape, dtype = _read_header(buf)
+            except Exception as exc:
+                raise EdgeposeError(f"member {key!r} is not a readable array ({exc})", path) from None
+            if not dtype.hasobject:
+                out[key] = np.load(io.BytesIO(raw), allow_pickle=False)
+                continue
+            try:
+                arr = _ArrayOnlyUnpickler(buf).load()
+            except Exception as exc:
+                raise EdgeposeError(f"member {key!r} holds a pickle that was refused ({exc})", path) from None
+            if not isinstance(arr, np.ndarray):
+                raise EdgeposeError(f"member {key!r} did not decode to an array", path)
+            flat = arr.reshape(-1)
+            if not all(isinstance(v, (str, bytes, int, np.integer, np.str_)) for v in flat):
+                raise EdgeposeError(f"member {key!r} holds objects other than str/int", path)
+            if all(isinstance(v, (int, np.integer)) for v in flat):
+                out[key] = arr.astype(np.int64)
+            else:
+                out[key] = np.array([v.decode() if isinstance(v, bytes) else str(v) for v in flat]).reshape(arr.shape)
+    return out

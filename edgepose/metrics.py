@@ -1,0 +1,101 @@
+"""The locked metric: PCK@t with a torso normaliser, and MPJPE.
+
+Every accuracy number edgepose reports comes from this module, for torch tensors and numpy
+arrays alike. Definitions (fixed; changing them breaks comparability with earlier results):
+
+* per sample, ``d = max(‖gt[a] − gt[b]‖₂, 0.01)`` with ``(a, b)`` the layout's torso pair
+  — ``(2, 12)``, right shoulder → left hip, for the WiFlow BODY_25 layout;
+* a joint is correct when ``‖pred − gt‖₂ / d ≤ t``; a non-finite prediction is never correct;
+* PCK@t is the mean over all joints of all samples (a global mean, never a mean of batch means);
+* MPJPE is the mean 2-D joint distance in the label's units (pixel/1000 for WiFlow, not metres).
+"""
+
+from __future__ import annotations
+
+from dataclasses import dataclass, field
+from typing import Sequence
+
+import numpy as np
+
+THRESHOLDS: tuple[float, ...] = (0.1, 0.2, 0.3, 0.4, 0.5)
+MIN_TORSO = 0.01
+
+
+def _as_numpy(x) -> np.ndarray:
+    if hasattr(x, "detach"):
+        x = x.detach().cpu().numpy()
+    return np.asarray(x, dtype=np.float64)
+
+
+def _check(pred: np.ndarray, gt: np.ndarray) -> None:
+    if pred.shape != gt.shape or pred.ndim != 3 or pred.shape[-1] != 2:
+        raise ValueError(f"pred and gt must both be [N, J, 2]; got {pred.shape} and {gt.shape}")
+
+
+def joint_errors(pred, gt, torso: tuple[int, int] = (2, 12)) -> tuple[np.ndarray, np.ndarray]:
+    """Per-joint distances ``[N, J]`` (inf where the prediction is not finite) and normalisers ``[N]``."""
+    p, g = _as_numpy(pred), _as_numpy(gt)
+    _check(p, g)
+    dist = np.linalg.norm(p - g, axis=-1)
+    dist = np.where(np.isfinite(dist), dist, np.inf)
+    d = np.maximum(np.linalg.norm(g[:, torso[0]] - g[:, torso[1]], axis=-1), MIN_TORSO)
+    return dist, d
+
+
+def pck(pred, gt, thresholds: Sequence[float] = THRESHOLDS, torso: tuple[int, int] = (2, 12)) -> dict[float, float]:
+    """PCK at each threshold, as fractions in [0, 1]."""
+    dist, d = joint_errors(pred, gt, torso)
+    ratio = dist / d[:, None]
+    return {float(t): float(np.mean(ratio <= t)) for t in thresholds}
+
+
+def mpjpe(pred, gt) -> float:
+    """Mean 2-D joint distance in the label's units; non-finite predictions make it ``inf``."""
+    p, g = _as_numpy(pred), _as_numpy(gt)
+    _check(p, g)
+    dist = np.linalg.norm(p - g, axis=-1)
+    return float(np.mean(np.where(np.isfinite(dist), dist, np.inf)))
+
+
+@dataclass
+class PoseMeter:
+    """Exact streaming accumulator for PCK and MPJPE over batches of any size.
+
+    ``subsets`` maps a name (e.g. ``"end_effectors"``) to joint indices scored separately.
+    """
+
+    torso: tuple[int, int] = (2, 12)
+    thresholds: tuple[float, ...] = THRESHOLDS
+    subsets: dict[str, tuple[int, ...]] = field(default_factory=dict)
+    _correct: dict[str, np.ndarray] = field(default_factory=dict, init=False)
+    _joints: dict[str, int] = field(default_factory=dict, init=False)
+    _dist_sum: float = field(default=0.0, init=False)
+    _n_samples: int = field(default=0, init=False)
+
+    def update(self, pred, gt) -> None:
+        """Add one batch."""
+        dist, d = joint_errors(pred, gt, self.torso)
+        ratio = dist / d[:, None]
+        groups = {"all": slice(None), **{k: list(v) for k, v in self.subsets.items()}}
+        for name, sel in groups.items():
+            r = ratio[:, sel]
+            hits = np.array([np.count_nonzero(r <= t) for t in self.thresholds], dtype=np.int64)
+            self._correct[name] = self._correct.get(name, 0) + hits
+            self._joints[name] = self._joints.get(name, 0) + r.size
+        self._dist_sum += float(np.sum(dist))
+        self._n_samples += dist.shape[0]
+
+    @property
+    def n_samples(self) -> int:
+        return self._n_samples
+
+    def compute(self) -> dict:
+        """``{"n": N, "pck": {t: frac}, "mpjpe": float, "<subset>_pck": {t: frac}}``."""
+        if not self._n_samples:
+            return {"n": 0, "pck": {t: float("nan") for t in self.thresholds}, "mpjpe": float("nan")}
+        out: dict = {"n": self._n_samples}
+        for name, hits in self._correct.items():
+            key = "pck" if name == "all" else f"{name}_pck"
+            out[key] = {t: float(h) / self._joints[name] for t, h in zip(self.thresholds, hits)}
+        out["mpjpe"] = self._dist_sum / self._joints["all"]
+        return out
