@@ -34,6 +34,8 @@ def atomic_path(path: str | Path) -> Iterator[Path]:
     tmp_path = Path(tmp)
     try:
         yield tmp_path
+        if tmp_path.exists():
+            os.chmod(tmp_path, 0o644)  # mkstemp creates 0600; artifacts are meant to be shared
         os.replace(tmp_path, path)
     finally:
         if tmp_path.exists():

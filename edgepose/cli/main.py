@@ -40,7 +40,7 @@ def main() -> None:
 
 
 def _register() -> None:
-    from . import data_cmd, pipeline_cmd, train_cmd  # noqa: F401  (commands attach themselves to `cli`)
+    from . import data_cmd, export_cmd, pipeline_cmd, train_cmd  # noqa: F401  (commands attach themselves to `cli`)
 
 
 def echo_json(data) -> None:
@@ -52,3 +52,4 @@ def path_arg(**kw):
 
 
 _register()
+

@@ -58,7 +58,7 @@ def train(data_dir: Path, out: Path, resume: bool, config_file, **flags) -> None
     Example:
       edgepose train --data data/synth-default --model wiflow-half --epochs 12 --out runs/half
     Under torchrun the same command trains with DistributedDataParallel:
-      torchrun --nproc-per-node 2 -m edgepose.cli.main train --data … --out …
+      torchrun --nproc-per-node 2 -m edgepose train --data … --out …
     """
     from ..evaluate import format_table
     from ..train import fit

@@ -153,7 +153,7 @@ def fit(
             if cfg.grad_clip:
                 nn.utils.clip_grad_norm_(net.parameters(), cfg.grad_clip)
             optimizer.step()
-            total += float(loss) * len(b)
+            total += float(loss.detach()) * len(b)
             seen += len(b)
             bar.set_postfix(loss=f"{total / seen:.4f}")
         bar.close()
