@@ -40,7 +40,7 @@ def main() -> None:
 
 
 def _register() -> None:
-    from . import data_cmd, export_cmd, pipeline_cmd, train_cmd  # noqa: F401  (commands attach themselves to `cli`)
+    from . import bench_cmd, data_cmd, export_cmd, pipeline_cmd, train_cmd  # noqa: F401  (commands attach themselves to `cli`)
 
 
 def echo_json(data) -> None:

@@ -20,20 +20,18 @@ def _train_options(f):
         click.option("--split-seed", type=int, default=None, help="File-split seed. [default: 42]"),
         click.option("--threads", type=int, default=None, help="torch CPU threads (0 = torch default)."),
         click.option("--device", default=None, help="cpu or cuda[:N]. [default: cpu]"),
+        click.option("--preset", default=None, help="Named starting point: reference, cpu-budget. [default: reference]"),
         click.option("--config", "config_file", type=path_arg(exists=True, dir_okay=False), default=None,
-                     help="JSON or TOML file of training options; flags override it."),
+                     help="JSON or TOML file of training options; overrides the preset, flags override it."),
     ]):
         f = opt(f)
     return f
 
 
-def _make_config(config_file, **flags):
+def _make_config(config_file, preset=None, **flags):
     from ..train import TrainConfig
 
-    cfg = TrainConfig.from_file(config_file) if config_file else TrainConfig()
-    data = cfg.to_dict()
-    data.update({k: v for k, v in flags.items() if v is not None})
-    return TrainConfig.from_dict(data)
+    return TrainConfig.compose(preset or "reference", config_file, **flags)
 
 
 @cli.command()

@@ -40,8 +40,8 @@ def _pair(path: str | Path) -> tuple[Path, Path]:
     path = Path(path)
     if path.is_dir():
         path = path / "best.safetensors"
-    stem = path.with_suffix("") if path.suffix in (".safetensors", ".json") else path
-    return stem.with_suffix(".safetensors"), stem.with_suffix(".json")
+    base = path.name[: -len(path.suffix)] if path.suffix in (".safetensors", ".json") else path.name
+    return path.with_name(base + ".safetensors"), path.with_name(base + ".json")
 
 
 def save_checkpoint(path: str | Path, model: nn.Module, card: dict) -> Path:
@@ -80,9 +80,17 @@ def load_checkpoint(path: str | Path, expect_model: str | None = None) -> tuple[
     name = card.get("model")
     if expect_model and name != expect_model:
         raise EdgeposeError(f"checkpoint is {name!r}, expected {expect_model!r}", card_path)
-    get_entry(name)
-    cfg = WiFlowConfig.from_dict(card["model_config"])
-    model = get_entry(name).builder(cfg)
+    entry = get_entry(name)
+    try:
+        cfg = WiFlowConfig.from_dict(card["model_config"])
+    except (KeyError, TypeError) as exc:
+        raise EdgeposeError(f"model_config is missing or malformed ({exc})", card_path) from None
+    structural = ("tcn_channels", "tcn_depthwise", "tcn_input_groups", "conv_widths", "attn_groups", "decoder_width")
+    differs = [k for k in structural if getattr(cfg, k) != getattr(entry.config, k)]
+    if differs:
+        raise EdgeposeError(f"card names variant {name!r} but its model_config differs in {', '.join(differs)}; "
+                            f"weights do not fit variant {name!r}", card_path)
+    model = entry.builder(cfg)
     try:
         state = load_file(str(weights))
     except (SafetensorError, OSError) as exc:
