@@ -154,7 +154,8 @@ class AxialAttention(nn.Module):
         nn.init.normal_(self.qkv.weight, 0.0, math.sqrt(1.0 / cin))
 
     def forward(self, x: torch.Tensor) -> torch.Tensor:
-        b, c, h, w = x.shape
+        # written without tuple unpacking of shapes so torch.fx can trace it (reference baseline)
+        b, c, h, w = x.size(0), x.size(1), x.size(2), x.size(3)
         if self.axis == "w":  # sequences run along W: one per (b, h)
             seq = x.permute(0, 2, 1, 3).reshape(b * h, c, w)
             outer, length = h, w
@@ -163,7 +164,8 @@ class AxialAttention(nn.Module):
             outer, length = w, h
         qkv = self.bn_qkv(self.qkv(seq))
         gp = self.cout // self.groups
-        q, k, v = qkv.reshape(b * outer, 3, self.groups, gp, length).unbind(1)
+        qkv = qkv.reshape(b * outer, 3, self.groups, gp, length)
+        q, k, v = qkv[:, 0], qkv[:, 1], qkv[:, 2]
         logits = self.bn_logits(torch.matmul(q.transpose(-1, -2), k))  # [N, G, L, L]
         attn = torch.softmax(logits, dim=-1)
         out = torch.matmul(v, attn.transpose(-1, -2))  # [N, G, gp, L]
