@@ -99,3 +99,11 @@ class PoseMeter:
             out[key] = {t: float(h) / self._joints[name] for t, h in zip(self.thresholds, hits)}
         out["mpjpe"] = self._dist_sum / self._joints["all"]
         return out
+
+
+def pck_at(scores: dict, t: float) -> float:
+    """``scores[t]`` for a PCK dict whose keys are floats (fresh) or strings (read back from JSON)."""
+    for k, v in scores.items():
+        if abs(float(k) - t) < 1e-9:
+            return float(v)
+    raise KeyError(t)

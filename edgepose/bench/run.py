@@ -4,7 +4,9 @@ from __future__ import annotations
 
 import csv
 import datetime as dt
-from dataclasses import asdict
+import multiprocessing
+from concurrent.futures import ProcessPoolExecutor
+from dataclasses import asdict, dataclass
 from pathlib import Path
 from typing import Callable
 
@@ -14,7 +16,8 @@ from ..data import SplitSpec, open_dataset
 from ..errors import EdgeposeError
 from ..evaluate import evaluate
 from ..io import atomic_path, write_json
-from .artifacts import discover
+from ..metrics import pck_at
+from .artifacts import Artifact, discover
 from .backends import backends_for
 from .machine import machine_info
 from .timing import TimingPlan, measure
@@ -25,8 +28,11 @@ SCHEMA_VERSION = 1
 
 def bench(folder: Path, device: str = "cpu", batches: tuple[int, ...] = (1, 64), threads: int = 0,
           plan: TimingPlan = TimingPlan(), data: Path | None = None, accuracy: bool = True,
-          log: Callable[[str], None] = print) -> dict:
-    """Benchmark every artifact in ``folder`` on every ``device`` backend; returns the results document."""
+          log: Callable[[str], None] = print, isolate: bool = True) -> dict:
+    """Benchmark every artifact in ``folder`` on every ``device`` backend; returns the results document.
+
+    Each (artifact, backend) pair runs in its own fresh process unless ``isolate`` is off.
+    """
     artifacts = discover(folder)
     if not artifacts:
         raise EdgeposeError("no artifacts with cards found (expected *.safetensors, *.onnx or *.plan)", folder)
@@ -59,6 +65,7 @@ def bench(folder: Path, device: str = "cpu", batches: tuple[int, ...] = (1, 64),
     backends = backends_for(device)
     if device == "cuda" and results["machine"]["gpu"] is None:
         results["note"] = "no CUDA GPU on this machine: every CUDA backend is listed as skipped"
+    jobs = []
     for art in artifacts:
         for be in backends:
             if not be.accepts(art):
@@ -68,27 +75,60 @@ def bench(folder: Path, device: str = "cpu", batches: tuple[int, ...] = (1, 64),
                 results["skipped"].append({"artifact": art.path.name, "backend": be.name, "reason": reason})
                 log(f"skip  {art.label:34s} on {be.name}: {reason}")
                 continue
-            try:
-                runner = be.load(art, threads)
-            except Exception as exc:  # a backend that cannot load an artifact is reported, not fatal
-                results["skipped"].append({"artifact": art.path.name, "backend": be.name,
-                                           "reason": f"load failed: {type(exc).__name__}: {exc}"[:500]})
-                log(f"skip  {art.label:34s} on {be.name}: load failed ({type(exc).__name__})")
-                continue
-            row = {"artifact": art.path.name, "label": art.label, "kind": art.kind, "precision": art.precision,
-                   "method": art.method, "target": art.card.get("target"), "backend": be.name,
-                   "bytes": art.bytes, "size_mb": art.bytes / 1e6, "size_mib": art.bytes / 2**20, "latency": {}}
-            for b, x in inputs.items():
-                row["latency"][str(b)] = measure(runner.prepare(x), runner.sync, b, plan)
-            if ds is not None:
-                acc = evaluate(runner.predict, ds, spec, splits=("test",))["test"]
-                row["accuracy"] = {"clean": acc["clean"], "full": acc["full"], "mean_pose": acc["mean_pose"]}
-            results["rows"].append(row)
-            lat = "  ".join(f"b{b} p50 {row['latency'][str(b)]['p50_ms']:.2f} ms" for b in inputs)
-            acc = f"  PCK@20 {100 * row['accuracy']['clean']['pck'][0.2]:.2f}%" if "accuracy" in row else ""
-            log(f"bench {art.label:34s} on {be.name:10s} {row['size_mb']:6.2f} MB  {lat}{acc}")
+            jobs.append(_Job(art, be.name, device, threads, inputs, plan, ds_path if ds is not None else None, spec))
+    for job in jobs:
+        row = _run_isolated(job) if isolate else _run_row(job)
+        if "skip" in row:
+            results["skipped"].append(row["skip"])
+            log(f"skip  {job.art.label:34s} on {job.backend}: {row['skip']['reason'][:120]}")
+            continue
+        results["rows"].append(row)
+        lat = "  ".join(f"b{b} p50 {row['latency'][str(b)]['p50_ms']:.2f} ms" for b in inputs)
+        acc = f"  PCK@20 {100 * pck_at(row['accuracy']['clean']['pck'], 0.2):.2f}%" if "accuracy" in row else ""
+        log(f"bench {job.art.label:34s} on {job.backend:10s} {row['size_mb']:6.2f} MB  {lat}{acc}")
     _add_deltas(results)
     return results
+
+
+@dataclass
+class _Job:
+    art: Artifact
+    backend: str
+    device: str
+    threads: int
+    inputs: dict
+    plan: TimingPlan
+    data: Path | None
+    spec: SplitSpec
+
+
+def _run_row(job: _Job) -> dict:
+    """Load one artifact on one backend, time it at every batch size, score it."""
+    be = next(b for b in backends_for(job.device) if b.name == job.backend)
+    art = job.art
+    try:
+        runner = be.load(art, job.threads)
+    except Exception as exc:  # a backend that cannot load an artifact is reported, not fatal
+        return {"skip": {"artifact": art.path.name, "backend": be.name,
+                         "reason": f"load failed: {type(exc).__name__}: {exc}"[:500]}}
+    row = {"artifact": art.path.name, "label": art.label, "kind": art.kind, "precision": art.precision,
+           "method": art.method, "target": art.card.get("target"), "backend": be.name,
+           "bytes": art.bytes, "size_mb": art.bytes / 1e6, "size_mib": art.bytes / 2**20, "latency": {}}
+    for b, x in job.inputs.items():
+        row["latency"][str(b)] = measure(runner.prepare(x), runner.sync, b, job.plan)
+    if job.data is not None:
+        ds = open_dataset(job.data)
+        acc = evaluate(runner.predict, ds, job.spec, splits=("test",))["test"]
+        row["accuracy"] = {"clean": acc["clean"], "full": acc["full"], "mean_pose": acc["mean_pose"]}
+    return row
+
+
+def _run_isolated(job: _Job) -> dict:
+    """:func:`_run_row` in a fresh process, so no runtime's thread pool (torch's OpenMP workers
+    keep spinning after a call) competes with the next one's measurement."""
+    ctx = multiprocessing.get_context("spawn")
+    with ProcessPoolExecutor(max_workers=1, mp_context=ctx) as pool:
+        return pool.submit(_run_row, job).result()
 
 
 def _add_deltas(results: dict) -> None:

@@ -66,7 +66,9 @@ def run(out: Path, data_dir: Path | None, model: str, preset: str, epochs: int |
     else:
         card = fit(cfg, data_dir, run_dir, resume=resume)
     click.echo(format_table(card["metrics"]))
-    tr = card["metrics"]["train_subset"]["pck"][0.2]
+    from ..metrics import pck_at
+
+    tr = pck_at(card["metrics"]["train_subset"]["pck"], 0.2)
     click.echo(f"train-subset PCK@20 {100 * tr:.2f}% (memorisation check: compare with the clean test score)")
 
     art = out / "artifacts"

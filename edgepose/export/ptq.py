@@ -38,7 +38,6 @@ def quantize_ptq(fp32_path: Path, out_path: Path, calib: CalibrationSet, recipe:
         "ActivationSymmetric": target.symmetric_activations,
         "WeightSymmetric": True,
         "QuantizeBias": target.quantize_bias,
-        "CalibMaxIntermediateOutputs": 8,
     }
     if not target.quantize_outputs:
         extra["OpTypesToExcludeOutputQuantization"] = ["Conv"]

@@ -135,14 +135,27 @@ class _ShareTree:
 def finetune(qat: QATModel, ds: CSIDataset, spec: SplitSpec, epochs: int = 2, lr: float = 2e-5,
              batch_size: int = 64, seed: int = 0, max_windows: int | None = None,
              log: Callable[[str], None] = print) -> list[dict]:
-    """Fine-tune the fake-quant model on clean training windows (BN folded, dropout off)."""
+    """Fine-tune the fake-quant model on clean training windows (BN folded, dropout off).
+
+    The fake-quant model is scored on the clean validation split before fine-tuning and after
+    each epoch; the weights with the lowest validation MPJPE are kept (the PTQ-initialised start
+    included), the same criterion that picked the fp32 checkpoint.
+    """
+    from ..evaluate import score, torch_predictor
+
     torch.manual_seed(seed)
     model = qat.fake.eval()  # eval: folded convs have no BN; attention BNs keep running stats
     loss_fn = PoseLoss(ds.layout)
     params = [p for p in qat.inner.parameters() if p.requires_grad]
     opt = torch.optim.AdamW(params, lr=lr, weight_decay=0.0)
     idx_all = ds.indices("train", clean=True, spec=spec)
-    history = []
+    val_idx = ds.indices("val", clean=True, spec=spec)
+
+    def val_mpjpe() -> float:
+        return score(torch_predictor(model), ds, val_idx)["mpjpe"]
+
+    best = (val_mpjpe(), 0, copy.deepcopy(qat.inner.state_dict()))
+    history = [{"epoch": 0, "val_mpjpe": best[0]}]
     for epoch in range(epochs):
         order = np.random.default_rng([seed, epoch]).permutation(idx_all)
         if max_windows:
@@ -157,8 +170,15 @@ def finetune(qat: QATModel, ds: CSIDataset, spec: SplitSpec, epochs: int = 2, lr
             nn.utils.clip_grad_norm_(params, 1.0)
             opt.step()
             total += float(loss.detach()) * len(b)
-        history.append({"epoch": epoch + 1, "loss": total / max(len(order), 1)})
-        log(f"  QAT epoch {epoch + 1}/{epochs}: loss {history[-1]['loss']:.5f}")
+        v = val_mpjpe()
+        history.append({"epoch": epoch + 1, "loss": total / max(len(order), 1), "val_mpjpe": v})
+        log(f"  QAT epoch {epoch + 1}/{epochs}: loss {history[-1]['loss']:.5f}  val MPJPE {v:.5f}")
+        if v < best[0]:
+            best = (v, epoch + 1, copy.deepcopy(qat.inner.state_dict()))
+    qat.inner.load_state_dict(best[2])
+    for h in history:
+        h["kept"] = h["epoch"] == best[1]
+    log(f"  QAT keeps epoch {best[1]} (val MPJPE {best[0]:.5f})")
     return history
 
 

@@ -1,0 +1,69 @@
+"""Per-operator time of ONNX Runtime CPU runs: where an fp32 or int8 graph spends its time.
+
+Runs each given ONNX file with ORT's profiler at one batch size and sums kernel time by op type
+(the fused kernel names ORT actually ran, e.g. QLinearConv, FusedConv, QuantizeLinear).
+
+    python benchmarks/ort_profile.py runs/default/artifacts/*.onnx --batch 64 \
+        --out benchmarks/results/ort_profile.json
+"""
+
+from __future__ import annotations
+
+import argparse
+import json
+import os
+import tempfile
+from collections import defaultdict
+from pathlib import Path
+
+import numpy as np
+import onnxruntime as ort
+
+
+def profile(path: Path, batch: int, runs: int, threads: int) -> dict:
+    so = ort.SessionOptions()
+    so.enable_profiling = True
+    so.graph_optimization_level = ort.GraphOptimizationLevel.ORT_ENABLE_ALL
+    if threads:
+        so.intra_op_num_threads = threads
+    with tempfile.TemporaryDirectory() as tmp:
+        so.profile_file_prefix = os.path.join(tmp, "prof")
+        sess = ort.InferenceSession(str(path), so, providers=["CPUExecutionProvider"])
+        inp = sess.get_inputs()[0]
+        x = np.random.default_rng(0).uniform(0, 1, (batch, *inp.shape[1:])).astype(np.float32)
+        for _ in range(3):
+            sess.run(None, {inp.name: x})
+        for _ in range(runs):
+            sess.run(None, {inp.name: x})
+        events = json.loads(Path(sess.end_profiling()).read_text())
+    by_op: dict[str, float] = defaultdict(float)
+    count: dict[str, int] = defaultdict(int)
+    for e in events:
+        if e.get("cat") == "Node" and e["name"].endswith("_kernel_time"):
+            op = e.get("args", {}).get("op_name", "?")
+            by_op[op] += e["dur"] / 1e3 / (runs + 3)
+            count[op] += 1
+    total = sum(by_op.values())
+    ops = sorted(by_op.items(), key=lambda kv: -kv[1])
+    return {"file": path.name, "batch": batch, "kernel_ms_per_run": total,
+            "ops": [{"op": k, "ms_per_run": v, "share": v / total, "nodes": count[k] // (runs + 3)} for k, v in ops]}
+
+
+def main() -> None:
+    ap = argparse.ArgumentParser()
+    ap.add_argument("onnx", nargs="+", type=Path)
+    ap.add_argument("--batch", type=int, default=64)
+    ap.add_argument("--runs", type=int, default=20)
+    ap.add_argument("--threads", type=int, default=0)
+    ap.add_argument("--out", type=Path, required=True)
+    a = ap.parse_args()
+    res = [profile(p, a.batch, a.runs, a.threads) for p in a.onnx]
+    a.out.write_text(json.dumps(res, indent=2) + "\n")
+    for r in res:
+        print(f"{r['file']}: {r['kernel_ms_per_run']:.1f} ms kernel time per run at batch {r['batch']}")
+        for o in r["ops"][:8]:
+            print(f"   {o['op']:24s} {o['ms_per_run']:8.2f} ms  {100 * o['share']:5.1f} %  ({o['nodes']} nodes)")
+
+
+if __name__ == "__main__":
+    main()
