@@ -80,3 +80,13 @@ def test_report_rejects_other_json(tmp_path):
 def test_pareto_front():
     # (latency, accuracy): b dominates a; c is slower but more accurate
     assert pareto([(2.0, 50.0), (1.0, 60.0), (3.0, 70.0)]) == [False, True, True]
+
+
+def test_rounds_take_the_median_and_keep_each_round(folder, tiny_data):
+    res = bench(folder, "cpu", (2,), 1, FAST, tiny_data, log=lambda s: None, isolate=False, rounds=3)
+    assert res["rounds"] == 3
+    for r in res["rows"]:
+        lat = r["latency"]["2"]
+        assert len(lat["rounds_p50_ms"]) == 3
+        assert lat["p50_ms"] == pytest.approx(sorted(lat["rounds_p50_ms"])[1])
+        assert "accuracy" in r

@@ -28,10 +28,12 @@ SCHEMA_VERSION = 1
 
 def bench(folder: Path, device: str = "cpu", batches: tuple[int, ...] = (1, 64), threads: int = 0,
           plan: TimingPlan = TimingPlan(), data: Path | None = None, accuracy: bool = True,
-          log: Callable[[str], None] = print, isolate: bool = True) -> dict:
+          log: Callable[[str], None] = print, isolate: bool = True, rounds: int = 1) -> dict:
     """Benchmark every artifact in ``folder`` on every ``device`` backend; returns the results document.
 
-    Each (artifact, backend) pair runs in its own fresh process unless ``isolate`` is off.
+    Each (artifact, backend) pair runs in its own fresh process unless ``isolate`` is off. With
+    ``rounds > 1`` every pair is timed that many times, rounds alternating in order, and each
+    latency statistic is the median over rounds (accuracy is scored once).
     """
     artifacts = discover(folder)
     if not artifacts:
@@ -59,6 +61,7 @@ def bench(folder: Path, device: str = "cpu", batches: tuple[int, ...] = (1, 64),
     results = {"schema": SCHEMA, "schema_version": SCHEMA_VERSION,
                "created": dt.datetime.now(dt.timezone.utc).isoformat(timespec="seconds"),
                "device": device, "threads": threads, "batches": list(batches), "timing_plan": asdict(plan),
+               "rounds": rounds,
                "machine": machine_info(), "dataset": ds.describe() if ds is not None else None,
                "inputs": "real clean test windows" if ds is not None else "uniform random (no dataset)",
                "rows": [], "skipped": []}
@@ -76,8 +79,19 @@ def bench(folder: Path, device: str = "cpu", batches: tuple[int, ...] = (1, 64),
                 log(f"skip  {art.label:34s} on {be.name}: {reason}")
                 continue
             jobs.append(_Job(art, be.name, device, threads, inputs, plan, ds_path if ds is not None else None, spec))
-    for job in jobs:
-        row = _run_isolated(job) if isolate else _run_row(job)
+    rows: dict[int, list[dict]] = {}
+    for rnd in range(rounds):
+        # rows alternate direction from round to round, so slow spells of a shared machine fall
+        # on different rows, and the median over rounds votes them out
+        order = list(enumerate(jobs)) if rnd % 2 == 0 else list(enumerate(jobs))[::-1]
+        for i, job in order:
+            if i in rows and "skip" in rows[i][0]:
+                continue
+            job.score = rnd == 0
+            row = _run_isolated(job) if isolate else _run_row(job)
+            rows.setdefault(i, []).append(row)
+    for i, job in enumerate(jobs):
+        row = _merge_rounds(rows[i])
         if "skip" in row:
             results["skipped"].append(row["skip"])
             log(f"skip  {job.art.label:34s} on {job.backend}: {row['skip']['reason'][:120]}")
@@ -100,6 +114,7 @@ class _Job:
     plan: TimingPlan
     data: Path | None
     spec: SplitSpec
+    score: bool = True
 
 
 def _run_row(job: _Job) -> dict:
@@ -116,11 +131,30 @@ def _run_row(job: _Job) -> dict:
            "bytes": art.bytes, "size_mb": art.bytes / 1e6, "size_mib": art.bytes / 2**20, "latency": {}}
     for b, x in job.inputs.items():
         row["latency"][str(b)] = measure(runner.prepare(x), runner.sync, b, job.plan)
-    if job.data is not None:
+    if job.data is not None and job.score:
         ds = open_dataset(job.data)
         acc = evaluate(runner.predict, ds, job.spec, splits=("test",))["test"]
         row["accuracy"] = {"clean": acc["clean"], "full": acc["full"], "mean_pose": acc["mean_pose"]}
     return row
+
+
+def _merge_rounds(runs: list[dict]) -> dict:
+    """One row from several rounds: each latency statistic is the median over rounds."""
+    first = runs[0]
+    if "skip" in first or len(runs) == 1:
+        if "skip" not in first:
+            for lat in first["latency"].values():
+                lat["rounds_p50_ms"] = [lat["p50_ms"]]
+        return first
+    merged = dict(first)
+    merged["latency"] = {}
+    for b, lat in first["latency"].items():
+        per = [r["latency"][b] for r in runs if "latency" in r]
+        merged["latency"][b] = {k: (float(np.median([p[k] for p in per])) if isinstance(v, float) else v)
+                                for k, v in lat.items()}
+        merged["latency"][b]["iters"] = int(sum(p["iters"] for p in per))
+        merged["latency"][b]["rounds_p50_ms"] = [p["p50_ms"] for p in per]
+    return merged
 
 
 def _run_isolated(job: _Job) -> dict:

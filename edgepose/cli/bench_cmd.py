@@ -27,12 +27,14 @@ def _batches(_ctx, _param, value: str) -> tuple[int, ...]:
 @click.option("--warmup", default=10, show_default=True)
 @click.option("--iters", default=50, show_default=True, help="Minimum timed runs per batch size.")
 @click.option("--min-seconds", default=2.0, show_default=True, help="Minimum timed seconds per batch size.")
+@click.option("--rounds", default=1, show_default=True,
+              help="Time every artifact this many times (alternating order); report the median per statistic.")
 @click.option("--data", "data_dir", type=path_arg(), default=None,
               help="Dataset for inputs and accuracy [default: from the checkpoint card].")
 @click.option("--no-accuracy", is_flag=True, help="Latency and size only.")
 @click.option("--out", required=True, type=path_arg(), help="results.json (a .csv is written beside it).")
 def bench_cmd(artifact_dir: Path, device: str, batches, threads: int, warmup: int, iters: int, min_seconds: float,
-              data_dir: Path | None, no_accuracy: bool, out: Path) -> None:
+              rounds: int, data_dir: Path | None, no_accuracy: bool, out: Path) -> None:
     """Measure size, latency (p50/p90/p99) and locked accuracy of every artifact on every backend.
 
     \b
@@ -42,7 +44,8 @@ def bench_cmd(artifact_dir: Path, device: str, batches, threads: int, warmup: in
     from ..bench import TimingPlan, bench, write_results
 
     plan = TimingPlan(warmup=warmup, iters=iters, min_seconds=min_seconds)
-    res = bench(artifact_dir, device, batches, threads, plan, data_dir, accuracy=not no_accuracy, log=click.echo)
+    res = bench(artifact_dir, device, batches, threads, plan, data_dir, accuracy=not no_accuracy, log=click.echo,
+                rounds=rounds)
     j, c = write_results(res, out)
     click.echo(f"results: {j} and {c} ({len(res['rows'])} rows, {len(res['skipped'])} skipped)")
 

@@ -28,9 +28,9 @@ EXPORTS = (
 @click.option("--model", default="wiflow-half", show_default=True)
 @click.option("--preset", default="cpu-budget", show_default=True, help="Training preset (see `edgepose train`).")
 @click.option("--epochs", default=None, type=int, help="Override the preset's epochs.")
-@click.option("--threads", default=0, show_default=True, help="Bench threads (0 = runtime default).")
+@click.option("--threads", default=None, type=int, help="Bench threads [default: the machine's core count].")
 @click.option("--resume", is_flag=True, help="Reuse finished stages found in OUT.")
-def run(out: Path, data_dir: Path | None, model: str, preset: str, epochs: int | None, threads: int,
+def run(out: Path, data_dir: Path | None, model: str, preset: str, epochs: int | None, threads: int | None,
         resume: bool) -> None:
     """Run the pipeline: synthesise → train → export every precision → bench → report.
 
@@ -87,8 +87,10 @@ def run(out: Path, data_dir: Path | None, model: str, preset: str, epochs: int |
 
     results = out / "bench" / "cpu.json"
     click.echo(f"[4/5] bench: every artifact on the CPU backends → {results}")
-    res = bench(art, "cpu", (1, 64), threads, TimingPlan(warmup=5, iters=30, min_seconds=1.5), data_dir,
-                log=lambda s: click.echo(f"      {s}"))
+    import os
+
+    res = bench(art, "cpu", (1, 64), threads or os.cpu_count() or 1, TimingPlan(warmup=5, iters=30, min_seconds=1.0),
+                data_dir, log=lambda s: click.echo(f"      {s}"), rounds=3)
     write_results(res, results)
     click.echo("[5/5] report")
     md, page = build_report([results], out / "report")
