@@ -18,7 +18,6 @@ from typing import Callable
 import numpy as np
 import onnx
 import torch
-import torch.nn.functional as F
 from onnx import TensorProto
 from torch import nn
 
@@ -182,4 +181,4 @@ def finetune(qat: QATModel, ds: CSIDataset, spec: SplitSpec, epochs: int = 2, lr
     return history
 
 
-__all__ = ["FakeQuantConv", "QATModel", "build_qat_model", "finetune", "F"]
+__all__ = ["FakeQuantConv", "QATModel", "build_qat_model", "finetune"]

@@ -11,7 +11,6 @@ from __future__ import annotations
 import platform
 from pathlib import Path
 
-import numpy as np
 import torch
 from safetensors import SafetensorError
 from safetensors.torch import load_file, save_file
@@ -20,7 +19,7 @@ from torch import nn
 from .. import __version__
 from ..errors import EdgeposeError
 from ..io import atomic_path, read_json, sha256_file, write_json
-from ..models import count_params, create, get_entry
+from ..models import count_params, get_entry
 from ..models.wiflow import WiFlowConfig
 
 CARD_FORMAT = "edgepose-checkpoint"
@@ -145,5 +144,5 @@ def describe_model(name: str, model: nn.Module) -> dict:
     return {"model": name, "model_config": model.cfg.to_dict(), "param_count": count_params(model)}
 
 
-__all__ = ["load_checkpoint", "read_card", "save_checkpoint", "save_train_state", "load_train_state",
-           "describe_model", "versions", "create", "np"]
+__all__ = ["describe_model", "load_checkpoint", "load_train_state", "read_card", "save_checkpoint",
+           "save_train_state", "versions"]

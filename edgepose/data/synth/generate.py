@@ -10,7 +10,7 @@ noise from ``(seed, 3, s, a, k)``.
 from __future__ import annotations
 
 import time
-from dataclasses import asdict, dataclass, field
+from dataclasses import asdict, dataclass
 from pathlib import Path
 from typing import Callable
 
