@@ -31,7 +31,8 @@ def bench(folder: Path, device: str = "cpu", batches: tuple[int, ...] = (1, 64),
           log: Callable[[str], None] = print, isolate: bool = True, rounds: int = 1) -> dict:
     """Benchmark every artifact in ``folder`` on every ``device`` backend; returns the results document.
 
-    Each (artifact, backend) pair runs in its own fresh process unless ``isolate`` is off. With
+    Each (artifact, backend) pair runs in its own fresh (spawned) process unless ``isolate`` is
+    off — scripts that call this must guard their entry point with ``if __name__ == "__main__"``. With
     ``rounds > 1`` every pair is timed that many times, rounds alternating in order, and each
     latency statistic is the median over rounds (accuracy is scored once).
     """
