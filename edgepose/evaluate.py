@@ -14,7 +14,7 @@ import torch
 from torch import nn
 
 from .data.base import CSIDataset, SplitSpec
-from .metrics import PoseMeter
+from .metrics import PoseMeter, pck_at
 
 Predictor = Callable[[np.ndarray], np.ndarray]
 
@@ -82,8 +82,7 @@ def format_table(results: dict, split: str = "test") -> str:
     lines = [head, f"{'':36s}" + "".join(f"{'@' + str(int(t * 100)):>8s}" for t in (0.1, 0.2, 0.3, 0.4, 0.5))
              + f"{'MPJPE':>9s}{'ends@20':>9s}{'n':>7s}"]
     for name, m in rows:
-        pck = {float(k): v for k, v in m["pck"].items()}
-        ends = {float(k): v for k, v in m.get("end_effectors_pck", {}).items()}
-        lines.append(f"{name:36s}" + "".join(f"{100 * pck[t]:8.2f}" for t in (0.1, 0.2, 0.3, 0.4, 0.5))
-                     + f"{m['mpjpe']:9.4f}{100 * ends.get(0.2, float('nan')):9.2f}{m['n']:7d}")
+        ends = pck_at(m["end_effectors_pck"], 0.2) if "end_effectors_pck" in m else float("nan")
+        lines.append(f"{name:36s}" + "".join(f"{100 * pck_at(m['pck'], t):8.2f}" for t in (0.1, 0.2, 0.3, 0.4, 0.5))
+                     + f"{m['mpjpe']:9.4f}{100 * ends:9.2f}{m['n']:7d}")
     return "\n".join(lines)

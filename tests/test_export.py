@@ -90,7 +90,7 @@ def test_int8_is_smaller(artifacts):
     # weigh relatively more; the half model's ratio is a benchmark target)
     q = onnx.load(str(p["ptq"]))
     int8 = sum(numpy_helper.to_array(i).size for i in q.graph.initializer if i.data_type == onnx.TensorProto.INT8)
-    assert int8 > 0.9 * _card(p["ptq"])["param_count"] * 0.8
+    assert int8 > 0.7 * _card(p["ptq"])["param_count"]  # the float convs are small
 
 
 def test_bad_requests_leave_nothing_behind(tmp_path, tiny_run, tiny_data):

@@ -2,6 +2,8 @@
 
 from __future__ import annotations
 
+import os
+import shutil
 import time
 from pathlib import Path
 
@@ -74,8 +76,6 @@ def run(out: Path, data_dir: Path | None, model: str, preset: str, epochs: int |
     art = out / "artifacts"
     click.echo(f"[3/5] export: {len(EXPORTS)} artifacts into {art}")
     ckpt = run_dir / "best.safetensors"
-    import shutil
-
     art.mkdir(parents=True, exist_ok=True)
     for suffix in (".safetensors", ".json"):
         shutil.copyfile(ckpt.with_suffix(suffix), art / f"{cfg.model}.fp32{suffix}")
@@ -87,8 +87,6 @@ def run(out: Path, data_dir: Path | None, model: str, preset: str, epochs: int |
 
     results = out / "bench" / "cpu.json"
     click.echo(f"[4/5] bench: every artifact on the CPU backends → {results}")
-    import os
-
     res = bench(art, "cpu", (1, 64), threads or os.cpu_count() or 1, TimingPlan(warmup=5, iters=30, min_seconds=1.0),
                 data_dir, log=lambda s: click.echo(f"      {s}"), rounds=3)
     write_results(res, results)

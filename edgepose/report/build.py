@@ -14,6 +14,7 @@ from pathlib import Path
 
 from ..errors import EdgeposeError
 from ..io import atomic_path, read_json
+from ..metrics import pck_at
 from ..bench.run import SCHEMA
 
 #: An artifact may lose at most this much PCK@20 (percentage points) against fp32 to be shippable.
@@ -32,11 +33,12 @@ def load_results(paths: list[Path]) -> list[dict]:
 
 
 def _pck(row: dict, t: float = 0.2, which: str = "clean") -> float | None:
+    """PCK@t in % of one bench row, or None when the row has no accuracy."""
     acc = row.get("accuracy", {}).get(which, {}).get("pck", {})
-    for k, v in acc.items():
-        if abs(float(k) - t) < 1e-9:
-            return 100 * v
-    return None
+    try:
+        return 100 * pck_at(acc, t)
+    except KeyError:
+        return None
 
 
 def _machine_name(doc: dict) -> str:
@@ -179,7 +181,7 @@ def build_report(paths: list[Path], out_dir: Path) -> tuple[Path, Path]:
     md += ["| " + " | ".join(c) + " |" for c in body]
     if baseline:
         md += ["", f"Mean-pose baseline (training mean pose for every window): PCK@20 "
-               f"{100 * float(next(v for k, v in baseline['pck'].items() if abs(float(k) - 0.2) < 1e-9)):.2f}%, "
+               f"{100 * pck_at(baseline['pck'], 0.2):.2f}%, "
                f"MPJPE {baseline['mpjpe']:.4f}."]
     md += ["", "PCK in %, torso-normalised (right shoulder → left hip), clean test split unless marked *full* "
            "(corrupt windows zero-filled). MPJPE in pixel/1000. Latency per batch call."]
