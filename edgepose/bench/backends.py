@@ -108,8 +108,7 @@ class OrtBackend(Backend):
         return art.kind == "onnx"
 
     def load(self, art, threads):
-        from ..export.onnx_fp32 import INPUT_NAME
-        from ..export.parity import ort_predict, ort_session
+        from ..runtime.session import INPUT_NAME, ort_predict, ort_session
 
         providers = [self.provider] + (["CPUExecutionProvider"] if self.provider != "CPUExecutionProvider" else [])
         sess = ort_session(art.path, threads=threads if self.device == "cpu" else 0, providers=providers)

@@ -5,17 +5,7 @@ from __future__ import annotations
 import os
 import platform
 
-from ..export.targets import cpu_flags
-
-
-def _cpu_model() -> str:
-    try:
-        for line in open("/proc/cpuinfo"):
-            if line.startswith("model name"):
-                return line.split(":", 1)[1].strip()
-    except OSError:
-        pass
-    return platform.processor() or platform.machine()
+from ..runtime.cpu import cpu_flags, cpu_model
 
 
 def machine_info() -> dict:
@@ -29,7 +19,7 @@ def machine_info() -> dict:
         "hostname_hash": hex(abs(hash(platform.node())) % (1 << 32)),
         "platform": platform.platform(),
         "arch": platform.machine(),
-        "cpu_model": _cpu_model(),
+        "cpu_model": cpu_model(),
         "cpu_count": os.cpu_count(),
         "cpu_flags": {f: f in flags for f in ("avx2", "fma", "avx512f", "avx512_vnni", "avx_vnni", "avx512_bf16",
                                               "amx_int8", "f16c")},

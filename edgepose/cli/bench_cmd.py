@@ -6,23 +6,13 @@ from pathlib import Path
 
 import click
 
-from .main import cli, path_arg
+from ._options import batches_option, path_arg
 
 
-def _batches(_ctx, _param, value: str) -> tuple[int, ...]:
-    try:
-        out = tuple(int(v) for v in value.split(",") if v.strip())
-    except ValueError:
-        raise click.BadParameter(f"expected comma-separated integers, got {value!r}") from None
-    if not out or min(out) < 1:
-        raise click.BadParameter("batch sizes must be positive")
-    return out
-
-
-@cli.command("bench")
+@click.command("bench")
 @click.argument("artifact_dir", type=path_arg(exists=True, file_okay=False))
 @click.option("--device", type=click.Choice(["cpu", "cuda"]), default="cpu", show_default=True)
-@click.option("--batch", "batches", default="1,64", show_default=True, callback=_batches, help="Comma-separated.")
+@click.option("--batch", "batches", default="1,64", show_default=True, callback=batches_option, help="Comma-separated.")
 @click.option("--threads", default=0, show_default=True, help="Intra-op threads (0 = runtime default).")
 @click.option("--warmup", default=10, show_default=True)
 @click.option("--iters", default=50, show_default=True, help="Minimum timed runs per batch size.")
@@ -50,7 +40,7 @@ def bench_cmd(artifact_dir: Path, device: str, batches, threads: int, warmup: in
     click.echo(f"results: {j} and {c} ({len(res['rows'])} rows, {len(res['skipped'])} skipped)")
 
 
-@cli.command("report")
+@click.command("report")
 @click.argument("results", nargs=-1, required=True, type=path_arg(exists=True, dir_okay=False))
 @click.option("--out", default=Path("report"), show_default=True, type=path_arg(), help="Folder for report.md/.html.")
 def report_cmd(results: tuple[Path, ...], out: Path) -> None:

@@ -6,10 +6,10 @@ from pathlib import Path
 
 import click
 
-from .main import cli, echo_json, path_arg
+from ._options import echo_json, path_arg
 
 
-@cli.group()
+@click.group()
 def data() -> None:
     """Create and inspect CSI datasets."""
 

@@ -6,10 +6,10 @@ from pathlib import Path
 
 import click
 
-from .main import cli, path_arg
+from ._options import path_arg
 
 
-@cli.command("export")
+@click.command("export")
 @click.argument("checkpoint", type=path_arg())
 @click.option("--precision", type=click.Choice(["fp32", "fp16", "int8"]), default="fp32", show_default=True)
 @click.option("--method", type=click.Choice(["ptq", "qat"]), default=None, help="int8 only. [default: ptq]")

@@ -9,7 +9,7 @@ from pathlib import Path
 
 import click
 
-from .main import cli, path_arg
+from ._options import path_arg
 
 #: The exports the pipeline produces: (precision, method, calibrator, recipe).
 EXPORTS = (
@@ -23,7 +23,7 @@ EXPORTS = (
 )
 
 
-@cli.command()
+@click.command()
 @click.option("--out", default=Path("runs/default"), show_default=True, type=path_arg(), help="Everything goes here.")
 @click.option("--data", "data_dir", default=None, type=path_arg(),
               help="Use this dataset instead of synthesising the default into OUT/data.")

@@ -6,7 +6,7 @@ from pathlib import Path
 
 import click
 
-from .main import cli, echo_json, path_arg
+from ._options import echo_json, path_arg
 
 
 def _train_options(f):
@@ -34,7 +34,7 @@ def _make_config(config_file, preset=None, **flags):
     return TrainConfig.compose(preset or "reference", config_file, **flags)
 
 
-@cli.command()
+@click.command()
 def models() -> None:
     """List the registered model variants and their parameter counts."""
     from ..models import get_entry, list_models
@@ -44,7 +44,7 @@ def models() -> None:
         click.echo(f"{name:16s} {e.params:>10,d} params  {e.description}")
 
 
-@cli.command()
+@click.command()
 @click.option("--data", "data_dir", required=True, type=path_arg(), help="Dataset folder (any supported layout).")
 @click.option("--out", required=True, type=path_arg(), help="Run folder for checkpoints.")
 @click.option("--resume", is_flag=True, help="Continue after the last finished epoch in --out.")
@@ -68,7 +68,7 @@ def train(data_dir: Path, out: Path, resume: bool, config_file, **flags) -> None
         click.echo(f"checkpoint: {out / 'best.safetensors'} (+ best.json)")
 
 
-@cli.command("eval")
+@click.command("eval")
 @click.argument("checkpoint", type=path_arg())
 @click.option("--data", "data_dir", required=True, type=path_arg(), help="Dataset folder.")
 @click.option("--split", type=click.Choice(["train", "val", "test"]), default="test", show_default=True)

@@ -14,7 +14,7 @@ from torch import nn
 
 from ..errors import EdgeposeError
 
-INPUT_NAME = "csi"
+from ..runtime.session import INPUT_NAME  # noqa: E402  (one name for the graph input)
 OUTPUT_NAME = "keypoints"
 DEFAULT_OPSET = 18
 

@@ -3,29 +3,11 @@
 from __future__ import annotations
 
 from dataclasses import dataclass, field
-from functools import lru_cache
-from pathlib import Path
 
 from onnxruntime.quantization import QuantType
 
 from ..errors import EdgeposeError
-
-
-@lru_cache(maxsize=1)
-def cpu_flags() -> frozenset[str]:
-    """CPU feature flags of this machine (Linux ``/proc/cpuinfo``; empty elsewhere)."""
-    try:
-        for line in Path("/proc/cpuinfo").read_text().splitlines():
-            if line.startswith("flags"):
-                return frozenset(line.split(":", 1)[1].split())
-    except OSError:
-        pass
-    return frozenset()
-
-
-def has_vnni() -> bool:
-    """AVX-512 VNNI or AVX-VNNI: int8 dot products without the u8·s8 16-bit saturation of AVX2."""
-    return bool({"avx512_vnni", "avx_vnni"} & cpu_flags())
+from ..runtime.cpu import cpu_flags, has_vnni
 
 
 @dataclass(frozen=True)

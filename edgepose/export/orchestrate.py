@@ -1,0 +1,260 @@
+"""Orchestration of one export request: load the checkpoint, build the artifacts, gate, write atomically.
+
+One entry point, :func:`export`, dispatches through :data:`PRECISIONS` (a registry, not an
+if-chain). Every artifact is written beside a JSON card and moved into the output folder only
+when complete; a failure leaves nothing behind.
+"""
+
+from __future__ import annotations
+
+import os
+import shutil
+import tempfile
+from dataclasses import dataclass, field
+from pathlib import Path
+from typing import Callable
+
+import numpy as np
+import onnx
+import torch
+
+from ..data import SplitSpec, open_dataset
+from ..data.base import CSIDataset
+from ..errors import EdgeposeError
+from ..evaluate import torch_predictor
+from ..train.checkpoint import load_checkpoint
+from .calibration import CalibrationSet
+from .card import write_card
+from .fold import fold_batchnorm
+from .fp16 import DEFAULT_BLOCK_LIST, convert_fp16
+from .onnx_fp32 import DEFAULT_OPSET, export_onnx
+from .parity import ort_predict, ort_session, parity
+from .plan import get_recipe
+from .ptq import CALIBRATORS, quantize_ptq
+from .targets import TARGETS, get_target
+from .tensorrt import build_engine, check_tensorrt_qdq, tensorrt_available
+
+METHODS = ("ptq", "qat")
+
+
+@dataclass
+class ExportRequest:
+    """Everything ``edgepose export`` takes."""
+
+    checkpoint: Path
+    out: Path
+    precision: str = "fp32"
+    method: str | None = None
+    calib: str = "percentile"
+    target: str = "ort-cpu"
+    recipe: str = "safe"
+    engine: bool = False
+    data: Path | None = None
+    calib_count: int = 512
+    calib_seed: int = 0
+    qat_epochs: int = 2
+    qat_lr: float = 2e-5
+    qat_max_windows: int | None = None
+    opset: int = DEFAULT_OPSET
+    keep_io_types: bool = True
+    fp16_block_list: tuple[str, ...] = DEFAULT_BLOCK_LIST
+    parity_windows: int = 512
+    log: Callable[[str], None] = field(default=print, repr=False)
+
+
+@dataclass
+class _Context:
+    req: ExportRequest
+    model: torch.nn.Module
+    card: dict
+    work: Path
+    _ds: CSIDataset | None = None
+    _fp32: Path | None = None
+
+    @property
+    def name(self) -> str:
+        return self.card["model"]
+
+    @property
+    def window_shape(self) -> tuple[int, int]:
+        return (self.model.cfg.in_channels, self.model.cfg.window)
+
+    @property
+    def spec(self) -> SplitSpec:
+        s = self.card.get("split", {})
+        return SplitSpec(s.get("seed", 42), tuple(s.get("fractions", (0.7, 0.15, 0.15))))
+
+    @property
+    def dataset(self) -> CSIDataset:
+        if self._ds is None:
+            path = self.req.data or Path(self.card.get("dataset", {}).get("path", ""))
+            if not str(path):
+                raise EdgeposeError("no dataset: pass --data (needed for calibration and parity)")
+            self._ds = open_dataset(path)
+            if tuple(self._ds.window_shape) != self.window_shape:
+                raise EdgeposeError(f"dataset windows are {self._ds.window_shape}, the checkpoint expects "
+                                    f"{self.window_shape}", path)
+        return self._ds
+
+    def parity_set(self) -> tuple[np.ndarray, np.ndarray]:
+        ds = self.dataset
+        idx = ds.indices("test", clean=True, spec=self.spec)
+        idx = idx[np.linspace(0, len(idx) - 1, num=min(len(idx), self.req.parity_windows)).astype(np.int64)]
+        return ds.read(np.unique(idx))
+
+    def fp32_onnx(self) -> Path:
+        if self._fp32 is None:
+            self._fp32 = self.work / f"{self.name}.fp32.onnx"
+            export_onnx(fold_batchnorm(self.model), self._fp32, self.window_shape, self.req.opset)
+        return self._fp32
+
+    def base_card(self, precision: str) -> dict:
+        return {"precision": precision, "model": self.name, "param_count": self.card.get("param_count"),
+                "window_shape": list(self.window_shape), "joints": self.model.cfg.joints,
+                "layout": self.card.get("layout"), "opset": self.req.opset,
+                "input": {"name": "csi", "shape": ["batch", *self.window_shape], "dtype": "float32"},
+                "output": {"name": "keypoints", "shape": ["batch", self.model.cfg.joints, 2], "units": "pixel/1000"},
+                "parent": {"checkpoint": str(self.req.checkpoint), "weights_sha256": self.card.get("weights_sha256"),
+                           "dataset_fingerprint": self.card.get("dataset", {}).get("fingerprint"),
+                           "split_fingerprint": self.card.get("split", {}).get("fingerprint")}}
+
+    def torch_reference(self, x: np.ndarray) -> np.ndarray:
+        return torch_predictor(self.model)(x)
+
+
+def _export_fp32(ctx: _Context) -> list[Path]:
+    path = ctx.work / "artifact" / ctx.fp32_onnx().name
+    path.parent.mkdir(exist_ok=True)
+    shutil.copyfile(ctx.fp32_onnx(), path)
+    x, y = ctx.parity_set()
+    rand = np.random.default_rng(0).uniform(0, 1, (64, *ctx.window_shape)).astype(np.float32)
+    sess = ort_session(path)
+    real = parity(ctx.torch_reference(x), ort_predict(sess, x), y, ctx.dataset.layout.torso)
+    rnd = parity(ctx.torch_reference(rand), ort_predict(sess, rand))
+    if real["max_abs_error"] > 1e-4 or rnd["max_abs_error"] > 1e-4:
+        raise EdgeposeError(f"fp32 ONNX disagrees with torch (max abs error {max(real['max_abs_error'], rnd['max_abs_error']):.2e} > 1e-4)")
+    write_card(path, {**ctx.base_card("fp32"), "method": "export", "recipe": {"batchnorm": "folded into convs",
+               "dynamic_batch": True}, "parity": {"test_windows": real, "random_windows": rnd}})
+    return [path]
+
+
+def _export_fp16(ctx: _Context) -> list[Path]:
+    path = ctx.work / f"{ctx.name}.fp16.onnx"
+    params = convert_fp16(ctx.fp32_onnx(), path, ctx.req.keep_io_types, ctx.req.fp16_block_list)
+    x, y = ctx.parity_set()
+    par = parity(ctx.torch_reference(x), ort_predict(ort_session(path), x), y, ctx.dataset.layout.torso)
+    write_card(path, {**ctx.base_card("fp16"), "method": "convert", "recipe": params, "parity": {"test_windows": par}})
+    return [path]
+
+
+def _export_int8(ctx: _Context) -> list[Path]:
+    req = ctx.req
+    method = req.method or "ptq"
+    if method not in METHODS:
+        raise EdgeposeError(f"unknown int8 method {method!r}; choose from {', '.join(METHODS)}")
+    target, recipe = get_target(req.target), get_recipe(req.recipe)
+    if recipe.quantize_all_ops and (method == "qat" or target.name == "tensorrt"):
+        raise EdgeposeError(f"recipe 'global' is a PTQ baseline for ort-cpu only, not {method}/{target.name}")
+    calib = CalibrationSet.from_dataset(ctx.dataset, req.calib_count, req.calib_seed, ctx.spec, ctx.window_shape)
+    tag = f"int8-ptq-{req.calib}-{recipe.name}-{target.name}"
+    ptq_path = ctx.work / f"{ctx.name}.{tag}.onnx"
+    params = quantize_ptq(ctx.fp32_onnx(), ptq_path, calib, recipe, target, req.calib)
+    x, y = ctx.parity_set()
+    torso = ctx.dataset.layout.torso
+    ref = ctx.torch_reference(x)
+    if method == "ptq":
+        par = parity(ref, ort_predict(ort_session(ptq_path), x), y, torso)
+        card = {**ctx.base_card("int8"), "method": "ptq", "target": target.name, "recipe": params,
+                "calibration": calib.describe(), "parity": {"vs_fp32_torch": par}}
+        if target.name == "tensorrt":
+            card["tensorrt_qdq_problems"] = check_tensorrt_qdq(onnx.load(str(ptq_path)))
+        write_card(ptq_path, card)
+        return [ptq_path]
+    return [_qat(ctx, ptq_path, calib, params, recipe, target, x, y, ref)]
+
+
+def _qat(ctx, ptq_path, calib, params, recipe, target, x, y, ref) -> Path:
+    from .qat import build_qat_model, finetune
+    from .qdq import insert_qdq
+
+    req = ctx.req
+    folded = fold_batchnorm(ctx.model)
+    qat = build_qat_model(folded, onnx.load(str(ctx.fp32_onnx())), onnx.load(str(ptq_path)), recipe, target)
+    with torch.no_grad():
+        before = torch_predictor(qat.fake)(x)
+    req.log(f"QAT: fine-tuning {len(qat.wrappers)} fake-quant convs for {req.qat_epochs} epoch(s), lr {req.qat_lr}")
+    history = finetune(qat, ctx.dataset, ctx.spec, req.qat_epochs, req.qat_lr, seed=req.calib_seed,
+                       max_windows=req.qat_max_windows, log=req.log)
+    fp32_tuned = ctx.work / "qat-float.onnx"
+    export_onnx(qat.inner, fp32_tuned, ctx.window_shape, req.opset)
+    proto = onnx.load(str(fp32_tuned))
+    qdq = insert_qdq(proto, qat.export_plan(proto, target))
+    path = ctx.work / f"{ctx.name}.int8-qat-{recipe.name}-{target.name}.onnx"
+    onnx.save(qdq, str(path))
+    fake = torch_predictor(qat.fake)(x)
+    shipped = ort_predict(ort_session(path), x)
+    torso = ctx.dataset.layout.torso
+    gate = parity(fake, shipped, y, torso)
+    card = {**ctx.base_card("int8"), "method": "qat", "target": target.name,
+            "recipe": {**params, "calibrator_init": req.calib, "qat_epochs": req.qat_epochs, "qat_lr": req.qat_lr,
+                       "activation_scales": "frozen from PTQ calibration", "weight_scales": "max|w|/qmax, frozen at export"},
+            "calibration": calib.describe(), "history": history,
+            "parity": {"fake_quant_vs_onnx_int8": gate, "vs_fp32_torch": parity(ref, shipped, y, torso),
+                       "fake_quant_before_finetune_vs_fp32": parity(ref, before, y, torso)}}
+    if target.name == "tensorrt":
+        card["tensorrt_qdq_problems"] = check_tensorrt_qdq(qdq)
+    write_card(path, card)
+    return path
+
+
+#: precision → exporter. Each returns the artifact paths it wrote into the work folder.
+PRECISIONS: dict[str, Callable[[_Context], list[Path]]] = {
+    "fp32": _export_fp32,
+    "fp16": _export_fp16,
+    "int8": _export_int8,
+}
+
+
+def _validate(req: ExportRequest) -> None:
+    if req.precision not in PRECISIONS:
+        raise EdgeposeError(f"unknown precision {req.precision!r}; choose from {', '.join(PRECISIONS)}")
+    if req.precision != "int8" and req.method:
+        raise EdgeposeError(f"--method {req.method} applies to int8 only, not {req.precision}")
+    if req.calib not in CALIBRATORS:
+        raise EdgeposeError(f"unknown calibrator {req.calib!r}; choose from {', '.join(CALIBRATORS)}")
+    if req.target not in TARGETS:
+        raise EdgeposeError(f"unknown target {req.target!r}; choose from {', '.join(TARGETS)}")
+    if req.engine and req.precision == "fp32":
+        raise EdgeposeError("TensorRT engines are built from fp16 or int8 ONNX (strongly typed networks); "
+                            "use --precision fp16 or int8")
+    if req.engine and req.precision == "int8" and req.target != "tensorrt":
+        raise EdgeposeError("an int8 engine needs the TensorRT QDQ layout: add --target tensorrt")
+    if req.engine:
+        ok, reason = tensorrt_available()
+        if not ok:
+            raise EdgeposeError(reason)
+
+
+def export(req: ExportRequest) -> list[Path]:
+    """Run one export request; returns the final artifact paths in ``req.out``."""
+    _validate(req)
+    model, card = load_checkpoint(req.checkpoint)
+    req.out.mkdir(parents=True, exist_ok=True)
+    work = Path(tempfile.mkdtemp(prefix=".export-", dir=req.out))
+    try:
+        ctx = _Context(req, model, card, work)
+        paths = PRECISIONS[req.precision](ctx)
+        if req.engine:
+            plan = paths[0].with_suffix(".plan")
+            info = build_engine(paths[0], plan, ctx.window_shape)
+            write_card(plan, {**ctx.base_card(req.precision), "method": "tensorrt-engine",
+                              "source_onnx": paths[0].name, "recipe": info})
+            paths.append(plan)
+        final = []
+        for p in paths:
+            for f in (p, p.with_name(p.name + ".json")):
+                os.replace(f, req.out / f.name)
+            final.append(req.out / p.name)
+        return final
+    finally:
+        shutil.rmtree(work, ignore_errors=True)
