@@ -8,7 +8,7 @@ from __future__ import annotations
 
 from .orchestrate import METHODS, PRECISIONS, ExportRequest, export
 from .plan import RECIPES, get_recipe
-from .ptq import CALIBRATORS
+from .calibrators import CALIBRATORS
 from .targets import TARGETS, get_target
 
 __all__ = ["CALIBRATORS", "METHODS", "PRECISIONS", "RECIPES", "TARGETS", "ExportRequest", "export", "get_recipe",

@@ -6,7 +6,6 @@ import hashlib
 from dataclasses import dataclass
 
 import numpy as np
-from onnxruntime.quantization import CalibrationDataReader
 
 from ..data.base import CSIDataset, SplitSpec
 from ..errors import EdgeposeError
@@ -20,6 +19,8 @@ class CalibrationSet:
     indices: np.ndarray
     fingerprint: str
     seed: int
+    requested: int = 0
+    available: int = 0
 
     @classmethod
     def from_dataset(cls, ds: CSIDataset, count: int = 512, seed: int = 0, spec: SplitSpec = SplitSpec(),
@@ -32,29 +33,25 @@ class CalibrationSet:
             n_all = len(ds.indices("train", clean=False, spec=spec))
             raise EdgeposeError(f"no clean training windows to calibrate on ({n_all} training windows, all corrupt)",
                                 ds.path)
+        if count < 1:
+            raise EdgeposeError(f"--calib-count must be at least 1, got {count}", ds.path)
         rng = np.random.default_rng(seed)
         idx = np.sort(rng.choice(pool, size=min(count, len(pool)), replace=False))
         x, _ = ds.read(idx)
         h = hashlib.sha256(ds.fingerprint.encode())
         h.update(idx.astype(np.int64).tobytes())
-        return cls(x, idx, h.hexdigest(), seed)
+        return cls(x, idx, h.hexdigest(), seed, requested=int(count), available=int(len(pool)))
+
+    @property
+    def short(self) -> bool:
+        """Fewer windows than requested: the data had fewer clean training windows."""
+        return len(self.indices) < self.requested
 
     def describe(self) -> dict:
-        return {"windows": int(len(self.indices)), "seed": self.seed, "source": "clean training windows",
-                "fingerprint": self.fingerprint}
-
-
-class OrtCalibrationReader(CalibrationDataReader):
-    """Feeds a :class:`CalibrationSet` to ONNX Runtime's calibrators in batches."""
-
-    def __init__(self, calib: CalibrationSet, input_name: str, batch: int = 64) -> None:
-        self._batches = [calib.windows[i : i + batch] for i in range(0, len(calib.windows), batch)]
-        self._name = input_name
-        self._it = iter(self._batches)
-
-    def get_next(self):
-        nxt = next(self._it, None)
-        return None if nxt is None else {self._name: nxt}
-
-    def rewind(self) -> None:
-        self._it = iter(self._batches)
+        out = {"windows": int(len(self.indices)), "requested": self.requested,
+               "available_clean_training_windows": self.available, "seed": self.seed,
+               "source": "clean training windows", "fingerprint": self.fingerprint}
+        if self.short:
+            out["note"] = (f"asked for {self.requested} calibration windows, the data has {self.available} clean "
+                           f"training windows: calibrated on all {len(self.indices)}")
+        return out

@@ -30,7 +30,8 @@ from .fp16 import DEFAULT_BLOCK_LIST, convert_fp16
 from .onnx_fp32 import DEFAULT_OPSET, export_onnx
 from .parity import ort_predict, ort_session, parity
 from .plan import get_recipe
-from .ptq import CALIBRATORS, quantize_ptq
+from .calibrators import CALIBRATORS
+from .ptq import quantize_ptq
 from .targets import TARGETS, get_target
 from .tensorrt import build_engine, check_tensorrt_qdq, tensorrt_available
 
@@ -156,6 +157,8 @@ def _export_int8(ctx: _Context) -> list[Path]:
     if recipe.quantize_all_ops and (method == "qat" or target.name == "tensorrt"):
         raise EdgeposeError(f"recipe 'global' is a PTQ baseline for ort-cpu only, not {method}/{target.name}")
     calib = CalibrationSet.from_dataset(ctx.dataset, req.calib_count, req.calib_seed, ctx.spec, ctx.window_shape)
+    if calib.short:
+        req.log(f"note: {calib.describe()['note']}")
     tag = f"int8-ptq-{req.calib}-{recipe.name}-{target.name}"
     ptq_path = ctx.work / f"{ctx.name}.{tag}.onnx"
     params = quantize_ptq(ctx.fp32_onnx(), ptq_path, calib, recipe, target, req.calib)

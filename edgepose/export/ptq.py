@@ -1,39 +1,62 @@
-"""int8 post-training quantization with ONNX Runtime's static quantizer (QDQ format)."""
+"""int8 post-training quantization: our batch-independent calibrators, ONNX Runtime's QDQ writer.
+
+The activation ranges come from :mod:`edgepose.export.calibrators`; they are handed to
+``quantize_static`` as its calibration cache, so the QDQ placement, scales and zero points are
+computed by ONNX Runtime's own quantizer from ranges we control.
+"""
 
 from __future__ import annotations
 
 import contextlib
+import inspect
 import io
 import logging
+import tempfile
 from pathlib import Path
 
+import numpy as np
 import onnx
 from onnxruntime.quantization import CalibrationMethod, QuantFormat, quantize_static
+from onnxruntime.quantization.calibrate import TensorData, TensorsData, save_tensors_data
 
 from ..errors import EdgeposeError
-from .calibration import CalibrationSet, OrtCalibrationReader
-from .onnx_fp32 import INPUT_NAME
+from .calibration import CalibrationSet
+from .calibrators import CALIBRATORS, DEFAULT_PERCENTILE, compute_ranges, get_calibrator
 from .plan import Recipe, conv_nodes_by_module
 from .targets import Target
 
-#: Calibrators behind one name each (ONNX Runtime implements all three).
-CALIBRATORS = {
-    "minmax": CalibrationMethod.MinMax,
-    "entropy": CalibrationMethod.Entropy,
-    "percentile": CalibrationMethod.Percentile,
-}
-PERCENTILE = 99.999
+#: How ONNX Runtime labels each of our calibrators in its cache (the label is checked, not used).
+_ORT_METHOD = {"minmax": CalibrationMethod.MinMax, "entropy": CalibrationMethod.Entropy,
+               "percentile": CalibrationMethod.Percentile}
+PERCENTILE = DEFAULT_PERCENTILE
+
+__all__ = ["CALIBRATORS", "PERCENTILE", "quantize_ptq", "ranges_to_tensors_data"]
+
+
+def ranges_to_tensors_data(ranges: dict[str, tuple[float, float]], calibrator: str) -> TensorsData:
+    """Our ranges as ONNX Runtime's ``TensorsData``."""
+    return TensorsData(_ORT_METHOD[calibrator], {
+        name: TensorData(lowest=np.float32(lo), highest=np.float32(hi)) for name, (lo, hi) in ranges.items()})
 
 
 def quantize_ptq(fp32_path: Path, out_path: Path, calib: CalibrationSet, recipe: Recipe, target: Target,
-                 calibrator: str = "percentile") -> dict:
-    """Write a QDQ int8 model calibrated on ``calib``; returns the recipe parameters used."""
-    if calibrator not in CALIBRATORS:
-        raise EdgeposeError(f"unknown calibrator {calibrator!r}; choose from {', '.join(CALIBRATORS)}")
+                 calibrator: str = "percentile", chunk: int = 64) -> dict:
+    """Write a QDQ int8 model calibrated on ``calib``; returns the recipe parameters used.
+
+    ``chunk`` (windows per calibration inference) changes memory use only, never the ranges.
+    """
+    get_calibrator(calibrator)
+    if "calibration_cache_path" not in inspect.signature(quantize_static).parameters:
+        import onnxruntime
+
+        raise EdgeposeError(f"onnxruntime {onnxruntime.__version__} is too old for edgepose's calibrators "
+                            "(quantize_static needs calibration_cache_path): pip install -U onnxruntime")
     proto = onnx.load(str(fp32_path))
     by_module = conv_nodes_by_module(proto)
     nodes = [node for path, node in by_module.items() if not recipe.keep_float(path)]
     excluded = sorted(path for path in by_module if recipe.keep_float(path))
+    ranges = compute_ranges(fp32_path, calib.windows, calibrator, symmetric=target.symmetric_activations,
+                            chunk=chunk)
     extra = {
         "ActivationSymmetric": target.symmetric_activations,
         "WeightSymmetric": True,
@@ -41,17 +64,13 @@ def quantize_ptq(fp32_path: Path, out_path: Path, calib: CalibrationSet, recipe:
     }
     if not target.quantize_outputs:
         extra["OpTypesToExcludeOutputQuantization"] = ["Conv"]
-    if calibrator == "percentile":
-        extra["CalibPercentile"] = PERCENTILE
-    if calibrator == "entropy":
-        extra["CalibNumBins"] = 512
     kwargs = dict(
         quant_format=QuantFormat.QDQ,
         per_channel=True,
         reduce_range=target.reduce_range(),
         activation_type=target.activation_type,
         weight_type=target.weight_type,
-        calibrate_method=CALIBRATORS[calibrator],
+        calibrate_method=_ORT_METHOD[calibrator],
         extra_options=extra,
     )
     if recipe.quantize_all_ops:
@@ -64,12 +83,16 @@ def quantize_ptq(fp32_path: Path, out_path: Path, calib: CalibrationSet, recipe:
     level = root.level
     root.setLevel(logging.ERROR)  # the quantizer logs a pre-processing hint on the root logger
     try:
-        with contextlib.redirect_stdout(sink):
-            quantize_static(str(fp32_path), str(out_path), OrtCalibrationReader(calib, INPUT_NAME), **kwargs)
+        with tempfile.TemporaryDirectory(prefix="edgepose-calib-") as tmp:
+            cache = Path(tmp) / "ranges.json"
+            save_tensors_data(ranges_to_tensors_data(ranges, calibrator), cache)
+            with contextlib.redirect_stdout(sink):
+                quantize_static(str(fp32_path), str(out_path), None, calibration_cache_path=str(cache), **kwargs)
     finally:
         root.setLevel(level)
     return {
         "calibrator": calibrator,
+        "calibrator_definition": CALIBRATORS[calibrator].description,
         **({"percentile": PERCENTILE} if calibrator == "percentile" else {}),
         "per_channel": True,
         "reduce_range": target.reduce_range(),
