@@ -15,36 +15,67 @@ def data() -> None:
 
 
 @data.command("synth")
-@click.option("--out", required=True, type=path_arg(), help="Folder to write (WiFlow layout).")
-@click.option("--seed", default=0, show_default=True, help="Seed of every random stream.")
-@click.option("--subjects", default=4, show_default=True)
-@click.option("--takes", default=3, show_default=True, help="Recordings per subject and activity.")
-@click.option("--duration", default=8.0, show_default=True, help="Seconds per recording.")
-@click.option("--stride", default=8, show_default=True, help="Packets between window starts.")
+@click.option("--out", required=True, type=path_arg(), help="Folder to write.")
+@click.option("--layout", type=click.Choice(["wiflow", "mmfi"]), default="wiflow", show_default=True,
+              help="On-disk layout: WiFlow preprocessed ([N, 540, 20], 15 joints) or MM-Fi "
+                   "(E01/S01/A01/wifi-csi/frameNNN.mat of (3, 114, 10), 17 joints).")
+@click.option("--seed", default=None, type=int, help="Seed of every random stream.  [default: 0]")
+@click.option("--subjects", default=None, type=int, help="Number of subjects.  [default: 4]")
+@click.option("--takes", default=None, type=int,
+              help="Recordings per subject and activity.  [default: 3 (wiflow), 1 (mmfi, the only value it holds)]")
+@click.option("--duration", default=None, type=float,
+              help="Seconds per recording.  [default: 8 (wiflow), 29.7 = 297 frames (mmfi)]")
+@click.option("--window", default=None, type=int,
+              help="Packets per window (per MM-Fi frame).  [default: 20 (wiflow), 10 (mmfi)]")
+@click.option("--stride", default=None, type=int,
+              help="Packets between window starts.  [default: 8 (wiflow), 10 (mmfi)]")
 @click.option("--activities", default=None, help="Comma-separated subset of the activities.")
 @click.option("--overwrite", is_flag=True, help="Replace an existing non-empty folder.")
-def synth(out: Path, seed: int, subjects: int, takes: int, duration: float, stride: int,
-          activities: str | None, overwrite: bool) -> None:
+def synth(out: Path, layout: str, seed: int | None, subjects: int | None, takes: int | None,
+          duration: float | None, window: int | None, stride: int | None, activities: str | None,
+          overwrite: bool) -> None:
     """Generate the physics-based synthetic dataset (the embedded default).
 
     \b
-    Example:
+    Examples:
       edgepose data synth --out data/synth-default
+      edgepose data synth --layout mmfi --out data/synth-mmfi
     """
+    from dataclasses import replace
+
     from tqdm import tqdm
 
-    from ..data.synth import ACTIVITIES, SynthConfig, synthesize
+    from ..data.synth import ACTIVITIES, default_config, synthesize
 
-    acts = tuple(a.strip() for a in activities.split(",")) if activities else ACTIVITIES
-    unknown = [a for a in acts if a not in ACTIVITIES]
+    acts = tuple(a.strip() for a in activities.split(",")) if activities else None
+    unknown = [a for a in acts or () if a not in ACTIVITIES]
     if unknown:
         raise click.BadParameter(f"unknown activities {unknown}; choose from {', '.join(ACTIVITIES)}")
-    cfg = SynthConfig(seed=seed, subjects=subjects, activities=acts, takes=takes, duration_s=duration, stride=stride)
+    given = {"seed": seed, "subjects": subjects, "activities": acts, "takes": takes, "duration_s": duration,
+             "window": window, "stride": stride}
+    cfg = replace(default_config(layout), **{k: v for k, v in given.items() if v is not None})
+    _check_config(cfg, layout)
     bar = tqdm(total=len(cfg.recordings()), desc="recordings", unit="file", leave=False)
-    meta = synthesize(out, cfg, overwrite=overwrite, progress=lambda i, n: bar.update(1))
+    meta = synthesize(out, cfg, overwrite=overwrite, progress=lambda i, n: bar.update(1), layout=layout)
     bar.close()
-    click.echo(f"wrote {meta['windows']} windows from {meta['files']} recordings to {out} in {meta['seconds']:.1f}s "
-               f"(dynamic/static power {meta['dynamic_to_static_db_median']:.1f} dB)")
+    click.echo(f"wrote {meta['windows']} windows from {meta['files']} recordings to {out} ({layout} layout) in "
+               f"{meta['seconds']:.1f}s (dynamic/static power {meta['dynamic_to_static_db_median']:.1f} dB)")
+
+
+def _check_config(cfg, layout: str) -> None:
+    """Turn a config the generator cannot make into a usage error before anything is written."""
+    if cfg.subjects < 1 or cfg.takes < 1 or not cfg.activities:
+        raise click.BadParameter("--subjects, --takes and --activities must each give at least one")
+    if cfg.window < 1 or cfg.stride < 1 or cfg.duration_s <= 0:
+        raise click.BadParameter("--window, --stride and --duration must be positive")
+    if len(set(cfg.activities)) != len(cfg.activities):
+        raise click.BadParameter("--activities lists an activity twice")
+    if layout == "mmfi" and cfg.takes != 1:
+        raise click.BadParameter("the MM-Fi layout holds one sequence per subject and action: --takes must be 1")
+    try:
+        cfg.window_starts()
+    except ValueError as exc:
+        raise click.BadParameter(f"{exc} (--duration × 100 packets/s must reach --window)") from None
 
 
 @data.command("check")

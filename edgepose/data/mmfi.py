@@ -6,7 +6,9 @@ one ``ground_truth.npy`` ``(frames, 17, 3)`` per sequence (metres, Human3.6M-17,
 
 Each sequence is one *file* for the split. Each frame becomes a window ``[342, 10]`` after the
 MM-Fi toolbox's cleaning: ``inf → NaN``; NaN replaced by the mean of its packet slice
-``[:, :, p]``; per-frame min–max scaling. Zero-byte frame files are dropped with their label.
+``[:, :, p]``; per-frame min–max scaling. A packet with no finite value has no mean to repair
+from: the toolbox's cleaning turns such a frame into NaN, and so does this reader, which makes
+it a corrupt window. Zero-byte frame files are dropped with their label.
 The model predicts 2-D points, so the label keeps the first two coordinates (x, y) of each joint.
 """
 
@@ -45,17 +47,48 @@ def _sequence_dirs(root: Path, limit: int | None = None) -> list[Path]:
 
 
 def clean_frame(amp: np.ndarray) -> np.ndarray:
-    """MM-Fi toolbox cleaning of one ``(3, 114, 10)`` amplitude frame → ``float32 [342, 10]``."""
+    """MM-Fi toolbox cleaning of one ``(3, 114, 10)`` amplitude frame → ``float32 [342, 10]``.
+
+    A frame with a packet that holds no finite value comes back as all NaN (a corrupt window).
+    """
     x = np.array(amp, dtype=np.float64)
     x[np.isinf(x)] = np.nan
-    for p in range(x.shape[-1]):
-        sl = x[..., p]
-        bad = np.isnan(sl)
-        if bad.any():
-            sl[bad] = np.nanmean(sl) if (~bad).any() else 0.0
-    lo, hi = x.min(), x.max()
-    x = (x - lo) / (hi - lo) if hi > lo else np.zeros_like(x)
+    with np.errstate(over="ignore", invalid="ignore"):
+        for p in range(x.shape[-1]):
+            sl = x[..., p]
+            bad = np.isnan(sl)
+            if bad.all():
+                return np.full((x.size // x.shape[-1], x.shape[-1]), np.nan, dtype=np.float32)
+            if bad.any():
+                sl[bad] = np.nanmean(sl)
+        lo, hi = x.min(), x.max()
+        x = (x - lo) / (hi - lo) if hi > lo else np.zeros_like(x)
     return x.reshape(-1, x.shape[-1]).astype(np.float32)
+
+
+def read_frame(path: Path) -> np.ndarray:
+    """The raw ``CSIamp`` array ``(antennas, subcarriers, packets)`` of one MM-Fi ``.mat`` frame.
+
+    Raises :class:`EdgeposeError` naming the file for an unreadable file, a missing variable, or
+    an array that is not a non-empty 3-D array of real numbers.
+    """
+    from scipy.io import loadmat
+
+    try:
+        mat = loadmat(path)
+    except Exception as exc:  # scipy raises ValueError/TypeError/MatReadError/… for broken files
+        raise EdgeposeError(f"cannot read MATLAB file ({type(exc).__name__}: {exc})", path) from None
+    amp = mat.get("CSIamp")
+    if amp is None:
+        raise EdgeposeError("no CSIamp variable", path)
+    if not isinstance(amp, np.ndarray) or amp.dtype.kind not in "biuf":
+        kind = amp.dtype if isinstance(amp, np.ndarray) else type(amp).__name__
+        raise EdgeposeError(f"CSIamp must hold real numbers, got {kind}", path)
+    if amp.ndim != 3:
+        raise EdgeposeError(f"CSIamp has shape {amp.shape}, expected (antennas, subcarriers, packets)", path)
+    if amp.size == 0:
+        raise EdgeposeError(f"CSIamp is empty (shape {amp.shape})", path)
+    return amp
 
 
 class _LazyFrames:
@@ -67,19 +100,8 @@ class _LazyFrames:
         self.dtype = np.dtype(np.float32)
 
     def _one(self, i: int) -> np.ndarray:
-        from scipy.io import loadmat
-
         path = self.files[i]
-        try:
-            mat = loadmat(path)
-        except Exception as exc:
-            raise EdgeposeError(f"cannot read MATLAB file ({exc})", path) from None
-        if "CSIamp" not in mat:
-            raise EdgeposeError("no CSIamp variable", path)
-        amp = mat["CSIamp"]
-        if amp.ndim != 3:
-            raise EdgeposeError(f"CSIamp has shape {amp.shape}, expected (antennas, subcarriers, packets)", path)
-        out = clean_frame(amp)
+        out = clean_frame(read_frame(path))
         if out.shape != self.shape[1:]:
             raise EdgeposeError(f"CSIamp gives a {out.shape} window, expected {self.shape[1:]}", path)
         return out
@@ -118,6 +140,8 @@ class MMFiDataset(CSIDataset):
                 raise EdgeposeError(f"not a readable .npy file ({exc})", gt_path) from None
             if gt.ndim != 3 or gt.shape[1:] != (17, 3):
                 raise EdgeposeError(f"expected (frames, 17, 3), got {gt.shape}", gt_path)
+            if gt.dtype.kind not in "biuf":
+                raise EdgeposeError(f"expected real numbers, got {gt.dtype}", gt_path)
             frames = sorted(
                 ((int(m.group(1)), p) for p in (seq / "wifi-csi").iterdir() if (m := _FRAME.search(p.name))),
             )
@@ -128,11 +152,7 @@ class MMFiDataset(CSIDataset):
                 labels.append(gt[num - 1, :, :2])
                 owner.append(s_idx)
             if shape is None and files:
-                from scipy.io import loadmat
-
-                amp = loadmat(files[-1]).get("CSIamp")
-                if amp is None or amp.ndim != 3:
-                    raise EdgeposeError("no (antennas, subcarriers, packets) CSIamp", files[-1])
+                amp = read_frame(files[-1])
                 shape = (amp.shape[0] * amp.shape[1], amp.shape[2])
             file_ids.append("/".join(seq.parts[-3:]))
         if not files:

@@ -1,6 +1,6 @@
-"""Physics-grounded synthetic CSI pose data written in the WiFlow layout."""
+"""Physics-grounded synthetic CSI pose data, written in the WiFlow (default) or MM-Fi layout."""
 
-from .generate import SynthConfig, synthesize
+from .generate import LAYOUTS, SynthConfig, default_config, synthesize
 from .motion import ACTIVITIES
 
-__all__ = ["ACTIVITIES", "SynthConfig", "synthesize"]
+__all__ = ["ACTIVITIES", "LAYOUTS", "SynthConfig", "default_config", "synthesize"]

@@ -2,7 +2,8 @@
 
 Geometry (metres, z up) of one fixed room — every recording shares it, as every recording of a
 real dataset shares its lab. Channels are ordered ``[receiver, tx antenna, rx antenna,
-subcarrier]`` = 2 × 3 × 3 × 30 = 540, the ``rx-tx-rxant-subcarrier`` layout.
+subcarrier]`` = 2 × 3 × 3 × 30 = 540, the ``rx-tx-rxant-subcarrier`` layout (the WiFlow rig); the
+MM-Fi rig uses the first transmit antenna and the first receiver's three antennas.
 """
 
 from __future__ import annotations
@@ -16,6 +17,8 @@ CENTER_HZ = 5.32e9                      # 5 GHz channel 64
 SUBCARRIER_SPACING_HZ = 312.5e3
 #: Intel 5300 HT20 CSI grouping: 30 of the 56 data subcarriers.
 INTEL5300_GROUPS = np.array(list(range(-28, -1, 2)) + [-1, 1] + list(range(3, 28, 2)) + [28])
+#: Atheros HT40 CSI (the MM-Fi receiver): the 114 tones ±2..±58 (DC and the pilots' gap excluded).
+ATHEROS_HT40_TONES = np.array(list(range(-58, -1)) + list(range(2, 59)))
 CHANNEL_LAYOUT = "rx-tx-rxant-subcarrier"
 
 #: Body scatterers: (joint a, joint b, fraction from a to b, radar cross-section share (m²),

@@ -1,0 +1,82 @@
+"""What every synthetic layout shares: the config, one recording's motion, and which files get damaged.
+
+Each recording (file) is one (subject, activity, take). Randomness comes from independent
+streams keyed by the seed and the recording's identity, so any recording can be regenerated on
+its own: the room from ``(seed, 0)``, a subject from ``(seed, 1, s)``, the subject's style of
+an activity from ``(seed, 2, s, a)``, the take's motion from ``(seed, 5, s, a, k)`` and its
+noise from ``(seed, 3, s, a, k)``; the corrupt windows draw from ``(seed, 4)``.
+"""
+
+from __future__ import annotations
+
+from dataclasses import dataclass
+import numpy as np
+
+from ..split import split_files
+from .motion import ACTIVITIES, Subject, animate
+from .scene import Room
+
+#: Floor marks the subjects perform on (offsets from the room's stage centre, metres). Marked
+#: spots are revisited across recordings, as in a real lab protocol; per-recording placement at
+#: random continuous positions would let a network memorise recordings instead of poses. Several
+#: marks make the subject's place in the image part of the task, so the mean pose is no free win.
+FLOOR_MARKS = ((-0.7, -0.4), (0.6, -0.3), (-0.5, 0.5), (0.5, 0.6))
+
+
+@dataclass(frozen=True)
+class SynthConfig:
+    """Size and sampling of a synthetic dataset; defaults are the embedded default (WiFlow) dataset.
+
+    ``window`` packets make one window (one MM-Fi frame); a window starts every ``stride``
+    packets. ``corrupt_windows_per_file`` windows are damaged in one file of each split.
+    """
+
+    seed: int = 0
+    subjects: int = 4
+    activities: tuple[str, ...] = ACTIVITIES
+    takes: int = 3
+    duration_s: float = 8.0
+    packet_rate_hz: float = 100.0
+    window: int = 20
+    stride: int = 8
+    corrupt_windows_per_file: int = 6
+
+    def recordings(self) -> list[tuple[int, int, int]]:
+        """(subject, activity index, take) of every file, in file order."""
+        return [(s, a, k) for s in range(self.subjects) for a in range(len(self.activities)) for k in range(self.takes)]
+
+    @property
+    def n_packets(self) -> int:
+        """Packets per recording."""
+        return int(round(self.duration_s * self.packet_rate_hz))
+
+    def window_starts(self) -> np.ndarray:
+        """First packet of every window of a recording; raises ``ValueError`` when there is none."""
+        starts = np.arange(0, self.n_packets - self.window + 1, self.stride)
+        if len(starts) < 1:
+            raise ValueError("recordings are shorter than one window")
+        return starts
+
+
+def simulate_motion(cfg: SynthConfig, room: Room, s: int, a: int, k: int
+                    ) -> tuple[np.ndarray, Subject, np.random.Generator]:
+    """3-D joints ``[packets, 15, 3]`` of recording ``(s, a, k)``, its subject and its noise stream."""
+    subject = Subject.sample(np.random.default_rng([cfg.seed, 1, s]))
+    style_rng = np.random.default_rng([cfg.seed, 2, s, a])
+    motion_rng = np.random.default_rng([cfg.seed, 5, s, a, k])
+    noise_rng = np.random.default_rng([cfg.seed, 3, s, a, k])
+    mark = FLOOR_MARKS[motion_rng.integers(len(FLOOR_MARKS))]
+    stage = (room.stage[0] + mark[0], room.stage[1] + mark[1])
+    t = np.arange(cfg.n_packets) / cfg.packet_rate_hz
+    joints = animate(cfg.activities[a], subject, t, style_rng, motion_rng, stage)
+    return joints, subject, noise_rng
+
+
+def corrupt_files(n_files: int, cfg: SynthConfig) -> list[int]:
+    """Indices (in the reader's file order) of the files that get corrupt windows: the first file
+    of each split of the reference split, so every code path sees some; none when the config asks
+    for no corrupt windows."""
+    if not cfg.corrupt_windows_per_file:
+        return []
+    return sorted({lst[0] for lst in split_files(n_files) if lst})
+

@@ -1,0 +1,90 @@
+"""Write a synthetic dataset in the WiFlow preprocessed layout (the embedded default).
+
+Files: ``csi_windows.npy (N, 540, window)`` float32, ``all_keypoints.npy (frames, 15, 2)`` in
+pixel/1000, ``window_info.npz``, ``file_info.npz`` and ``synth_meta.json`` — what
+:mod:`edgepose.data.wiflow` reads. A window's label is the pose at its last packet.
+"""
+
+from __future__ import annotations
+
+import time
+from dataclasses import asdict
+from pathlib import Path
+from typing import Callable
+
+import numpy as np
+
+from ... import __version__
+from ...io import atomic_dir, write_json
+from .channel import Impairments, csi_amplitude
+from .recording import SynthConfig, corrupt_files, simulate_motion
+from .scene import CHANNEL_LAYOUT, Camera, Room
+
+GENERATOR_VERSION = 1
+
+
+def write_wiflow(out: str | Path, cfg: SynthConfig, overwrite: bool = False,
+                 progress: Callable[[int, int], None] | None = None) -> dict:
+    """Generate ``cfg`` into ``out`` (atomically) in the WiFlow layout and return its metadata."""
+    t0 = time.perf_counter()
+    room = Room.sample(np.random.default_rng([cfg.seed, 0]))
+    camera = Camera()
+    recs = cfg.recordings()
+    n_packets = cfg.n_packets
+    starts = cfg.window_starts()
+    per_file = len(starts)
+    n = per_file * len(recs)
+    # files whose windows get corrupted: one from each split, so every code path sees some
+    damaged = corrupt_files(len(recs), cfg)
+    ratios = []
+    with atomic_dir(out, overwrite=overwrite) as tmp:
+        windows = np.lib.format.open_memmap(tmp / "csi_windows.npy", mode="w+", dtype=np.float32, shape=(n, 540, cfg.window))
+        keypoints = np.empty((n_packets * len(recs), 15, 2), dtype=np.float32)
+        w2file = np.repeat(np.arange(len(recs)), per_file)
+        w2frame = np.empty(n, dtype=np.int64)
+        bad_rng = np.random.default_rng([cfg.seed, 4])
+        for f, (s, a, k) in enumerate(recs):
+            joints, subject, noise_rng = simulate_motion(cfg, room, s, a, k)
+            csi, diag = csi_amplitude(joints, room, subject.reflectivity, Impairments.sample(noise_rng), noise_rng)
+            ratios.append(diag["dynamic_to_static_db"])
+            keypoints[f * n_packets : (f + 1) * n_packets] = camera.project(joints).astype(np.float32)
+            idx = np.arange(cfg.window)[None, :] + starts[:, None]            # [W, T]
+            block = csi[idx].transpose(0, 2, 1)                               # [W, 540, T]
+            if f in damaged:
+                n_bad = min(per_file, cfg.corrupt_windows_per_file)
+                for j, w in enumerate(bad_rng.choice(per_file, n_bad, replace=False)):
+                    kind = j % 3
+                    c = bad_rng.integers(540, size=4)
+                    block[w, c, bad_rng.integers(cfg.window)] = (np.nan, np.inf, 3.4e38)[kind]
+            windows[f * per_file : (f + 1) * per_file] = block
+            w2frame[f * per_file : (f + 1) * per_file] = f * n_packets + starts + cfg.window - 1
+            if progress:
+                progress(f + 1, len(recs))
+        windows.flush()
+        del windows
+        file_ids = np.array([f"S{s + 1:02d}_{cfg.activities[a]}_T{k + 1}" for s, a, k in recs])
+        np.save(tmp / "all_keypoints.npy", keypoints)
+        np.savez(tmp / "window_info.npz", window_to_file=w2file, window_to_frame=w2frame)
+        np.savez(
+            tmp / "file_info.npz",
+            file_ids=file_ids,
+            window_ranges=np.stack([np.arange(len(recs)) * per_file, (np.arange(len(recs)) + 1) * per_file], 1),
+            keypoints_files=np.array([""] * len(recs)),
+        )
+        meta = {
+            "generator": "edgepose.data.synth",
+            "generator_version": GENERATOR_VERSION,
+            "edgepose_version": __version__,
+            "layout": "wiflow",
+            "config": {**asdict(cfg), "activities": list(cfg.activities), "layout": "wiflow"},
+            "files": len(recs),
+            "windows": n,
+            "windows_per_file": per_file,
+            "channel_layout": CHANNEL_LAYOUT,
+            "label_units": "pixel/1000 (1280x720 pinhole camera)",
+            "corrupt_files": [str(file_ids[f]) for f in damaged],
+            "dynamic_to_static_db_median": float(np.median(ratios)),
+            "seconds": round(time.perf_counter() - t0, 2),
+        }
+        write_json(tmp / "synth_meta.json", meta)
+    return meta
