@@ -13,16 +13,30 @@ INPUT_NAME = "csi"
 OUTPUT_NAME = "keypoints"
 
 
+#: ``graph_optimization`` names → ONNX Runtime levels.
+OPTIMIZATION_LEVELS = {
+    "all": ort.GraphOptimizationLevel.ORT_ENABLE_ALL,
+    "extended": ort.GraphOptimizationLevel.ORT_ENABLE_EXTENDED,
+    "basic": ort.GraphOptimizationLevel.ORT_ENABLE_BASIC,
+    "none": ort.GraphOptimizationLevel.ORT_DISABLE_ALL,
+}
+
+
 def ort_session(path: Path | str | bytes, threads: int = 0, providers: list[str] | None = None,
-                spinning: bool | None = None) -> ort.InferenceSession:
-    """An ONNX Runtime session with full graph optimisation.
+                spinning: bool | None = None, graph_optimization: str = "all",
+                model_format: str | None = None) -> ort.InferenceSession:
+    """An ONNX Runtime session, by default with full graph optimisation.
 
     ``path`` may be a file or the serialized model bytes. ``threads`` > 0 fixes the intra-op pool
     (one inter-op thread); ``spinning`` False stops idle pool threads from busy-waiting.
+    ``graph_optimization`` is one of :data:`OPTIMIZATION_LEVELS`; ``model_format`` ``"ORT"``
+    loads ONNX Runtime's own flatbuffer format (``.ort``) rather than ONNX.
     """
     so = ort.SessionOptions()
-    so.graph_optimization_level = ort.GraphOptimizationLevel.ORT_ENABLE_ALL
+    so.graph_optimization_level = OPTIMIZATION_LEVELS[graph_optimization]
     so.log_severity_level = 3
+    if model_format:
+        so.add_session_config_entry("session.load_model_format", model_format)
     if threads:
         so.intra_op_num_threads = threads
         so.inter_op_num_threads = 1

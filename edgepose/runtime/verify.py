@@ -1,0 +1,170 @@
+"""Box-side verification: is this copy of a bundle the one that was measured, and does it behave?
+
+:func:`verify` checks, in order: the seal and every member's SHA-256 (before any session
+exists), that ONNX Runtime loads the model, the golden vectors within the bundle's tolerance
+(ONNX and, when bundled, ORT-format model), that the corruption rule refuses poisoned windows,
+and measures p50/p99 at batch 1 through the full runtime path. The verdict is one line;
+``passed`` is False when any check failed (latency only fails with ``max_slowdown``).
+"""
+
+from __future__ import annotations
+
+import time
+from dataclasses import asdict, dataclass, field
+from pathlib import Path
+
+import numpy as np
+
+from .bundle import Bundle, Limits
+from .errors import BundleError, EdgeposeError
+from .predictor import Predictor, default_threads
+from .window import CORRUPT_ABS_LIMIT, OK
+
+
+@dataclass
+class Check:
+    """One verification step and its outcome."""
+
+    name: str
+    passed: bool
+    detail: str
+
+
+@dataclass
+class VerifyReport:
+    """Everything :func:`verify` found; :attr:`verdict` is the one-line summary."""
+
+    bundle: str
+    checks: list[Check] = field(default_factory=list)
+    latency: dict | None = None
+    reference: dict | None = None
+    verdict: str = ""
+
+    @property
+    def passed(self) -> bool:
+        return bool(self.checks) and all(c.passed for c in self.checks)
+
+    def to_dict(self) -> dict:
+        return {"bundle": self.bundle, "passed": self.passed, "verdict": self.verdict,
+                "checks": [asdict(c) for c in self.checks], "latency": self.latency, "reference": self.reference}
+
+
+def golden_check(pred: Predictor, label: str) -> Check:
+    """Run the bundle's golden inputs; every output must be within the manifest's tolerance."""
+    g = pred.manifest["golden"]
+    x, want = pred.bundle.array(g["inputs"]), pred.bundle.array(g["outputs"])
+    tol = float(g["tolerance"]["max_abs"])
+    out = pred.predict(x)
+    if not out.ok.all():
+        bad = int((~out.ok).sum())
+        return Check(label, False, f"{bad} of {len(x)} golden windows were refused as corrupt ({out.status[0]})")
+    err = np.abs(out.values.astype(np.float64) - want.astype(np.float64))
+    worst = float(err.max()) if err.size else 0.0
+    within = int((err.reshape(len(x), -1).max(axis=1) <= tol).sum())
+    return Check(label, within == len(x),
+                 f"{within}/{len(x)} golden windows within {tol:.1e} (max abs error {worst:.2e})")
+
+
+def corruption_check(pred: Predictor) -> Check:
+    """A NaN and an out-of-range copy of a golden window must come back without keypoints."""
+    x = pred.bundle.array(pred.manifest["golden"]["inputs"])[:1].astype(np.float32)
+    nan, big = x.copy(), x.copy()
+    nan[0, 0, 0] = np.nan
+    big[0, -1, -1] = 10 * CORRUPT_ABS_LIMIT
+    out = pred.predict(np.concatenate([nan, big]))
+    good = (not out.ok.any()) and all(out.pose(i) is None for i in range(2))
+    return Check("corruption rule", good, "poisoned windows refused" if good else f"statuses {out.status}")
+
+
+def measure_latency(pred: Predictor, seconds: float = 2.0, warmup: int = 20, min_iters: int = 50,
+                    max_iters: int = 5000) -> dict:
+    """p50/p99/mean of :meth:`Predictor.predict` on one golden window (batch 1), in ms."""
+    x = pred.bundle.array(pred.manifest["golden"]["inputs"])[:1].astype(np.float32)
+    for _ in range(warmup):
+        pred.predict(x)
+    times = []
+    deadline = time.perf_counter() + seconds
+    while len(times) < max_iters and (len(times) < min_iters or time.perf_counter() < deadline):
+        t0 = time.perf_counter()
+        pred.predict(x)
+        times.append(time.perf_counter() - t0)
+    ms = np.asarray(times) * 1e3
+    return {"batch": 1, "iters": len(ms), "p50_ms": float(np.percentile(ms, 50)),
+            "p99_ms": float(np.percentile(ms, 99)), "mean_ms": float(ms.mean())}
+
+
+def reference_figures(manifest: dict) -> dict | None:
+    """The latency the bundle shipped with: its bench figures, else the build machine's own run."""
+    bench = manifest.get("bench") or {}
+    fig = bench.get("figures") or {}
+    if fig.get("p50_ms") is not None:
+        return {"source": "bench", "p50_ms": fig["p50_ms"], "p99_ms": fig.get("p99_ms"),
+                "threads": bench.get("threads"), "cpu_model": (bench.get("machine") or {}).get("cpu_model")}
+    build = (manifest.get("build") or {}).get("latency")
+    if build and build.get("p50_ms") is not None:
+        return {"source": "build machine", "p50_ms": build["p50_ms"], "p99_ms": build.get("p99_ms"),
+                "threads": build.get("threads"), "cpu_model": (manifest.get("build") or {}).get("cpu", {}).get("cpu_model")}
+    return None
+
+
+def verify(bundle: str | Path, threads: int | None = None, providers: list[str] | None = None,
+           seconds: float = 2.0, max_slowdown: float | None = None, limits: Limits = Limits()) -> VerifyReport:
+    """Verify a bundle on this machine; see the module docstring.
+
+    ``threads`` defaults to the CPUs this process may use (so ``taskset -c 0`` measures one
+    core). A missing file raises :class:`EdgeposeError`; every other problem is a failed check.
+    """
+    path = Path(bundle)
+    if not path.is_file():
+        raise EdgeposeError("bundle not found", path)
+    report = VerifyReport(str(path))
+    threads = threads or default_threads()
+    try:
+        b = Bundle.open(path, limits)
+    except BundleError as exc:
+        report.checks.append(Check("integrity", False, exc.problem))
+        report.verdict = f"FAIL {path.name}: {exc.problem}"
+        return report
+    report.checks.append(Check("integrity", True, f"seal and {len(b.members)} member hashes match"))
+    m = b.manifest
+    try:
+        pred = Predictor.load(b, providers=providers, threads=threads)
+    except EdgeposeError as exc:
+        report.checks.append(Check("load", False, exc.problem))
+        report.verdict = f"FAIL {path.name}: {exc.problem}"
+        return report
+    report.checks.append(Check("load", True, f"{pred.model_member} on {pred.providers[0]}, {threads} thread(s)"))
+    report.checks.append(golden_check(pred, "golden"))
+    if m["model"].get("ort_file"):
+        try:
+            report.checks.append(golden_check(Predictor.load(b, providers=providers, threads=threads,
+                                                             ort_format=True), "golden (ORT format)"))
+        except EdgeposeError as exc:
+            report.checks.append(Check("golden (ORT format)", False, exc.problem))
+    report.checks.append(corruption_check(pred))
+    lat = measure_latency(pred, seconds)
+    lat.update(threads=threads, provider=pred.providers[0])
+    report.latency = lat
+    ref = reference_figures(m)
+    report.reference = ref
+    speed = f"p50 {lat['p50_ms']:.3f} ms, p99 {lat['p99_ms']:.3f} ms at batch 1, {threads} thread(s)"
+    if ref:
+        ratio = lat["p50_ms"] / ref["p50_ms"]
+        ref["p50_ratio"] = ratio
+        speed += (f" ({ratio:.2f}x the {ref['source']} p50 {ref['p50_ms']:.3f} ms"
+                  f"{' on ' + ref['cpu_model'] if ref.get('cpu_model') else ''})")
+        if max_slowdown is not None:
+            report.checks.append(Check("latency", ratio <= max_slowdown,
+                                       f"p50 {ratio:.2f}x the reference (limit {max_slowdown:.2f}x)"))
+    failed = [c for c in report.checks if not c.passed]
+    model = m["model"]
+    head = f"{model.get('name', '?')} {model.get('precision', '?')}"
+    if failed:
+        report.verdict = f"FAIL {path.name} ({head}): " + "; ".join(f"{c.name}: {c.detail}" for c in failed)
+    else:
+        golden = next(c for c in report.checks if c.name == "golden")
+        report.verdict = f"PASS {path.name} ({head}): hashes ok; {golden.detail}; {speed}"
+    return report
+
+
+__all__ = ["Check", "VerifyReport", "verify", "measure_latency", "reference_figures", "OK"]

@@ -1,0 +1,132 @@
+"""What a window is, how input is validated, and the frame ring buffer that streaming uses.
+
+A *window* is ``float32 [C, T]``: ``C`` values per CSI frame (one radio packet) by ``T`` frames,
+oldest first, so ``window[:, t]`` is frame ``t``. A *frame* is ``[C]``.
+
+The corruption rule is the one the training data uses (``edgepose.data.base``): a window is
+corrupt when it holds any non-finite value or ``max |x| > 1.5``. A corrupt window gets a status
+and no keypoints; it is never fed to the model.
+"""
+
+from __future__ import annotations
+
+from collections.abc import Sequence
+
+import numpy as np
+
+from .errors import InputError
+
+#: Largest magnitude a clean window may hold (same value as ``edgepose.data.base.CORRUPT_ABS_LIMIT``).
+CORRUPT_ABS_LIMIT = 1.5
+
+#: Status of a window the model ran on.
+OK = "ok"
+#: Status prefixes of windows that gave no keypoints.
+CORRUPT = "corrupt"
+GAP = "gap"
+
+_FLOAT_KINDS = "f"
+
+
+def as_windows(x, window_shape: Sequence[int], source: str | None = None) -> np.ndarray:
+    """``x`` as a C-contiguous ``float32 [N, C, T]`` array, or :class:`InputError`.
+
+    Accepts ``[N, C, T]`` or one window ``[C, T]``; any floating dtype (float16/64 are cast,
+    float64 values beyond float32's range become inf and so count as corrupt). Integers, bools,
+    complex and object arrays are refused: CSI windows are preprocessed real amplitudes.
+    """
+    arr = np.asarray(x)
+    c, t = (int(v) for v in window_shape)
+    if arr.dtype.kind not in _FLOAT_KINDS:
+        raise InputError(f"windows must be floating point (float32), got {arr.dtype}", source)
+    if arr.ndim == 2 and arr.shape == (c, t):
+        arr = arr[None]
+    if arr.ndim != 3 or arr.shape[1:] != (c, t):
+        raise InputError(f"expected windows of shape [N, {c}, {t}] or one window [{c}, {t}], got "
+                         f"{list(arr.shape)}", source)
+    if arr.dtype != np.float32:
+        with np.errstate(over="ignore"):
+            arr = arr.astype(np.float32)
+    return np.ascontiguousarray(arr)
+
+
+def window_ok(x: np.ndarray) -> np.ndarray:
+    """Boolean ``[N]``: the window passes the corruption rule (one pass over the data).
+
+    ``max |x|`` is NaN when any value is NaN and inf when any is inf, so a single comparison
+    with the limit covers both halves of the rule.
+    """
+    with np.errstate(invalid="ignore"):
+        peak = np.abs(x.reshape(len(x), -1)).max(axis=1, initial=0.0)
+        return peak <= CORRUPT_ABS_LIMIT
+
+
+def corrupt_reason(window: np.ndarray) -> str:
+    """Why one window is corrupt, as a status string (``"corrupt: ..."``)."""
+    finite = np.isfinite(window)
+    if not finite.all():
+        return f"{CORRUPT}: {int((~finite).sum())} non-finite value(s)"
+    return f"{CORRUPT}: max|x| {float(np.abs(window).max()):.3g} > {CORRUPT_ABS_LIMIT}"
+
+
+def statuses(x: np.ndarray, ok: np.ndarray) -> list[str]:
+    """Per-window status strings for windows ``x`` and their :func:`window_ok` mask."""
+    return [OK if good else corrupt_reason(x[i]) for i, good in enumerate(ok)]
+
+
+class FrameRing:
+    """The last ``T`` frames of a stream, with what is known about each one.
+
+    Each slot remembers whether its frame was *held* (a missing frame filled with the previous
+    one), a *gap* (missing and not fillable) or *bad* (fails the corruption rule). The window
+    handed to the model is a copy in ``[C, T]`` order, oldest frame first.
+    """
+
+    def __init__(self, channels: int, frames: int, max_hold: int) -> None:
+        self.channels, self.frames, self.max_hold = channels, frames, max_hold
+        self._buf = np.zeros((frames, channels), dtype=np.float32)
+        self._gap = np.ones(frames, dtype=bool)  # nothing arrived yet
+        self._bad = np.zeros(frames, dtype=bool)
+        self._pos = 0          # next slot to write
+        self.count = 0         # frames pushed so far (received or missing)
+        self._run = 0          # consecutive missing frames so far
+        self._last: np.ndarray | None = None
+
+    def push(self, frame: np.ndarray | None) -> None:
+        """Add one frame (``None`` = missing: held from the previous frame up to ``max_hold`` times)."""
+        i = self._pos
+        if frame is None:
+            self._run += 1
+            if self._last is not None and self._run <= self.max_hold:
+                self._buf[i] = self._last
+                self._gap[i], self._bad[i] = False, False
+            else:
+                self._gap[i], self._bad[i] = True, False
+        else:
+            self._run = 0
+            with np.errstate(invalid="ignore", over="ignore"):
+                self._buf[i] = frame
+                bad = not (np.abs(self._buf[i]).max(initial=0.0) <= CORRUPT_ABS_LIMIT)
+            self._gap[i], self._bad[i] = False, bad
+            # a corrupt frame is never held in place of a later missing one
+            self._last = None if bad else self._buf[i].copy()
+        self._pos = (i + 1) % self.frames
+        self.count += 1
+
+    @property
+    def full(self) -> bool:
+        return self.count >= self.frames
+
+    def status(self) -> str:
+        """Status of the current window: ``ok``, ``gap: ...`` or ``corrupt: ...``."""
+        gaps, bad = int(self._gap.sum()), int(self._bad.sum())
+        if bad:
+            return f"{CORRUPT}: {bad} corrupt frame(s) in the window"
+        if gaps:
+            return f"{GAP}: {gaps} missing frame(s) in the window (more than {self.max_hold} in a row)"
+        return OK
+
+    def window(self) -> np.ndarray:
+        """The current window as ``float32 [C, T]``, oldest frame first (a copy)."""
+        order = np.roll(np.arange(self.frames), -self._pos)
+        return np.ascontiguousarray(self._buf[order].T)
