@@ -51,6 +51,9 @@ def read_npy(path: Path) -> np.ndarray:
     """A plain numeric ``.npy`` file (never unpickled), or :class:`InputError` naming it."""
     if not path.is_file():
         raise InputError("input file not found", path)
+    with open(path, "rb") as f:
+        if f.read(6) != b"\x93NUMPY":
+            raise InputError("not a .npy file (expected windows [N, C, T] or frames [F, C])", path)
     try:
         arr = np.load(path, mmap_mode="r", allow_pickle=False)
     except (ValueError, OSError, EOFError) as exc:
