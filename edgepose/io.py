@@ -11,6 +11,7 @@ import contextlib
 import hashlib
 import io
 import json
+import math
 import os
 import pickle
 import shutil
@@ -128,15 +129,18 @@ def open_npy(path: str | Path, mmap: bool = True) -> np.ndarray:
         raise EdgeposeError(f"not a readable .npy file ({exc})", path) from None
     if dtype.hasobject:
         raise EdgeposeError("holds Python objects; only plain numeric arrays are accepted", path)
-    expected = offset + int(np.prod(shape, dtype=np.int64)) * dtype.itemsize
+    expected = offset + math.prod(shape) * dtype.itemsize
     actual = path.stat().st_size
     if actual < expected:
         raise EdgeposeError(
             f"truncated: header says {shape} {dtype} ({expected} bytes) but the file has {actual}", path
         )
-    if mmap:
-        return np.load(path, mmap_mode="r", allow_pickle=False)
-    return np.load(path, allow_pickle=False)
+    try:
+        if mmap and expected > offset:
+            return np.load(path, mmap_mode="r", allow_pickle=False)
+        return np.load(path, allow_pickle=False)  # an empty array cannot be memory-mapped
+    except Exception as exc:  # e.g. a header whose size overflows, or a file that changed meanwhile
+        raise EdgeposeError(f"not a readable .npy file ({type(exc).__name__}: {exc})", path) from None
 
 
 _ALLOWED_GLOBALS = {
@@ -163,7 +167,9 @@ def load_npz(path: str | Path) -> dict[str, np.ndarray]:
 
     Plain arrays load normally. Object arrays (which numpy stores as pickles) are decoded by a
     restricted unpickler that admits only numpy's array reconstruction, and every element must
-    then be a ``str``, ``bytes`` or ``int``; anything else is refused.
+    then be a ``str``, ``bytes`` or ``int``; anything else is refused. A pickle that names any
+    other callable is refused before anything of it runs. Every problem — not a zip file, a
+    damaged or truncated member, a refused pickle — raises :class:`EdgeposeError` naming the file.
     """
     path = Path(path)
     if not path.is_file():
@@ -171,31 +177,52 @@ def load_npz(path: str | Path) -> dict[str, np.ndarray]:
     out: dict[str, np.ndarray] = {}
     try:
         zf = zipfile.ZipFile(path)
-    except zipfile.BadZipFile:
-        raise EdgeposeError("not a valid .npz (zip) file", path) from None
+    except (zipfile.BadZipFile, OSError, ValueError, EOFError, NotImplementedError) as exc:
+        raise EdgeposeError(f"not a valid .npz (zip) file ({exc})", path) from None
     with zf:
         for member in zf.namelist():
             key = member[:-4] if member.endswith(".npy") else member
-            raw = zf.read(member)
-            buf = io.BytesIO(raw)
             try:
-                shape, dtype = _read_header(buf)
-            except Exception as exc:
-                raise EdgeposeError(f"member {key!r} is not a readable array ({exc})", path) from None
-            if not dtype.hasobject:
-                out[key] = np.load(io.BytesIO(raw), allow_pickle=False)
-                continue
-            try:
-                arr = _ArrayOnlyUnpickler(buf).load()
-            except Exception as exc:
-                raise EdgeposeError(f"member {key!r} holds a pickle that was refused ({exc})", path) from None
-            if not isinstance(arr, np.ndarray):
-                raise EdgeposeError(f"member {key!r} did not decode to an array", path)
-            flat = arr.reshape(-1)
-            if not all(isinstance(v, (str, bytes, int, np.integer, np.str_)) for v in flat):
-                raise EdgeposeError(f"member {key!r} holds objects other than str/int", path)
-            if all(isinstance(v, (int, np.integer)) for v in flat):
-                out[key] = arr.astype(np.int64)
-            else:
-                out[key] = np.array([v.decode() if isinstance(v, bytes) else str(v) for v in flat]).reshape(arr.shape)
+                raw = zf.read(member)
+            except Exception as exc:  # BadZipFile (CRC), zlib.error, EOFError, NotImplementedError, …
+                raise EdgeposeError(f"member {key!r} cannot be read ({type(exc).__name__}: {exc})", path) from None
+            out[key] = _load_member(raw, key, path)
     return out
+
+
+def _load_member(raw: bytes, key: str, path: Path) -> np.ndarray:
+    """One ``.npy`` member of an ``.npz``: a plain array, or an object array of str/int only."""
+    buf = io.BytesIO(raw)
+    try:
+        shape, dtype = _read_header(buf)
+    except Exception as exc:
+        raise EdgeposeError(f"member {key!r} is not a readable array ({exc})", path) from None
+    if not dtype.hasobject:
+        expected = buf.tell() + math.prod(shape) * dtype.itemsize
+        if len(raw) < expected:
+            raise EdgeposeError(
+                f"member {key!r} is truncated: header says {shape} {dtype} ({expected} bytes) but it has {len(raw)}",
+                path,
+            )
+        try:
+            return np.load(io.BytesIO(raw), allow_pickle=False)
+        except Exception as exc:
+            raise EdgeposeError(f"member {key!r} is not a readable array ({exc})", path) from None
+    try:
+        arr = _ArrayOnlyUnpickler(buf).load()
+    except Exception as exc:
+        raise EdgeposeError(f"member {key!r} holds a pickle that was refused ({exc})", path) from None
+    if not isinstance(arr, np.ndarray):
+        raise EdgeposeError(f"member {key!r} did not decode to an array", path)
+    flat = arr.reshape(-1)
+    if not all(isinstance(v, (str, bytes, int, np.integer, np.str_)) for v in flat):
+        raise EdgeposeError(f"member {key!r} holds objects other than str/int", path)
+    if all(isinstance(v, (int, np.integer)) for v in flat):
+        try:
+            return arr.astype(np.int64)
+        except OverflowError:
+            raise EdgeposeError(f"member {key!r} holds an integer outside the int64 range", path) from None
+    try:
+        return np.array([v.decode() if isinstance(v, bytes) else str(v) for v in flat]).reshape(arr.shape)
+    except UnicodeDecodeError as exc:
+        raise EdgeposeError(f"member {key!r} holds bytes that are not UTF-8 ({exc})", path) from None

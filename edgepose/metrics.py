@@ -5,7 +5,8 @@ arrays alike. Definitions (fixed; changing them breaks comparability with earlie
 
 * per sample, ``d = max(‖gt[a] − gt[b]‖₂, 0.01)`` with ``(a, b)`` the layout's torso pair
   — ``(2, 12)``, right shoulder → left hip, for the WiFlow BODY_25 layout;
-* a joint is correct when ``‖pred − gt‖₂ / d ≤ t``; a non-finite prediction is never correct;
+* a joint is correct when ``‖pred − gt‖₂ / d ≤ t``; a non-finite prediction is never correct,
+  and neither is any joint of a sample whose label makes ``d`` non-finite;
 * PCK@t is the mean over all joints of all samples (a global mean, never a mean of batch means);
 * MPJPE is the mean 2-D joint distance in the label's units (pixel/1000 for WiFlow, not metres).
 """
@@ -17,35 +18,68 @@ from typing import Sequence
 
 import numpy as np
 
+from .errors import EdgeposeError
+
 THRESHOLDS: tuple[float, ...] = (0.1, 0.2, 0.3, 0.4, 0.5)
 MIN_TORSO = 0.01
 
 
+class MetricInputError(EdgeposeError, ValueError):
+    """Predictions or labels the metric cannot score (shape, dtype, joint indices).
+
+    A :class:`ValueError` too, for callers that caught the metric's shape errors as such.
+    """
+
+
 def _as_numpy(x) -> np.ndarray:
     if hasattr(x, "detach"):
-        x = x.detach().cpu().numpy()
-    return np.asarray(x, dtype=np.float64)
+        x = x.detach().cpu()
+        if x.is_complex():
+            raise MetricInputError(f"expected real-valued poses, got a {x.dtype} tensor")
+        return x.double().numpy()
+    try:
+        arr = np.asarray(x)
+    except (TypeError, ValueError) as exc:
+        raise MetricInputError(f"expected an array of poses ({exc})") from None
+    if arr.dtype.kind not in "biuf":
+        raise MetricInputError(f"expected real-valued poses, got dtype {arr.dtype}")
+    return arr.astype(np.float64, copy=False)
 
 
 def _check(pred: np.ndarray, gt: np.ndarray) -> None:
     if pred.shape != gt.shape or pred.ndim != 3 or pred.shape[-1] != 2:
-        raise ValueError(f"pred and gt must both be [N, J, 2]; got {pred.shape} and {gt.shape}")
+        raise MetricInputError(f"pred and gt must both be [N, J, 2]; got {pred.shape} and {gt.shape}")
+
+
+def _check_joints(indices, n_joints: int, what: str) -> None:
+    bad = [i for i in indices if not -n_joints <= int(i) < n_joints]
+    if bad:
+        raise MetricInputError(f"{what} joint indices {bad} are outside the {n_joints} joints of the poses")
 
 
 def joint_errors(pred, gt, torso: tuple[int, int] = (2, 12)) -> tuple[np.ndarray, np.ndarray]:
-    """Per-joint distances ``[N, J]`` (inf where the prediction is not finite) and normalisers ``[N]``."""
+    """Per-joint distances ``[N, J]`` (inf where the prediction is not finite) and normalisers ``[N]``.
+
+    A normaliser is NaN where the label makes it non-finite, so every ratio ``dist / d`` of that
+    sample is NaN and fails every threshold. Raises :class:`MetricInputError` for unusable input.
+    """
     p, g = _as_numpy(pred), _as_numpy(gt)
     _check(p, g)
-    dist = np.linalg.norm(p - g, axis=-1)
-    dist = np.where(np.isfinite(dist), dist, np.inf)
-    d = np.maximum(np.linalg.norm(g[:, torso[0]] - g[:, torso[1]], axis=-1), MIN_TORSO)
-    return dist, d
+    _check_joints(torso, p.shape[1], "torso")
+    with np.errstate(over="ignore", invalid="ignore"):
+        dist = np.linalg.norm(p - g, axis=-1)
+        dist = np.where(np.isfinite(dist), dist, np.inf)
+        d = np.maximum(np.linalg.norm(g[:, torso[0]] - g[:, torso[1]], axis=-1), MIN_TORSO)
+    return dist, np.where(np.isfinite(d), d, np.nan)
 
 
 def pck(pred, gt, thresholds: Sequence[float] = THRESHOLDS, torso: tuple[int, int] = (2, 12)) -> dict[float, float]:
     """PCK at each threshold, as fractions in [0, 1]."""
     dist, d = joint_errors(pred, gt, torso)
-    ratio = dist / d[:, None]
+    if dist.size == 0:
+        return {float(t): float("nan") for t in thresholds}
+    with np.errstate(invalid="ignore"):
+        ratio = dist / d[:, None]
     return {float(t): float(np.mean(ratio <= t)) for t in thresholds}
 
 
@@ -53,7 +87,10 @@ def mpjpe(pred, gt) -> float:
     """Mean 2-D joint distance in the label's units; non-finite predictions make it ``inf``."""
     p, g = _as_numpy(pred), _as_numpy(gt)
     _check(p, g)
-    dist = np.linalg.norm(p - g, axis=-1)
+    if p.size == 0:
+        return float("nan")
+    with np.errstate(over="ignore", invalid="ignore"):
+        dist = np.linalg.norm(p - g, axis=-1)
     return float(np.mean(np.where(np.isfinite(dist), dist, np.inf)))
 
 
@@ -75,7 +112,10 @@ class PoseMeter:
     def update(self, pred, gt) -> None:
         """Add one batch."""
         dist, d = joint_errors(pred, gt, self.torso)
-        ratio = dist / d[:, None]
+        for name, sel in self.subsets.items():
+            _check_joints(sel, dist.shape[1], f"subset {name!r}")
+        with np.errstate(invalid="ignore"):
+            ratio = dist / d[:, None]
         groups = {"all": slice(None), **{k: list(v) for k, v in self.subsets.items()}}
         for name, sel in groups.items():
             r = ratio[:, sel]

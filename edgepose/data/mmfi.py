@@ -20,6 +20,7 @@ from pathlib import Path
 import numpy as np
 
 from ..errors import EdgeposeError
+from ..io import open_npy
 from ..skeleton import H36M_17
 from .base import CSIDataset
 
@@ -134,10 +135,7 @@ class MMFiDataset(CSIDataset):
             gt_path = seq / "ground_truth.npy"
             if not gt_path.is_file():
                 raise EdgeposeError("missing ground_truth.npy", seq)
-            try:
-                gt = np.load(gt_path, allow_pickle=False)
-            except Exception as exc:
-                raise EdgeposeError(f"not a readable .npy file ({exc})", gt_path) from None
+            gt = open_npy(gt_path, mmap=False)
             if gt.ndim != 3 or gt.shape[1:] != (17, 3):
                 raise EdgeposeError(f"expected (frames, 17, 3), got {gt.shape}", gt_path)
             if gt.dtype.kind not in "biuf":

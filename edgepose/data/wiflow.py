@@ -55,6 +55,8 @@ class WiFlowDataset(CSIDataset):
         if windows.dtype != np.float32:
             raise EdgeposeError(f"expected float32 windows, got {windows.dtype}", win_path)
         n = windows.shape[0]
+        if n == 0 or windows.shape[1] == 0 or windows.shape[2] == 0:
+            raise EdgeposeError(f"holds no data: windows of shape {windows.shape}", win_path)
 
         info_path = path / "window_info.npz"
         info = load_npz(info_path)
@@ -77,6 +79,8 @@ class WiFlowDataset(CSIDataset):
                 raise EdgeposeError(f"missing array {key!r}", finfo_path)
         file_ids = [str(f) for f in finfo["file_ids"].reshape(-1)]
         ranges = finfo["window_ranges"]
+        if not np.issubdtype(ranges.dtype, np.integer):
+            raise EdgeposeError(f"window_ranges must hold integers, got {ranges.dtype}", finfo_path)
         if ranges.shape != (len(file_ids), 2):
             raise EdgeposeError(f"window_ranges has shape {ranges.shape}, expected ({len(file_ids)}, 2)", finfo_path)
         if len(file_ids) and (ranges.min() < 0 or ranges.max() > n or (ranges[:, 1] < ranges[:, 0]).any()):
@@ -91,7 +95,10 @@ class WiFlowDataset(CSIDataset):
 
         kp_path = path / "all_keypoints.npy"
         if kp_path.is_file():
-            frames = np.asarray(open_npy(kp_path, mmap=False), dtype=np.float32)
+            frames = open_npy(kp_path, mmap=False)
+            if frames.dtype.kind not in "biuf":
+                raise EdgeposeError(f"expected real-valued keypoints, got {frames.dtype}", kp_path)
+            frames = frames.astype(np.float32)
             if frames.ndim != 3 or frames.shape[1:] != (BODY25_15.n_joints, 2):
                 raise EdgeposeError(f"expected keypoints of shape (frames, 15, 2), got {frames.shape}", kp_path)
             if (w2frame < 0).any() or (w2frame >= len(frames)).any():
@@ -134,8 +141,8 @@ def read_openpose_csv(path: str | Path, scale: float = KEYPOINT_SCALE) -> np.nda
     path = Path(path)
     try:
         rows = [line.split(",") for line in path.read_text().splitlines()[1:] if line.strip()]
-    except OSError as exc:
-        raise EdgeposeError(f"cannot read ({exc})", path) from None
+    except (OSError, UnicodeDecodeError) as exc:
+        raise EdgeposeError(f"cannot read as text ({exc})", path) from None
     if not rows:
         raise EdgeposeError("no data rows below the header", path)
     widths = {len(r) for r in rows}
