@@ -102,3 +102,21 @@ def test_ddp_two_cpu_processes(tmp_path, tiny_data):
     card = json.loads((out / "best.json").read_text())
     assert card["history"][0]["epoch"] == 1
     assert (out / "best.safetensors").is_file()
+
+
+def test_cosine_schedule_and_zoo_preset(tmp_path, tiny_data):
+    import math
+
+    zoo = TrainConfig.preset("zoo")
+    assert zoo.scheduler == "cosine" and zoo.lr == 1e-3 and zoo.model_overrides == {"dropout": 0.0}
+    cfg = TrainConfig.compose("zoo", model="wiflow-tiny", epochs=3, batch_size=32, threads=1)
+    card = fit(cfg, tiny_data, tmp_path / "cos", progress=False, log=lambda s: None, recipe="zoo")
+    lrs = [h["lr"] for h in card["history"]]
+    lo = cfg.lr * cfg.min_lr_ratio
+    want = [lo + (cfg.lr - lo) * (1 + math.cos(math.pi * e / 3)) / 2 for e in range(3)]
+    assert lrs == pytest.approx(want, rel=1e-9)
+    assert card["recipe"] == "zoo" and card["training"]["epochs_run"] == 3
+    assert card["weights_bytes"] == (tmp_path / "cos" / "best.safetensors").stat().st_size
+    with pytest.raises(EdgeposeError, match="unknown scheduler"):
+        fit(TrainConfig(epochs=1, scheduler="step", **FAST), tiny_data, tmp_path / "bad", progress=False,
+            log=lambda s: None)

@@ -50,8 +50,9 @@ def save_checkpoint(path: str | Path, model: nn.Module, card: dict) -> Path:
     with atomic_path(weights) as tmp:
         save_file(state, str(tmp))
         digest = sha256_file(tmp)
+        size = tmp.stat().st_size
     write_json(card_path, {"format": CARD_FORMAT, "version": CARD_VERSION, **card, "weights_sha256": digest,
-                           "weights_file": weights.name})
+                           "weights_file": weights.name, "weights_bytes": size})
     return weights
 
 

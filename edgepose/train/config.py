@@ -35,6 +35,8 @@ class TrainConfig:
     threads: int = 0  # 0: leave torch's default
     device: str = "cpu"
     eval_batch_size: int = 256
+    scheduler: str = "plateau"  # "plateau" (reference) or "cosine" (per-epoch cosine to lr·min_lr_ratio)
+    min_lr_ratio: float = 0.01
 
     def to_dict(self) -> dict:
         d = asdict(self)
@@ -102,4 +104,9 @@ def read_options(path: str | Path) -> dict:
 PRESETS: dict[str, dict] = {
     "reference": {},
     "cpu-budget": {"lr": 1e-3, "epochs": 12, "model_overrides": {"dropout": 0.0}},
+    # The pretrained zoo's recipe: cpu-budget's learning rate and dropout, then a cosine decay
+    # over a longer run; the best epoch on validation MPJPE is kept and early stopping (patience
+    # 8) ends runs that stop improving. Chosen on validation, see models/README.md.
+    "zoo": {"lr": 1e-3, "epochs": 40, "scheduler": "cosine", "min_lr_ratio": 0.01, "early_stop_patience": 8,
+            "model_overrides": {"dropout": 0.0}},
 }

@@ -25,7 +25,7 @@ from ..data import SplitSpec, open_dataset
 from ..data.base import CSIDataset
 from ..errors import EdgeposeError
 from ..evaluate import evaluate, score, torch_predictor
-from ..io import write_json
+from ..io import read_json, write_json
 from ..models import create, model_config
 from .checkpoint import describe_model, load_checkpoint, load_train_state, save_checkpoint, save_train_state, versions
 from .config import TrainConfig
@@ -59,6 +59,55 @@ def build_model(cfg: TrainConfig, ds: CSIDataset) -> nn.Module:
     return create(cfg.model, **overrides)
 
 
+SCHEDULERS = ("plateau", "cosine")
+
+
+def make_scheduler(cfg: TrainConfig, optimizer: torch.optim.Optimizer):
+    """``plateau``: ReduceLROnPlateau on validation MPJPE (the reference). ``cosine``: per-epoch
+    cosine decay from ``lr`` to ``lr · min_lr_ratio`` over ``epochs``."""
+    if cfg.scheduler == "plateau":
+        return torch.optim.lr_scheduler.ReduceLROnPlateau(
+            optimizer, mode="min", factor=cfg.plateau_factor, patience=cfg.plateau_patience)
+    if cfg.scheduler == "cosine":
+        return torch.optim.lr_scheduler.CosineAnnealingLR(
+            optimizer, T_max=max(cfg.epochs, 1), eta_min=cfg.lr * cfg.min_lr_ratio)
+    raise EdgeposeError(f"unknown scheduler {cfg.scheduler!r}; choose from {', '.join(SCHEDULERS)}")
+
+
+def _step_scheduler(scheduler, val_mpjpe: float) -> None:
+    if isinstance(scheduler, torch.optim.lr_scheduler.ReduceLROnPlateau):
+        scheduler.step(val_mpjpe)
+    else:
+        scheduler.step()
+
+
+def dataset_record(ds: CSIDataset) -> dict:
+    """The card's ``dataset`` entry: the reader's summary with the path made absolute and, for a
+    synthetic set, the generator config it was made with (so it can be regenerated)."""
+    rec = ds.describe()
+    rec["path"] = str(Path(ds.path).resolve())
+    meta_path = Path(ds.path) / "synth_meta.json"
+    if meta_path.is_file():
+        try:
+            meta = read_json(meta_path)
+        except EdgeposeError:
+            meta = None
+        if isinstance(meta, dict) and "config" in meta:
+            rec["synth"] = {"generator": meta.get("generator"), "generator_version": meta.get("generator_version"),
+                            "layout": meta.get("layout", meta["config"].get("layout", "wiflow")),
+                            "config": meta["config"]}
+    return rec
+
+
+def _hardware(cfg: TrainConfig) -> dict:
+    from ..runtime.cpu import cpu_summary
+
+    hw = {**cpu_summary(), "torch_threads": torch.get_num_threads(), "device": cfg.device}
+    if cfg.device.startswith("cuda") and torch.cuda.is_available():
+        hw["gpu"] = torch.cuda.get_device_name(torch.device(cfg.device))
+    return hw
+
+
 def _batches(idx: np.ndarray, batch: int) -> list[np.ndarray]:
     return [idx[i : i + batch] for i in range(0, len(idx), batch)]
 
@@ -70,6 +119,7 @@ def fit(
     resume: bool = False,
     progress: bool = True,
     log: Callable[[str], None] = print,
+    recipe: str | None = None,
 ) -> dict:
     """Train ``cfg.model`` on the dataset at ``data`` into the run folder ``out``.
 
@@ -95,10 +145,10 @@ def fit(
     model.to(cfg.device)
     loss_fn = PoseLoss(ds.layout, cfg.beta, cfg.bone_weight, cfg.bone_beta).to(cfg.device)
     optimizer = torch.optim.AdamW(model.parameters(), lr=cfg.lr, weight_decay=cfg.weight_decay)
-    scheduler = torch.optim.lr_scheduler.ReduceLROnPlateau(
-        optimizer, mode="min", factor=cfg.plateau_factor, patience=cfg.plateau_patience)
+    scheduler = make_scheduler(cfg, optimizer)
 
     state = {"epoch": -1, "best_val_mpjpe": float("inf"), "bad_epochs": 0, "history": []}
+    run_t0 = time.perf_counter()
     last = out / "last"
     if resume and last.with_suffix(".json").is_file():
         state = load_train_state(last, model, optimizer)
@@ -120,8 +170,9 @@ def fit(
 
     card_base = {
         **describe_model(cfg.model, model),
+        "recipe": recipe or "custom",
         "train_config": cfg.to_dict(),
-        "dataset": ds.describe(),
+        "dataset": dataset_record(ds),
         "split": {"seed": spec.seed, "fractions": list(spec.fractions), "fingerprint": ds.split_fingerprint(spec),
                   "files": {k: len(v) for k, v in ds.split(spec).items()}},
         "layout": ds.layout.name,
@@ -159,11 +210,12 @@ def fit(
         bar.close()
         val = score(torch_predictor(model, cfg.device), ds, val_idx, batch=cfg.eval_batch_size)
         model.train()
-        scheduler.step(val["mpjpe"])
+        epoch_lr = optimizer.param_groups[0]["lr"]  # the rate this epoch trained with
+        _step_scheduler(scheduler, val["mpjpe"])
         improved = val["mpjpe"] < state["best_val_mpjpe"]
         state["bad_epochs"] = 0 if improved else state["bad_epochs"] + 1
         entry = {"epoch": epoch + 1, "train_loss": total / max(seen, 1), "val_mpjpe": val["mpjpe"],
-                 "val_pck20": val["pck"][0.2], "lr": optimizer.param_groups[0]["lr"],
+                 "val_pck20": val["pck"][0.2], "lr": epoch_lr,
                  "seconds": round(time.perf_counter() - t0, 2)}
         state["history"].append(entry)
         if dd.main:
@@ -193,6 +245,18 @@ def fit(
     results["train_subset"] = score(predict, ds, np.unique(sub), batch=cfg.eval_batch_size)
     card["metrics"] = {**card["metrics"], **results}
     card["history"] = state["history"]
-    save_checkpoint(best_path, best, {k: v for k, v in card.items() if k not in ("format", "version", "weights_sha256", "weights_file")})
+    train_seconds = sum(h["seconds"] for h in state["history"])
+    card["training"] = {
+        "epochs_run": len(state["history"]),
+        "best_epoch": card.get("epoch"),
+        "max_epochs": cfg.epochs,
+        "stopped_early": stopped_early,
+        "train_seconds": round(train_seconds, 1),
+        "wall_seconds_this_process": round(time.perf_counter() - run_t0, 1),
+        "world_size": dd.world,
+        "hardware": _hardware(cfg),
+        "finished_utc": time.strftime("%Y-%m-%dT%H:%M:%SZ", time.gmtime()),
+    }
+    save_checkpoint(best_path, best, {k: v for k, v in card.items() if k not in ("format", "version", "weights_sha256", "weights_file", "weights_bytes")})
     write_json(out / "train_config.json", cfg.to_dict())
     return card

@@ -1,0 +1,149 @@
+"""The pretrained zoo: listing, name resolution, dataset regeneration and the fingerprint rules.
+
+Everything runs on the session's tiny synthetic set (seconds); the committed default-set models
+are re-evaluated by ``benchmarks/zoo_reproduce.py`` instead (the default set takes ~70 s).
+"""
+
+from __future__ import annotations
+
+import json
+import logging
+import shutil
+
+import numpy as np
+import pytest
+
+from edgepose import zoo
+from edgepose.data import SplitSpec, open_dataset
+from edgepose.errors import EdgeposeError
+from edgepose.evaluate import evaluate, torch_predictor
+from edgepose.train import load_checkpoint, read_card
+
+
+@pytest.fixture()
+def zoo_dir(tmp_path, tiny_run, monkeypatch):
+    """A zoo folder holding the tiny run's best checkpoint as ``wiflow-tiny``."""
+    root = tmp_path / "models"
+    root.mkdir()
+    shutil.copy(tiny_run / "best.safetensors", root / "wiflow-tiny.safetensors")
+    card = json.loads((tiny_run / "best.json").read_text())
+    card["weights_file"] = "wiflow-tiny.safetensors"
+    (root / "wiflow-tiny.json").write_text(json.dumps(card))
+    (root / "notes.json").write_text("{}")  # not a card: skipped
+    monkeypatch.setenv(zoo.MODELS_ENV, str(root))
+    return root
+
+
+def test_card_records_absolute_path_fingerprint_synth_config_and_hardware(tiny_run, tiny_data):
+    card = read_card(tiny_run / "best.json")
+    ds = card["dataset"]
+    assert ds["path"] == str(tiny_data.resolve())
+    assert ds["fingerprint"] == open_dataset(tiny_data).fingerprint
+    assert ds["synth"]["config"]["seed"] == 3 and ds["synth"]["generator_version"] >= 1
+    tr = card["training"]
+    assert tr["epochs_run"] == 1 and tr["best_epoch"] == 1 and tr["train_seconds"] > 0
+    assert tr["hardware"]["cpu_model"] and "avx2" in tr["hardware"]["cpu_flags"]
+    assert card["recipe"]
+    test = card["metrics"]["test"]
+    assert {"clean", "full", "mean_pose"} <= set(test)
+    assert "end_effectors_pck" in test["clean"]
+
+
+def test_card_figures_reproduce_exactly(tiny_run, tiny_data):
+    """Re-evaluating a checkpoint on its data gives the card's figures bit for bit."""
+    model, card = load_checkpoint(tiny_run / "best.safetensors")
+    spec = SplitSpec(card["split"]["seed"], tuple(card["split"]["fractions"]))
+    ds = open_dataset(tiny_data)
+    assert ds.split_fingerprint(spec) == card["split"]["fingerprint"]
+    again = json.loads(json.dumps(evaluate(torch_predictor(model), ds, spec, splits=("test",))))
+    for part in ("clean", "full", "mean_pose"):
+        assert again["test"][part] == card["metrics"]["test"][part]
+
+
+def test_list_and_resolve(zoo_dir, tmp_path, tiny_run, monkeypatch):
+    entries = zoo.list_pretrained()
+    assert [e.name for e in entries] == ["wiflow-tiny"]
+    e = entries[0]
+    assert e.params == 56_290 and e.model == "wiflow-tiny"
+    assert e.pck20 == e.card["metrics"]["test"]["clean"]["pck"]["0.2"]
+    assert 0 <= e.mean_pose_pck20 <= 1
+    want = (zoo_dir / "wiflow-tiny.safetensors").resolve()
+    assert zoo.resolve_checkpoint("wiflow-tiny") == want
+    assert zoo.resolve_checkpoint(zoo_dir / "wiflow-tiny") == want
+    assert zoo.resolve_checkpoint(zoo_dir / "wiflow-tiny.json") == want
+    assert zoo.resolve_checkpoint(str(want)) == want
+    monkeypatch.chdir(tmp_path)
+    assert zoo.resolve_checkpoint("models/wiflow-tiny") == want
+    assert zoo.resolve_checkpoint(tiny_run) == (tiny_run / "best.safetensors").resolve()
+    with pytest.raises(EdgeposeError, match="wiflow-tiny"):  # names what is installed
+        zoo.resolve_checkpoint("wiflow-huge")
+    monkeypatch.setenv(zoo.MODELS_ENV, str(tmp_path / "nowhere"))
+    assert zoo.list_pretrained() == []
+
+
+def test_default_dataset_regenerates_and_checks_fingerprint(tiny_run, tiny_data, tmp_path):
+    card = read_card(tiny_run / "best.json")
+    out = zoo.default_dataset(card, cache_dir=tmp_path / "cache")
+    assert out == tmp_path / "cache" / card["dataset"]["fingerprint"][:12]
+    assert open_dataset(out).fingerprint == card["dataset"]["fingerprint"]
+    assert zoo.default_dataset(card, cache_dir=tmp_path / "cache") == out  # cached: no regeneration
+    bad = json.loads(json.dumps(card))
+    bad["dataset"]["fingerprint"] = "0" * 64
+    with pytest.raises(EdgeposeError, match=r"0{64}.*|" + card["dataset"]["fingerprint"]) as exc:
+        zoo.default_dataset(bad, cache_dir=tmp_path / "cache2")
+    assert card["dataset"]["fingerprint"] in str(exc.value) and "0" * 64 in str(exc.value)
+    no_synth = json.loads(json.dumps(card))
+    del no_synth["dataset"]["synth"]
+    with pytest.raises(EdgeposeError, match="--data DIR"):
+        zoo.default_dataset(no_synth, cache_dir=tmp_path / "cache3")
+
+
+def test_default_dataset_honours_cache_env(tiny_run, tmp_path, monkeypatch):
+    monkeypatch.setenv(zoo.CACHE_ENV, str(tmp_path / "envcache"))
+    card = read_card(tiny_run / "best.json")
+    assert zoo.default_dataset(card).parent == tmp_path / "envcache"
+
+
+def test_resolve_dataset_rules(tiny_run, tiny_data, tmp_path, caplog):
+    card = read_card(tiny_run / "best.json")
+    # no --data: the recorded absolute path
+    assert zoo.resolve_dataset(card, None, "scoring") == tiny_data.resolve()
+    # matching --data
+    assert zoo.resolve_dataset(card, tiny_data, "scoring") == tiny_data
+    # other data: warning for calibration, refusal for scoring unless allowed
+    from edgepose.data.synth import SynthConfig, synthesize
+
+    other = tmp_path / "other"
+    synthesize(other, SynthConfig(seed=4, subjects=1, activities=("walking", "waving", "jumping", "kicking", "turning"),
+                                  takes=2, duration_s=1.0, stride=10, corrupt_windows_per_file=0))
+    with caplog.at_level(logging.WARNING, logger="edgepose.zoo"):
+        assert zoo.resolve_dataset(card, other, "calibration") == other
+    assert "differs" in caplog.text
+    with pytest.raises(EdgeposeError, match="--allow-other-data"):
+        zoo.resolve_dataset(card, other, "scoring")
+    assert zoo.resolve_dataset(card, other, "scoring", allow_other_data=True) == other
+    # recorded path gone: regenerate the synthetic set
+    moved = json.loads(json.dumps(card))
+    moved["dataset"]["path"] = str(tmp_path / "gone")
+    got = zoo.resolve_dataset(moved, None, "scoring", cache_dir=tmp_path / "cache")
+    assert open_dataset(got).fingerprint == card["dataset"]["fingerprint"]
+    # gone and not regenerable: the error names the fingerprint and asks for --data
+    del moved["dataset"]["synth"]
+    with pytest.raises(EdgeposeError) as exc:
+        zoo.resolve_dataset(moved, None, "scoring")
+    assert card["dataset"]["fingerprint"] in str(exc.value) and "--data DIR" in str(exc.value)
+
+
+def test_models_command_lists_pretrained(zoo_dir):
+    from click.testing import CliRunner
+
+    from edgepose.cli.main import cli
+
+    r = CliRunner().invoke(cli, ["models"])
+    assert r.exit_code == 0, r.output
+    assert "wiflow-tiny" in r.output and "PCK@20" in r.output and "mean pose" in r.output
+    r = CliRunner().invoke(cli, ["models", "--json"])
+    data = json.loads(r.output)
+    assert data["pretrained"][0]["name"] == "wiflow-tiny"
+    assert np.isclose(data["pretrained"][0]["test_pck20"], zoo.list_pretrained()[0].pck20)
+    assert {v["name"] for v in data["variants"]} >= {"wiflow-half", "wiflow-tiny"}
