@@ -90,7 +90,9 @@ class TemporalBlock(nn.Module):
         super().__init__()
         g_in = cin if cfg.tcn_depthwise else math.gcd(cin, 20)
         g_out = cout if cfg.tcn_depthwise else math.gcd(cout, 20)
-        pw_groups = cfg.tcn_input_groups if first else 1
+        # grouped input projection: the variant's group count where the channels allow it (any C works;
+        # 540 channels keep the registered parameter count)
+        pw_groups = math.gcd(cfg.tcn_input_groups, cin, cout) if first else 1
         k = cfg.kernel_size
         self.body = nn.Sequential(
             *_conv_bn_silu_1d(cin, cin, k, dilation, g_in),
