@@ -1,6 +1,10 @@
-"""Benchmark harness: size, latency and locked accuracy of every artifact on every backend."""
+"""Benchmark harness: size, latency (paired rounds), locked accuracy and distance to peak of every artifact."""
 
-from .run import SCHEMA, SCHEMA_VERSION, bench, write_results
+from .peak import Peak, machine_peak
+from .probe import ProbeSpec
+from .run import DEFAULT_ROUNDS, SCHEMA, SCHEMA_VERSION, bench, write_results
+from .stats import DeltaCI, paired_bootstrap_delta
 from .timing import TimingPlan
 
-__all__ = ["SCHEMA", "SCHEMA_VERSION", "TimingPlan", "bench", "write_results"]
+__all__ = ["DEFAULT_ROUNDS", "SCHEMA", "SCHEMA_VERSION", "DeltaCI", "Peak", "ProbeSpec", "TimingPlan", "bench",
+           "machine_peak", "paired_bootstrap_delta", "write_results"]

@@ -35,7 +35,8 @@ class Backend:
     def accepts(self, art: Artifact) -> bool:
         raise NotImplementedError
 
-    def load(self, art: Artifact, threads: int) -> Runner:
+    def load(self, art: Artifact, threads: int, spinning: bool | None = None) -> Runner:
+        """Load ``art`` with ``threads`` intra-op threads; ``spinning`` applies to thread pools that spin."""
         raise NotImplementedError
 
 
@@ -56,7 +57,7 @@ class TorchEager(Backend):
     def accepts(self, art):
         return art.kind == "torch"
 
-    def load(self, art, threads):
+    def load(self, art, threads, spinning=None):
         import torch
 
         from ..train.checkpoint import load_checkpoint
@@ -107,11 +108,12 @@ class OrtBackend(Backend):
     def accepts(self, art):
         return art.kind == "onnx"
 
-    def load(self, art, threads):
+    def load(self, art, threads, spinning=None):
         from ..runtime.session import INPUT_NAME, ort_predict, ort_session
 
         providers = [self.provider] + (["CPUExecutionProvider"] if self.provider != "CPUExecutionProvider" else [])
-        sess = ort_session(art.path, threads=threads if self.device == "cpu" else 0, providers=providers)
+        sess = ort_session(art.path, threads=threads if self.device == "cpu" else 0, providers=providers,
+                           spinning=spinning)
 
         def prepare(x):
             feed = {INPUT_NAME: np.ascontiguousarray(x, dtype=np.float32)}
@@ -145,7 +147,7 @@ class TensorRTNative(Backend):
     def accepts(self, art):
         return art.kind == "plan"
 
-    def load(self, art, threads):
+    def load(self, art, threads, spinning=None):
         import tensorrt as trt
         import torch
 
@@ -185,10 +187,16 @@ class TensorRTNative(Backend):
         return Runner(predict, prepare, stream.synchronize)
 
 
+#: The registry: device → factories of the backends that run on it, in reporting order.
+BACKENDS: dict[str, tuple[Callable[[], Backend], ...]] = {
+    "cpu": (lambda: TorchEager("cpu"), lambda: OrtBackend("ort-cpu")),
+    "cuda": (lambda: TorchEager("cuda"), lambda: OrtBackend("ort-cuda"), lambda: OrtBackend("ort-trt"),
+             TensorRTNative),
+}
+
+
 def backends_for(device: str) -> list[Backend]:
-    """The registry: every backend that runs on ``device``."""
-    if device == "cpu":
-        return [TorchEager("cpu"), OrtBackend("ort-cpu")]
-    if device == "cuda":
-        return [TorchEager("cuda"), OrtBackend("ort-cuda"), OrtBackend("ort-trt"), TensorRTNative()]
-    raise ValueError(f"unknown device {device!r}; choose cpu or cuda")
+    """Every backend that runs on ``device``."""
+    if device not in BACKENDS:
+        raise ValueError(f"unknown device {device!r}; choose from {', '.join(BACKENDS)}")
+    return [make() for make in BACKENDS[device]]

@@ -1,28 +1,22 @@
-"""Facts about the machine a benchmark ran on."""
+"""Facts about the machine a benchmark ran on, and their one-line human form."""
 
 from __future__ import annotations
 
-import os
 import platform
 
-from ..runtime.cpu import cpu_flags, cpu_model
+from ..runtime.cpu import cpu_summary
 
 
 def machine_info() -> dict:
-    """CPU model and int8-relevant flags, core count, GPU and driver, library versions."""
+    """CPU model, speed-relevant flags, core count, GPU and driver, library versions."""
     import numpy
     import onnxruntime
     import torch
 
-    flags = cpu_flags()
     info = {
         "hostname_hash": hex(abs(hash(platform.node())) % (1 << 32)),
         "platform": platform.platform(),
-        "arch": platform.machine(),
-        "cpu_model": cpu_model(),
-        "cpu_count": os.cpu_count(),
-        "cpu_flags": {f: f in flags for f in ("avx2", "fma", "avx512f", "avx512_vnni", "avx_vnni", "avx512_bf16",
-                                              "amx_int8", "f16c")},
+        **cpu_summary(),
         "versions": {"python": platform.python_version(), "numpy": numpy.__version__, "torch": torch.__version__,
                      "onnxruntime": onnxruntime.__version__},
         "ort_providers": onnxruntime.get_available_providers(),
@@ -40,6 +34,26 @@ def machine_info() -> dict:
     except Exception:
         pass
     return info
+
+
+def describe_machine(machine: dict, threads: int | None = None, spinning: bool | None = None) -> str:
+    """One readable line: CPU, cores, flags, peak, GPU, threads and library versions."""
+    flags = ", ".join(f for f, on in machine.get("cpu_flags", {}).items() if on) or "none recognised"
+    bits = [f"{machine.get('cpu_model', '?')} ({machine.get('arch', '?')}, {machine.get('cpu_count', '?')} logical cores)",
+            f"flags {flags}"]
+    peak = machine.get("peak")
+    if peak:
+        bits.append(f"peak {peak['fp32_gmacs']:.0f} GMAC/s fp32 and {peak['int8_gmacs']:.0f} GMAC/s int8 "
+                    f"({peak['physical_cores']} cores × {peak['clock_ghz']:.2f} GHz × {peak['isa']})")
+    gpu = machine.get("gpu")
+    if gpu:
+        bits.append(f"GPU {gpu['name']} ({gpu.get('memory_gib')} GiB, CUDA {gpu.get('cuda')}, driver {gpu.get('driver')})")
+    if threads is not None:
+        bits.append(f"threads {threads or 'runtime default'}" + ("" if spinning is None else
+                                                                 f", spinning {'on' if spinning else 'off'}"))
+    versions = machine.get("versions", {})
+    bits.append(", ".join(f"{k} {v}" for k, v in versions.items()))
+    return "; ".join(bits)
 
 
 def _nvidia_driver() -> str | None:

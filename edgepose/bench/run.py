@@ -1,9 +1,20 @@
-"""``edgepose bench``: every artifact × every backend that can run it, measured the same way."""
+"""``edgepose bench``: every artifact × every backend that can run it, in paired, probed rounds.
+
+One bench run is a number of *rounds*. A round runs every (artifact, backend) pair back to back in
+a freshly shuffled order, each pair in its own process, with a fixed probe workload timed before
+every pair and at the end (:mod:`.probe`). From each round comes every pair's latency and its
+speed ratio to the fp32 ONNX model of the same round (:mod:`.paired`); rounds whose probe moved by
+more than a margin are marked disturbed and left out of the medians. Accuracy is scored once,
+from each backend's own outputs, with a paired bootstrap CI of ΔPCK@20 over test recordings
+(:mod:`.stats`); each row also gets its achieved GMAC/s and fraction of the machine's peak
+(:mod:`.macs`, :mod:`.peak`).
+"""
 
 from __future__ import annotations
 
 import csv
 import datetime as dt
+import logging
 import multiprocessing
 from concurrent.futures import ProcessPoolExecutor
 from dataclasses import asdict, dataclass
@@ -14,28 +25,56 @@ import numpy as np
 
 from ..data import SplitSpec, open_dataset
 from ..errors import EdgeposeError
-from ..evaluate import evaluate
 from ..io import atomic_path, write_json
 from ..metrics import pck_at
 from .artifacts import Artifact, discover
 from .backends import backends_for
 from .machine import machine_info
+from .paired import ratio_summary
+from .peak import achieved, machine_peak
+from .probe import Probe, ProbeSpec, moved
+from .stats import DEFAULT_REPLICATES, bootstrap_grouped
 from .timing import TimingPlan, measure
 
 SCHEMA = "edgepose-bench"
-SCHEMA_VERSION = 1
+#: 2: paired rounds (``speed_vs_fp32_onnx``), probe record, ΔPCK@20 CI, MACs and peak; v1 keys kept.
+SCHEMA_VERSION = 2
+#: Rounds a bench run makes unless told otherwise (the medians need at least 5).
+DEFAULT_ROUNDS = 5
+#: PCK threshold whose difference to fp32 gets a confidence interval.
+CI_THRESHOLD = 0.2
+
+_LOG = logging.getLogger("edgepose.bench")
 
 
 def bench(folder: Path, device: str = "cpu", batches: tuple[int, ...] = (1, 64), threads: int = 0,
           plan: TimingPlan = TimingPlan(), data: Path | None = None, accuracy: bool = True,
-          log: Callable[[str], None] = print, isolate: bool = True, rounds: int = 1) -> dict:
+          log: Callable[[str], None] | None = None, isolate: bool = True, rounds: int = DEFAULT_ROUNDS, *,
+          spinning: bool | None = False, probe: ProbeSpec | None = ProbeSpec(), seed: int = 0,
+          replicates: int = DEFAULT_REPLICATES) -> dict:
     """Benchmark every artifact in ``folder`` on every ``device`` backend; returns the results document.
 
-    Each (artifact, backend) pair runs in its own fresh (spawned) process unless ``isolate`` is
-    off — scripts that call this must guard their entry point with ``if __name__ == "__main__"``. With
-    ``rounds > 1`` every pair is timed that many times, rounds alternating in order, and each
-    latency statistic is the median over rounds (accuracy is scored once).
+    Args:
+        folder: artifacts with cards (``*.safetensors`` checkpoints, ``*.onnx``, ``*.plan``).
+        device: ``cpu`` or ``cuda``; picks the backends (:func:`.backends.backends_for`).
+        batches: batch sizes timed.
+        threads: intra-op threads for every runtime (0 = the runtime's default).
+        plan: warm-up, minimum runs and seconds per batch size and round.
+        data: dataset for real inputs and accuracy; default the one on the checkpoint card.
+        accuracy: score the locked metric (off: latency and size only).
+        log: progress callback (one line per event); default the ``edgepose.bench`` logger.
+        isolate: run every pair in a fresh spawned process (scripts that call this must guard
+            their entry point with ``if __name__ == "__main__"``); off runs in-process (tests).
+        rounds: paired rounds; statistics are medians over the undisturbed ones.
+        spinning: ONNX Runtime idle-thread spinning (False: threads sleep between calls, which
+            matters on a machine whose cores are shared; None: the runtime's default).
+        probe: the probe workload and its margin; None disables the probe (no round is marked).
+        seed: seed of the per-round shuffles.
+        replicates: bootstrap replicates for the ΔPCK@20 interval.
     """
+    log = log or _LOG.info
+    if rounds < 1:
+        raise EdgeposeError(f"rounds must be ≥ 1, got {rounds}")
     artifacts = discover(folder)
     if not artifacts:
         raise EdgeposeError("no artifacts with cards found (expected *.safetensors, *.onnx or *.plan)", folder)
@@ -48,61 +87,70 @@ def bench(folder: Path, device: str = "cpu", batches: tuple[int, ...] = (1, 64),
     ds = open_dataset(ds_path) if accuracy else None
     split = parent.get("split", {})
     spec = SplitSpec(split.get("seed", 42), tuple(split.get("fractions", (0.7, 0.15, 0.15))))
-    idx = ds.indices("test", clean=True, spec=spec) if ds is not None else np.array([], dtype=np.int64)
-    inputs = {}
-    if ds is not None and len(idx):
-        for b in batches:
-            take = np.resize(idx, b)  # real test windows, repeated if the split is smaller than the batch
-            inputs[b] = ds.read(take)[0]
-    else:
-        rng = np.random.default_rng(0)
-        shape = tuple(card0.get("window_shape") or (card0["model_config"]["in_channels"], card0["model_config"]["window"]))
-        inputs = {b: rng.uniform(0, 1, (b, *shape)).astype(np.float32) for b in batches}
+    inputs = _inputs(ds, spec, batches, card0)
 
+    peak = machine_peak()
     results = {"schema": SCHEMA, "schema_version": SCHEMA_VERSION,
                "created": dt.datetime.now(dt.timezone.utc).isoformat(timespec="seconds"),
-               "device": device, "threads": threads, "batches": list(batches), "timing_plan": asdict(plan),
-               "rounds": rounds,
-               "machine": machine_info(), "dataset": ds.describe() if ds is not None else None,
+               "device": device, "threads": threads, "spinning": spinning, "batches": list(batches),
+               "timing_plan": asdict(plan), "rounds": rounds, "seed": seed,
+               "machine": {**machine_info(), "peak": peak.to_dict(threads)},
+               "dataset": ds.describe() if ds is not None else None,
                "inputs": "real clean test windows" if ds is not None else "uniform random (no dataset)",
+               "checkpoint": _checkpoint_summary(ref),
                "rows": [], "skipped": []}
-    backends = backends_for(device)
     if device == "cuda" and results["machine"]["gpu"] is None:
         results["note"] = "no CUDA GPU on this machine: every CUDA backend is listed as skipped"
-    jobs = []
-    for art in artifacts:
-        for be in backends:
-            if not be.accepts(art):
-                continue
-            ok, reason = be.available()
-            if not ok:
-                results["skipped"].append({"artifact": art.path.name, "backend": be.name, "reason": reason})
-                log(f"skip  {art.label:34s} on {be.name}: {reason}")
-                continue
-            jobs.append(_Job(art, be.name, device, threads, inputs, plan, ds_path if ds is not None else None, spec))
-    rows: dict[int, list[dict]] = {}
-    for rnd in range(rounds):
-        # rows alternate direction from round to round, so slow spells of a shared machine fall
-        # on different rows, and the median over rounds votes them out
-        order = list(enumerate(jobs)) if rnd % 2 == 0 else list(enumerate(jobs))[::-1]
-        for i, job in order:
-            if i in rows and "skip" in rows[i][0]:
-                continue
-            job.score = rnd == 0
-            row = _run_isolated(job) if isolate else _run_row(job)
-            rows.setdefault(i, []).append(row)
+    jobs = _jobs(artifacts, device, threads, spinning, inputs, plan, ds_path if ds is not None else None, spec,
+                 results["skipped"], log)
+
+    lat, acc, failed, round_log = _run_rounds(jobs, rounds, isolate, probe, threads, seed, log)
+    used = [not r["disturbed"] for r in round_log]
+    results["probe"] = None if probe is None else {**asdict(probe), "rule": "a round is disturbed when its probe "
+                                                   "readings differ by more than margin (max/min − 1)"}
+    results["rounds_detail"] = round_log
+    results["rounds_used"] = sum(used) if any(used) else rounds
+    results["rounds_disturbed"] = rounds - sum(used)
+    if not any(used):
+        results["rounds_note"] = "every round was disturbed: medians over all rounds"
+
+    base = _baseline(jobs, failed)
+    results["speed_baseline"] = None if base is None else f"{jobs[base].art.path.name} on {jobs[base].backend}"
+    macs = _macs(artifacts, log)
     for i, job in enumerate(jobs):
-        row = _merge_rounds(rows[i])
-        if "skip" in row:
-            results["skipped"].append(row["skip"])
-            log(f"skip  {job.art.label:34s} on {job.backend}: {row['skip']['reason'][:120]}")
+        if i in failed:
+            results["skipped"].append(failed[i])
+            log(f"skip  {job.art.label:34s} on {job.backend}: {failed[i]['reason'][:120]}")
             continue
+        row = _row(job, lat[i], used, acc.get(i), base is not None and lat[base] or None, macs, peak, threads)
         results["rows"].append(row)
-        lat = "  ".join(f"b{b} p50 {row['latency'][str(b)]['p50_ms']:.2f} ms" for b in inputs)
-        acc = f"  PCK@20 {100 * pck_at(row['accuracy']['clean']['pck'], 0.2):.2f}%" if "accuracy" in row else ""
-        log(f"bench {job.art.label:34s} on {job.backend:10s} {row['size_mb']:6.2f} MB  {lat}{acc}")
-    _add_deltas(results)
+    _add_deltas(results, replicates)
+    for row in results["rows"]:
+        log(_row_line(row))
     return results
+
+
+# -- set-up -------------------------------------------------------------------------------------
+
+def _inputs(ds, spec: SplitSpec, batches, card0: dict) -> dict[int, np.ndarray]:
+    """Real clean test windows per batch size (repeated when the split is small), else uniform noise."""
+    idx = ds.indices("test", clean=True, spec=spec) if ds is not None else np.array([], dtype=np.int64)
+    if ds is not None and len(idx):
+        return {b: ds.read(np.resize(idx, b))[0] for b in batches}
+    rng = np.random.default_rng(0)
+    shape = tuple(card0.get("window_shape") or (card0["model_config"]["in_channels"], card0["model_config"]["window"]))
+    return {b: rng.uniform(0, 1, (b, *shape)).astype(np.float32) for b in batches}
+
+
+def _checkpoint_summary(ref: Artifact | None) -> dict | None:
+    """What the results need from the fp32 checkpoint's card (so summaries read no ignored folder)."""
+    if ref is None:
+        return None
+    c = ref.card
+    return {"artifact": ref.path.name, "model": c.get("model"), "param_count": c.get("param_count"),
+            "recipe": c.get("recipe"), "epochs_run": len(c.get("history", [])), "best_epoch": c.get("epoch"),
+            "weights_sha256": c.get("weights_sha256"), "metrics": c.get("metrics"),
+            "training": c.get("training")}
 
 
 @dataclass
@@ -115,47 +163,88 @@ class _Job:
     plan: TimingPlan
     data: Path | None
     spec: SplitSpec
+    spinning: bool | None = False
     score: bool = True
+
+    @property
+    def key(self) -> str:
+        return f"{self.art.path.name} on {self.backend}"
+
+
+def _jobs(artifacts, device, threads, spinning, inputs, plan, data, spec, skipped: list, log) -> list[_Job]:
+    jobs = []
+    for art in artifacts:
+        for be in backends_for(device):
+            if not be.accepts(art):
+                continue
+            ok, reason = be.available()
+            if not ok:
+                skipped.append({"artifact": art.path.name, "backend": be.name, "reason": reason})
+                log(f"skip  {art.label:34s} on {be.name}: {reason}")
+                continue
+            jobs.append(_Job(art, be.name, device, threads, inputs, plan, data, spec, spinning))
+    return jobs
+
+
+# -- rounds -------------------------------------------------------------------------------------
+
+def _run_rounds(jobs: list[_Job], rounds: int, isolate: bool, probe: ProbeSpec | None, threads: int, seed: int,
+                log) -> tuple[dict, dict, dict, list]:
+    """Run every job once per round in a shuffled order, probing before each job and at the end.
+
+    Returns per-job latency records by round (``None`` where a job did not run), accuracy records,
+    failed jobs (their skip record) and the per-round log.
+    """
+    rng = np.random.default_rng(seed)
+    prober = Probe(probe, threads=threads) if probe is not None and jobs else None
+    lat: dict[int, list] = {i: [None] * rounds for i in range(len(jobs))}
+    acc: dict[int, dict] = {}
+    failed: dict[int, dict] = {}
+    round_log = []
+    for r in range(rounds):
+        order = [int(i) for i in rng.permutation(len(jobs))]
+        readings = []
+        for i in order:
+            if i in failed:
+                continue
+            if prober:
+                readings.append(prober.time_ms())
+            job = jobs[i]
+            job.score = i not in acc
+            out = _run_isolated(job) if isolate else _run_row(job)
+            if "skip" in out:
+                failed[i] = out["skip"]
+                continue
+            lat[i][r] = out["latency"]
+            if "accuracy" in out:
+                acc[i] = out["accuracy"]
+        if prober:
+            readings.append(prober.time_ms())
+        mv = moved(readings)
+        disturbed = bool(prober and mv > probe.margin)
+        round_log.append({"round": r, "order": [jobs[i].key for i in order], "probe_ms": readings,
+                          "probe_moved": mv, "disturbed": disturbed})
+        log(f"round {r + 1}/{rounds}: probe {min(readings, default=0):.3f}–{max(readings, default=0):.3f} ms "
+            f"(moved {100 * mv:.1f} %){'  DISTURBED: left out of the medians' if disturbed else ''}")
+    return lat, acc, failed, round_log
 
 
 def _run_row(job: _Job) -> dict:
-    """Load one artifact on one backend, time it at every batch size, score it."""
+    """Load one artifact on one backend, time it at every batch size, score it when asked."""
     be = next(b for b in backends_for(job.device) if b.name == job.backend)
     art = job.art
     try:
-        runner = be.load(art, job.threads)
+        runner = be.load(art, job.threads, spinning=job.spinning)
     except Exception as exc:  # a backend that cannot load an artifact is reported, not fatal
         return {"skip": {"artifact": art.path.name, "backend": be.name,
                          "reason": f"load failed: {type(exc).__name__}: {exc}"[:500]}}
-    row = {"artifact": art.path.name, "label": art.label, "kind": art.kind, "precision": art.precision,
-           "method": art.method, "target": art.card.get("target"), "backend": be.name,
-           "bytes": art.bytes, "size_mb": art.bytes / 1e6, "size_mib": art.bytes / 2**20, "latency": {}}
-    for b, x in job.inputs.items():
-        row["latency"][str(b)] = measure(runner.prepare(x), runner.sync, b, job.plan)
+    out: dict = {"latency": {str(b): measure(runner.prepare(x), runner.sync, b, job.plan)
+                             for b, x in job.inputs.items()}}
     if job.data is not None and job.score:
-        ds = open_dataset(job.data)
-        acc = evaluate(runner.predict, ds, job.spec, splits=("test",))["test"]
-        row["accuracy"] = {"clean": acc["clean"], "full": acc["full"], "mean_pose": acc["mean_pose"]}
-    return row
+        from .accuracy import score_backend
 
-
-def _merge_rounds(runs: list[dict]) -> dict:
-    """One row from several rounds: each latency statistic is the median over rounds."""
-    first = runs[0]
-    if "skip" in first or len(runs) == 1:
-        if "skip" not in first:
-            for lat in first["latency"].values():
-                lat["rounds_p50_ms"] = [lat["p50_ms"]]
-        return first
-    merged = dict(first)
-    merged["latency"] = {}
-    for b, lat in first["latency"].items():
-        per = [r["latency"][b] for r in runs if "latency" in r]
-        merged["latency"][b] = {k: (float(np.median([p[k] for p in per])) if isinstance(v, float) else v)
-                                for k, v in lat.items()}
-        merged["latency"][b]["iters"] = int(sum(p["iters"] for p in per))
-        merged["latency"][b]["rounds_p50_ms"] = [p["p50_ms"] for p in per]
-    return merged
+        out["accuracy"] = score_backend(runner.predict, open_dataset(job.data), job.spec)
+    return out
 
 
 def _run_isolated(job: _Job) -> dict:
@@ -166,35 +255,145 @@ def _run_isolated(job: _Job) -> dict:
         return pool.submit(_run_row, job).result()
 
 
-def _add_deltas(results: dict) -> None:
-    """ΔPCK@t (percentage points) and latency ratios of each row versus the fp32 torch row."""
-    ref = next((r for r in results["rows"] if r["kind"] == "torch"), None)
-    if ref is None:
-        return
-    for r in results["rows"]:
-        if "accuracy" in r and "accuracy" in ref:
+# -- merging --------------------------------------------------------------------------------------
+
+def _baseline(jobs: list[_Job], failed: dict) -> int | None:
+    """Index of the fp32 ONNX job on the device's first ONNX Runtime backend (the ratios' denominator)."""
+    cands = [i for i, j in enumerate(jobs) if j.art.kind == "onnx" and j.art.precision == "fp32" and i not in failed]
+    order = ("ort-cpu", "ort-cuda", "ort-trt")
+    cands.sort(key=lambda i: (order.index(jobs[i].backend) if jobs[i].backend in order else 9, jobs[i].art.path.name))
+    return cands[0] if cands else None
+
+
+def _macs(artifacts: list[Artifact], log) -> dict[str, dict]:
+    """MACs per window of every ONNX artifact; the torch checkpoint borrows its fp32 ONNX export's count."""
+    from .macs import count_macs
+
+    out: dict[str, dict] = {}
+    for a in artifacts:
+        if a.kind == "onnx":
+            try:
+                out[a.path.name] = {**count_macs(a.path), "source": "this ONNX graph"}
+            except EdgeposeError as exc:
+                log(f"note  no MAC count for {a.path.name}: {exc.problem}")
+    for a in artifacts:
+        if a.kind != "onnx":
+            twin = next((b for b in artifacts if b.kind == "onnx" and b.precision == "fp32"
+                         and b.card.get("model") == a.card.get("model") and b.path.name in out), None)
+            if twin is not None:
+                out[a.path.name] = {**out[twin.path.name], "source": f"the fp32 ONNX export {twin.path.name}"}
+    return out
+
+
+def _row(job: _Job, per_round: list, used: list[bool], accuracy: dict | None, base_rounds: list | None,
+         macs: dict, peak, threads: int) -> dict:
+    art = job.art
+    row = {"artifact": art.path.name, "label": art.label, "kind": art.kind, "precision": art.precision,
+           "method": art.method, "target": art.card.get("target"), "backend": job.backend,
+           "bytes": art.bytes, "size_mb": art.bytes / 1e6, "size_mib": art.bytes / 2**20, "latency": {}}
+    recipe = art.card.get("recipe")
+    if isinstance(recipe, dict):
+        row["recipe"] = {k: recipe.get(k) for k in ("calibrator", "recipe")}
+    if art.card.get("parity") is not None:
+        row["parity"] = art.card["parity"]
+    for b in map(str, job.inputs):
+        per = [(r[b] if r else None) for r in per_round]
+        keep = [p for p, u in zip(per, used) if p is not None and u] or [p for p in per if p is not None]
+        merged = {k: (float(np.median([p[k] for p in keep])) if isinstance(v, float) else v) for k, v in keep[0].items()}
+        merged["iters"] = int(sum(p["iters"] for p in keep))
+        merged["rounds_p50_ms"] = [p["p50_ms"] if p else None for p in per]
+        merged["rounds_used"] = len(keep)
+        row["latency"][b] = merged
+    if base_rounds is not None:
+        row["speed_vs_fp32_onnx"] = {
+            b: ratio_summary([(r[b]["p50_ms"] if r else None) for r in base_rounds],
+                             [(r[b]["p50_ms"] if r else None) for r in per_round], used)
+            for b in row["latency"]}
+    m = macs.get(art.path.name)
+    if m:
+        kind = "int8" if art.precision == "int8" else "fp32"
+        row["compute"] = {"macs_per_window": m["per_window"], "macs_by_op": m["by_op"], "macs_source": m["source"],
+                          "peak_precision": kind,
+                          "by_batch": {b: achieved(m["per_window"], int(b), lat["p50_ms"], peak.gmacs(kind, threads))
+                                       for b, lat in row["latency"].items()}}
+    if accuracy is not None:
+        row["accuracy"] = accuracy
+    return row
+
+
+def _add_deltas(results: dict, replicates: int) -> None:
+    """ΔPCK@t vs the fp32 reference (torch checkpoint, else fp32 ONNX), with a paired bootstrap CI
+    of ΔPCK@20 over test recordings; latency ratios vs the torch row (kept from schema 1)."""
+    rows = [r for r in results["rows"] if "accuracy" in r]
+    ref = next((r for r in rows if r["kind"] == "torch"), None) or next(
+        (r for r in rows if r["kind"] == "onnx" and r["precision"] == "fp32"), None)
+    if ref is not None:
+        results["accuracy_reference"] = f"{ref['artifact']} on {ref['backend']}"
+        rb = ref["accuracy"].get("by_recording")
+        for r in rows:
             r["delta_pck_pp"] = {t: 100 * (r["accuracy"]["clean"]["pck"][t] - ref["accuracy"]["clean"]["pck"][t])
                                  for t in r["accuracy"]["clean"]["pck"]}
-        r["speedup_vs_torch"] = {b: ref["latency"][b]["p50_ms"] / r["latency"][b]["p50_ms"]
-                                 for b in r["latency"] if b in ref["latency"]}
+            ab = r["accuracy"].get("by_recording")
+            if rb and ab and ab["recordings"] == rb["recordings"]:
+                units = np.asarray(ab["windows"]) * ab["joints_per_window"]
+                ci = bootstrap_grouped(ab["hits"][str(CI_THRESHOLD)], rb["hits"][str(CI_THRESHOLD)], units,
+                                       replicates=replicates)
+                r["delta_pck20_ci"] = {**ci.to_dict(), "reference": ref["artifact"],
+                                       "method": "paired bootstrap over test recordings (percentile)"}
+    torch_row = next((r for r in results["rows"] if r["kind"] == "torch"), None)
+    if torch_row is not None:
+        for r in results["rows"]:
+            r["speedup_vs_torch"] = {b: torch_row["latency"][b]["p50_ms"] / r["latency"][b]["p50_ms"]
+                                     for b in r["latency"] if b in torch_row["latency"]}
+
+
+def _row_line(row: dict) -> str:
+    bits = []
+    for b, lat in row["latency"].items():
+        sr = row.get("speed_vs_fp32_onnx", {}).get(b, {})
+        ratio = f" ({sr['median']:.2f}× fp32)" if sr.get("n") else ""
+        bits.append(f"b{b} p50 {lat['p50_ms']:.2f} ms{ratio}")
+    acc = ""
+    if "accuracy" in row:
+        acc = f"  PCK@20 {100 * pck_at(row['accuracy']['clean']['pck'], 0.2):.2f}%"
+        ci = row.get("delta_pck20_ci")
+        if ci:
+            acc += f" (Δ {ci['delta_pp']:+.2f} pp, CI [{ci['low_pp']:+.2f}, {ci['high_pp']:+.2f}])"
+    return f"bench {row['label']:34s} on {row['backend']:10s} {row['size_mb']:6.2f} MB  {'  '.join(bits)}{acc}"
 
 
 def write_results(results: dict, out: Path) -> tuple[Path, Path]:
-    """Write the JSON document and a flat CSV beside it."""
+    """Write the JSON document and a flat CSV beside it (one line per row and batch size)."""
     write_json(out, results)
     csv_path = out.with_suffix(".csv")
     with atomic_path(csv_path) as tmp, open(tmp, "w", newline="") as f:
         w = csv.writer(f)
         w.writerow(["artifact", "label", "backend", "size_mb", "batch", "p50_ms", "p90_ms", "p99_ms",
-                    "throughput_wps", "pck10", "pck20", "pck30", "pck40", "pck50", "mpjpe", "full_pck20"])
+                    "throughput_wps", "pck10", "pck20", "pck30", "pck40", "pck50", "mpjpe", "full_pck20",
+                    "speed_vs_fp32_median", "speed_vs_fp32_q1", "speed_vs_fp32_q3", "gmacs_per_s",
+                    "fraction_of_peak", "delta_pck20_pp", "delta_pck20_ci_low", "delta_pck20_ci_high"])
+        nan = float("nan")
         for r in results["rows"]:
             acc = r.get("accuracy", {})
             pck = acc.get("clean", {}).get("pck", {})
+            ci = r.get("delta_pck20_ci", {})
             for b, lat in r["latency"].items():
+                sr = r.get("speed_vs_fp32_onnx", {}).get(b, {})
+                comp = r.get("compute", {}).get("by_batch", {}).get(b, {})
                 w.writerow([r["artifact"], r["label"], r["backend"], f"{r['size_mb']:.4f}", b,
                             f"{lat['p50_ms']:.4f}", f"{lat['p90_ms']:.4f}", f"{lat['p99_ms']:.4f}",
                             f"{lat['throughput_windows_per_s']:.1f}",
-                            *[f"{pck.get(t, float('nan')):.4f}" for t in (0.1, 0.2, 0.3, 0.4, 0.5)],
-                            f"{acc.get('clean', {}).get('mpjpe', float('nan')):.5f}",
-                            f"{acc.get('full', {}).get('pck', {}).get(0.2, float('nan')):.4f}"])
+                            *[f"{_get_pck(pck, t):.4f}" for t in (0.1, 0.2, 0.3, 0.4, 0.5)],
+                            f"{acc.get('clean', {}).get('mpjpe', nan):.5f}",
+                            f"{_get_pck(acc.get('full', {}).get('pck', {}), 0.2):.4f}",
+                            *[f"{sr.get(k, nan):.4f}" for k in ("median", "q1", "q3")],
+                            f"{comp.get('gmacs_per_s', nan):.3f}", f"{comp.get('fraction_of_peak', nan):.4f}",
+                            *[f"{ci.get(k, nan):.3f}" for k in ("delta_pp", "low_pp", "high_pp")]])
     return out, csv_path
+
+
+def _get_pck(scores: dict, t: float) -> float:
+    try:
+        return pck_at(scores, t)
+    except KeyError:
+        return float("nan")

@@ -15,42 +15,57 @@ from ._options import batches_option, path_arg
 @click.option("--batch", "batches", default="1,64", show_default=True, callback=batches_option, help="Comma-separated.")
 @click.option("--threads", default=0, show_default=True, help="Intra-op threads (0 = runtime default).")
 @click.option("--warmup", default=10, show_default=True)
-@click.option("--iters", default=50, show_default=True, help="Minimum timed runs per batch size.")
-@click.option("--min-seconds", default=2.0, show_default=True, help="Minimum timed seconds per batch size.")
-@click.option("--rounds", default=1, show_default=True,
-              help="Time every artifact this many times (alternating order); report the median per statistic.")
+@click.option("--iters", default=50, show_default=True, help="Minimum timed runs per batch size and round.")
+@click.option("--min-seconds", default=2.0, show_default=True, help="Minimum timed seconds per batch size and round.")
+@click.option("--rounds", default=5, show_default=True,
+              help="Paired rounds: every artifact once per round in a shuffled order; medians over the "
+                   "undisturbed rounds.")
+@click.option("--spinning/--no-spinning", default=False, show_default=True,
+              help="Let ONNX Runtime's idle threads busy-wait between calls.")
+@click.option("--probe-margin", default=0.10, show_default=True,
+              help="A round whose probe moved by more than this fraction is disturbed and left out.")
+@click.option("--no-probe", is_flag=True, help="Do not time the probe (no round is marked disturbed).")
+@click.option("--seed", default=0, show_default=True, help="Seed of the per-round shuffles.")
 @click.option("--data", "data_dir", type=path_arg(), default=None,
               help="Dataset for inputs and accuracy [default: from the checkpoint card].")
 @click.option("--no-accuracy", is_flag=True, help="Latency and size only.")
 @click.option("--out", required=True, type=path_arg(), help="results.json (a .csv is written beside it).")
 def bench_cmd(artifact_dir: Path, device: str, batches, threads: int, warmup: int, iters: int, min_seconds: float,
-              rounds: int, data_dir: Path | None, no_accuracy: bool, out: Path) -> None:
-    """Measure size, latency (p50/p90/p99) and locked accuracy of every artifact on every backend.
+              rounds: int, spinning: bool, probe_margin: float, no_probe: bool, seed: int, data_dir: Path | None,
+              no_accuracy: bool, out: Path) -> None:
+    """Measure size, latency (paired rounds), locked accuracy and distance to peak of every artifact.
 
     \b
-    Example:
+    Examples:
       edgepose bench artifacts/ --device cpu --batch 1,64 --threads 2 --out benchmarks/results/cpu.json
+      edgepose bench artifacts/ --threads 1 --rounds 7 --out results-1t.json
     """
-    from ..bench import TimingPlan, bench, write_results
+    from ..bench import ProbeSpec, TimingPlan, bench, write_results
 
     plan = TimingPlan(warmup=warmup, iters=iters, min_seconds=min_seconds)
     res = bench(artifact_dir, device, batches, threads, plan, data_dir, accuracy=not no_accuracy, log=click.echo,
-                rounds=rounds)
+                rounds=rounds, spinning=spinning, probe=None if no_probe else ProbeSpec(margin=probe_margin),
+                seed=seed)
     j, c = write_results(res, out)
-    click.echo(f"results: {j} and {c} ({len(res['rows'])} rows, {len(res['skipped'])} skipped)")
+    click.echo(f"results: {j} and {c} ({len(res['rows'])} rows, {len(res['skipped'])} skipped, "
+               f"{res['rounds_disturbed']} of {res['rounds']} rounds disturbed)")
 
 
 @click.command("report")
 @click.argument("results", nargs=-1, required=True, type=path_arg(exists=True, dir_okay=False))
-@click.option("--out", default=Path("report"), show_default=True, type=path_arg(), help="Folder for report.md/.html.")
-def report_cmd(results: tuple[Path, ...], out: Path) -> None:
-    """Build the trade-off report (Markdown + self-contained HTML) from one or more bench results.
+@click.option("--out", default=Path("report"), show_default=True, type=path_arg(),
+              help="Folder for report.md (with its PNG figures) and the self-contained report.html.")
+@click.option("--max-drop", default=1.0, show_default=True,
+              help="Accuracy gate: the lower end of the ΔPCK@20 95 % interval may be at most this far below fp32 (pp).")
+def report_cmd(results: tuple[Path, ...], out: Path, max_drop: float) -> None:
+    """Build the trade-off report (Markdown + PNGs, self-contained HTML) from one or more bench results.
 
     \b
-    Example:
+    Examples:
       edgepose report benchmarks/results/cpu.json benchmarks/results/cuda.json --out report/
+      edgepose report cpu.json --max-drop 0.5 --out report/
     """
     from ..report import build_report
 
-    md, page = build_report(list(results), out)
+    md, page = build_report(list(results), out, max_drop_pp=max_drop)
     click.echo(f"report: {md} and {page}")

@@ -1,5 +1,6 @@
-"""Trade-off report: tables, plots with the Pareto front, and a verdict per machine and batch."""
+"""Trade-off report: tables, plots with the Pareto front and speed ratios, and a verdict per machine and batch."""
 
-from .build import build_report, load_results
+from .build import build_report, load_results, verdicts
+from .verdict import MAX_DROP_PP, Choice, choose
 
-__all__ = ["build_report", "load_results"]
+__all__ = ["MAX_DROP_PP", "Choice", "build_report", "choose", "load_results", "verdicts"]

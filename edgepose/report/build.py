@@ -1,27 +1,28 @@
 """Markdown + self-contained HTML from one or more bench results files.
 
-Rows from several files (a CPU box and a GPU box, say) merge into one table keyed by machine
-and backend. Plots: PCK@20 against p50 latency and against size, with the Pareto front
-(no other artifact is both at least as accurate and at least as fast/small) marked.
+Rows from several files (a CPU box and a GPU box, say) merge into one set of tables keyed by
+machine and backend. The verdict rule lives in :mod:`.verdict`, the figures in :mod:`.plots`;
+the Markdown links its PNG figures written beside it, the HTML embeds them.
 """
 
 from __future__ import annotations
 
-import base64
-import html
-import io
 from pathlib import Path
 
+from ..bench.machine import describe_machine
+from ..bench.run import SCHEMA
 from ..errors import EdgeposeError
 from ..io import atomic_path, read_json
 from ..metrics import pck_at
-from ..bench.run import SCHEMA
+from .plots import accuracy_plot, pareto, speed_plot
+from .render import Block, Figure, to_html, to_markdown
+from .verdict import MAX_DROP_PP, pck20, sentence, verdict_choices
 
-#: An artifact may lose at most this much PCK@20 (percentage points) against fp32 to be shippable.
-MAX_DROP_PP = 1.0
+__all__ = ["MAX_DROP_PP", "build_report", "load_results", "pareto", "verdicts"]
 
 
 def load_results(paths: list[Path]) -> list[dict]:
+    """Read bench results files; anything else is refused with the file named."""
     docs = []
     for p in paths:
         doc = read_json(p)
@@ -32,204 +33,193 @@ def load_results(paths: list[Path]) -> list[dict]:
     return docs
 
 
-def _pck(row: dict, t: float = 0.2, which: str = "clean") -> float | None:
-    """PCK@t in % of one bench row, or None when the row has no accuracy."""
-    acc = row.get("accuracy", {}).get(which, {}).get("pck", {})
-    try:
-        return 100 * pck_at(acc, t)
-    except KeyError:
-        return None
-
-
-def _machine_name(doc: dict) -> str:
+def machine_name(doc: dict) -> str:
+    """Short machine label: CPU model, cores, GPU when the run used it, threads."""
     m = doc["machine"]
     gpu = f" + {m['gpu']['name']}" if doc["device"] == "cuda" and m.get("gpu") else ""
-    return f"{m['cpu_model']} ({m['cpu_count']} cores){gpu}"
-
-
-def pareto(points: list[tuple[float, float]]) -> list[bool]:
-    """For (cost, accuracy) pairs: True where no other point has ≤ cost and ≥ accuracy, one strictly."""
-    flags = []
-    for i, (c, a) in enumerate(points):
-        dominated = any((c2 <= c and a2 >= a and (c2 < c or a2 > a)) for j, (c2, a2) in enumerate(points) if j != i)
-        flags.append(not dominated)
-    return flags
-
-
-def _rows(docs: list[dict]) -> list[dict]:
-    out = []
-    for d in docs:
-        for r in d["rows"]:
-            out.append({**r, "_machine": _machine_name(d), "_device": d["device"], "_threads": d.get("threads")})
-    return out
+    threads = doc.get("threads")
+    return f"{m['cpu_model']} ({m['cpu_count']} cores){gpu}, {threads or 'default'} thread{'s' if threads != 1 else ''}"
 
 
 def verdicts(docs: list[dict], max_drop_pp: float = MAX_DROP_PP) -> list[str]:
-    """One sentence per (machine, batch): the fastest artifact within ``max_drop_pp`` of fp32 PCK@20."""
-    lines = []
-    for d in docs:
-        rows = [r for r in d["rows"] if _pck(r) is not None]
-        ref = next((r for r in rows if r["kind"] == "torch"), None)
-        if not rows or ref is None:
-            continue
-        for b in map(str, d["batches"]):
-            ok = [r for r in rows if _pck(r) >= _pck(ref) - max_drop_pp and b in r["latency"]]
-            if not ok:
-                continue
-            fastest = min(r["latency"][b]["p50_ms"] for r in ok)
-            # timings within 5 % of the fastest are a tie on a shared CPU: prefer accuracy there
-            tied = [r for r in ok if r["latency"][b]["p50_ms"] <= 1.05 * fastest]
-            best = max(tied, key=lambda r: (_pck(r), -r["latency"][b]["p50_ms"]))
-            fp32_ort = [r for r in rows if r["precision"] == "fp32" and r["kind"] == "onnx" and b in r["latency"]
-                        and r["backend"] == best["backend"]]
-            why = (f"p50 {best['latency'][b]['p50_ms']:.2f} ms at PCK@20 {_pck(best):.2f}% "
-                   f"(fp32 torch {_pck(ref):.2f}%), {best['size_mb']:.2f} MB")
-            if fp32_ort and fp32_ort[0] is not best:
-                why += f"; {fp32_ort[0]['latency'][b]['p50_ms'] / best['latency'][b]['p50_ms']:.2f}× faster than fp32 ONNX"
-            lines.append(f"On {_machine_name(d)} [{d['device']}] at batch {b}: ship **{best['label']}** on "
-                         f"{best['backend']} — {why}.")
-    return lines
+    """One sentence per (machine, batch[, target]) naming the single artifact to ship (see :mod:`.verdict`)."""
+    return [sentence(c, f"{machine_name(d)} [{d['device']}]") for d in docs for c in verdict_choices(d, max_drop_pp)]
 
 
-def _plot(rows: list[dict], xkey: str, xlabel: str, title: str) -> str:
-    import matplotlib
-
-    matplotlib.use("Agg")
-    import matplotlib.pyplot as plt
-    import matplotlib.ticker
-
-    pts = [(r, xkey(r), _pck(r)) for r in rows if _pck(r) is not None and xkey(r) is not None]
-    fig, ax = plt.subplots(figsize=(8.5, 4.8), dpi=110)
-    if pts:
-        front = pareto([(x, y) for _, x, y in pts])
-        cmap = plt.get_cmap("tab10")
-        for i, ((r, x, y), on) in enumerate(zip(pts, front)):
-            name = f"{r['label']} · {r['backend']}" + (f" · {r['_machine'][:18]}" if len({p[0]['_machine'] for p in pts}) > 1 else "")
-            ax.scatter(x, y, s=90 if on else 40, marker="s" if r["kind"] == "torch" else "o", color=cmap(i % 10),
-                       edgecolor="black" if on else "none", linewidth=1.2, zorder=3,
-                       label=name + ("  (Pareto)" if on else ""))
-        fx = sorted((x, y) for (_, x, y), on in zip(pts, front) if on)
-        if len(fx) > 1:
-            ax.plot(*zip(*fx), linestyle="--", color="gray", zorder=2)
-        ax.set_xscale("log")
-        ax.xaxis.set_major_formatter(matplotlib.ticker.FormatStrFormatter("%g"))
-        ax.xaxis.set_minor_formatter(matplotlib.ticker.FormatStrFormatter("%g"))
-        ax.legend(loc="center left", bbox_to_anchor=(1.01, 0.5), fontsize=7, frameon=False)
-    ax.set_xlabel(xlabel)
-    ax.set_ylabel("PCK@20 on the clean test split (%)")
-    ax.set_title(title, fontsize=10)
-    ax.grid(alpha=0.3, which="both")
-    fig.tight_layout()
-    buf = io.BytesIO()
-    fig.savefig(buf, format="png")
-    plt.close(fig)
-    return base64.b64encode(buf.getvalue()).decode()
+def _rows(docs: list[dict]) -> list[dict]:
+    """Every row of every document, tagged with its machine (and source file when machines repeat)."""
+    names = [machine_name(d) for d in docs]
+    out = []
+    for d, name in zip(docs, names):
+        tag = name if names.count(name) == 1 else f"{name} · {Path(d['_source']).name}"
+        for r in d["rows"]:
+            out.append({**r, "_machine": tag, "_device": d["device"], "_threads": d.get("threads")})
+    return out
 
 
-def _table(rows: list[dict], batches: list[str]) -> tuple[list[str], list[list[str]]]:
-    ref = {}
-    for r in rows:
-        if r["kind"] == "torch" and _pck(r) is not None:
-            ref[r["_machine"]] = _pck(r)
+def _fmt(v: float | None, spec: str = ".2f", none: str = "–") -> str:
+    return none if v is None else format(v, spec)
+
+
+def _speed_table(rows: list[dict], batches: list[str]) -> Block:
     head = ["machine", "artifact", "backend", "size MB"]
     for b in batches:
-        head += [f"p50 b{b} ms", f"p99 b{b} ms"]
-    head += ["PCK@10", "PCK@20", "PCK@30", "PCK@40", "PCK@50", "MPJPE", "full PCK@20", "Δ PCK@20 pp"]
+        head += [f"b{b} p50 ms", f"b{b} p99 ms", f"b{b} × fp32 ONNX (IQR)"]
     body = []
     for r in rows:
         cells = [r["_machine"], r["label"], r["backend"], f"{r['size_mb']:.2f}"]
         for b in batches:
             lat = r["latency"].get(b)
-            cells += [f"{lat['p50_ms']:.2f}", f"{lat['p99_ms']:.2f}"] if lat else ["–", "–"]
-        p = [_pck(r, t) for t in (0.1, 0.2, 0.3, 0.4, 0.5)]
-        cells += [f"{v:.2f}" if v is not None else "–" for v in p]
-        mp = r.get("accuracy", {}).get("clean", {}).get("mpjpe")
-        cells.append(f"{mp:.4f}" if mp is not None else "–")
-        fp = _pck(r, 0.2, "full")
-        cells.append(f"{fp:.2f}" if fp is not None else "–")
-        base = ref.get(r["_machine"])
-        cells.append(f"{p[1] - base:+.2f}" if p[1] is not None and base is not None else "–")
+            sr = r.get("speed_vs_fp32_onnx", {}).get(b, {})
+            ratio = f"{sr['median']:.2f} ({sr['q1']:.2f}–{sr['q3']:.2f})" if sr.get("n") else "–"
+            cells += [_fmt(lat["p50_ms"] if lat else None), _fmt(lat["p99_ms"] if lat else None), ratio]
         body.append(cells)
-    return head, body
+    return Block("table", head=head, rows=body)
 
 
-def build_report(paths: list[Path], out_dir: Path) -> tuple[Path, Path]:
-    """Write ``report.md`` and ``report.html`` (plots embedded) into ``out_dir``."""
-    docs = load_results(paths)
+def _limit_table(rows: list[dict], batches: list[str]) -> Block:
+    head = ["machine", "artifact", "backend", "MMAC/window", "peak used"]
+    for b in batches:
+        head += [f"b{b} GMAC/s", f"b{b} % of peak", f"b{b} floor ms", f"b{b} × floor"]
+    body = []
+    for r in rows:
+        comp = r.get("compute")
+        if not comp:
+            continue
+        cells = [r["_machine"], r["label"], r["backend"], f"{comp['macs_per_window'] / 1e6:.1f}", comp["peak_precision"]]
+        for b in batches:
+            a = comp["by_batch"].get(b) or {}
+            cells += [_fmt(a.get("gmacs_per_s"), ".1f"), _fmt(100 * a["fraction_of_peak"] if a else None, ".1f"),
+                      _fmt(a.get("floor_ms"), ".3f"), _fmt(a.get("x_floor"), ".1f")]
+        body.append(cells)
+    return Block("table", head=head, rows=body)
+
+
+def _accuracy_table(rows: list[dict]) -> Block:
+    head = ["machine", "artifact", "backend", "PCK@10", "PCK@20", "PCK@30", "PCK@40", "PCK@50", "MPJPE",
+            "full PCK@20", "Δ PCK@20 pp [95 % CI]"]
+    body = []
+    for r in rows:
+        acc = r.get("accuracy", {}).get("clean", {})
+        if not acc:
+            continue
+        cells = [r["_machine"], r["label"], r["backend"]]
+        for t in (0.1, 0.2, 0.3, 0.4, 0.5):
+            try:
+                cells.append(f"{100 * pck_at(acc['pck'], t):.2f}")
+            except KeyError:
+                cells.append("–")
+        cells += [_fmt(acc.get("mpjpe"), ".4f"), _fmt(pck20(r, "full"))]
+        ci = r.get("delta_pck20_ci")
+        d = r.get("delta_pck_pp", {})
+        point = next((v for k, v in d.items() if abs(float(k) - 0.2) < 1e-9), None)
+        cells.append(f"{ci['delta_pp']:+.2f} [{ci['low_pp']:+.2f}, {ci['high_pp']:+.2f}]" if ci
+                     else _fmt(point, "+.2f"))
+        body.append(cells)
+    return Block("table", head=head, rows=body)
+
+
+def _rounds_lines(docs: list[dict]) -> list[str]:
+    lines = []
+    for d in docs:
+        src = Path(d["_source"]).name
+        if "rounds_detail" not in d:
+            lines.append(f"{src}: {d.get('rounds', 1)} round(s), no probe and no paired ratios (schema 1 file).")
+            continue
+        bad = [r for r in d["rounds_detail"] if r["disturbed"]]
+        moved = ", ".join(f"{100 * r['probe_moved']:.0f} %" for r in d["rounds_detail"])
+        probe = d.get("probe") or {}
+        text = (f"{src}: {d['rounds']} rounds, each in a fresh shuffled order; probe moved {moved} per round "
+                f"(margin {100 * probe.get('margin', 0):.0f} %); ")
+        text += (f"{len(bad)} disturbed and left out, medians over {d['rounds_used']}." if bad and d.get("rounds_used") != d["rounds"]
+                 else "none disturbed." if not bad else "every round disturbed: medians over all of them.")
+        text += f" Speed baseline: {d.get('speed_baseline')}."
+        lines.append(text)
+    return lines
+
+
+def _skipped_lines(docs: list[dict]) -> list[str]:
+    """One line per (source, backend, reason), naming how many artifacts it covers."""
+    groups: dict[tuple[str, str, str], list[str]] = {}
+    for d in docs:
+        for s in d.get("skipped", []):
+            groups.setdefault((Path(d["_source"]).name, s["backend"], s["reason"]), []).append(s["artifact"])
+    return [f"{backend} ({src}, {len(arts)} artifact{'s' if len(arts) != 1 else ''}): {reason}"
+            for (src, backend, reason), arts in groups.items()]
+
+
+def _figures(rows: list[dict], batches: list[str]) -> list[Block]:
+    blocks = []
+    for b in batches:
+        blocks.append(Block("h3", f"Batch {b}"))
+        blocks.append(Block("figs", figures=[
+            Figure(f"PCK@20 vs p50 latency, batch {b} (large markers: Pareto front)", f"pareto-b{b}.png",
+                   accuracy_plot(rows, lambda r, b=b: r["latency"].get(b, {}).get("p50_ms"),
+                                 f"p50 latency per batch-{b} call (ms, log)",
+                                 f"Accuracy vs latency, batch {b} (large markers: Pareto front)")),
+            Figure(f"Speed vs fp32 ONNX, batch {b} (median, IQR, min–max over paired rounds)", f"speed-b{b}.png",
+                   speed_plot(rows, b, f"Speed vs fp32 ONNX, batch {b} (dot median, bar IQR, line min–max)")),
+        ]))
+    blocks.append(Block("h3", "Size"))
+    blocks.append(Block("figs", figures=[Figure(
+        "PCK@20 vs size on disk", "size.png",
+        accuracy_plot([r for r in rows if r["backend"] in ("ort-cpu", "torch-cpu", "ort-cuda", "torch-cuda", "tensorrt")],
+                      lambda r: r["size_mb"], "size on disk (MB = 10^6 bytes, log)",
+                      "Accuracy vs size (large markers: Pareto front)"))]))
+    return blocks
+
+
+def build_report(paths: list[Path], out_dir: Path, max_drop_pp: float = MAX_DROP_PP) -> tuple[Path, Path]:
+    """Write ``report.md`` (+ its PNG figures beside it) and a self-contained ``report.html`` into ``out_dir``."""
+    docs = load_results([Path(p) for p in paths])
     rows = _rows(docs)
     batches = sorted({b for d in docs for b in map(str, d["batches"])}, key=int)
-    head, body = _table(rows, batches)
-    verdict = verdicts(docs)
-    b0 = batches[0]
-    plots = {
-        f"PCK@20 vs p50 latency (batch {b0})": _plot(
-            rows, lambda r: r["latency"].get(b0, {}).get("p50_ms"), f"p50 latency at batch {b0} (ms, log)",
-            f"Accuracy vs latency, batch {b0} (large markers: Pareto front)"),
-        "PCK@20 vs size on disk": _plot(
-            [r for r in rows if r["backend"] in ("ort-cpu", "torch-cpu", "ort-cuda", "torch-cuda", "tensorrt")],
-            lambda r: r["size_mb"], "size on disk (MB = 10^6 bytes, log)", "Accuracy vs size (large markers: Pareto front)"),
-    }
-    skipped = [(Path(d["_source"]).name, s) for d in docs for s in d.get("skipped", [])]
+    verdict = verdicts(docs, max_drop_pp) or ["no artifact has accuracy data and passes the gate: nothing to recommend"]
     baseline = next((r["accuracy"]["mean_pose"] for r in rows if "accuracy" in r), None)
 
-    md = ["# edgepose trade-off report", ""]
-    md += [f"Sources: {', '.join(Path(d['_source']).name for d in docs)}.", ""]
-    md += ["## Verdict", ""] + [f"- {v}" for v in verdict or ["no accuracy data: nothing to recommend"]] + [""]
-    md += [f"Rule: among artifacts whose clean PCK@20 is within {MAX_DROP_PP} pp of the fp32 torch model, "
-           "the fastest by p50; timings within 5 % of the fastest count as a tie, broken by PCK@20.", ""]
-    md += ["## All artifacts × backends", "", "| " + " | ".join(head) + " |", "|" + "---|" * len(head)]
-    md += ["| " + " | ".join(c) + " |" for c in body]
+    blocks = [Block("h1", "edgepose trade-off report"),
+              Block("p", f"Sources: {', '.join(Path(d['_source']).name for d in docs)}."),
+              Block("h2", "Verdict"), Block("ul", items=verdict, css="verdict"),
+              Block("p", f"Rule: an artifact qualifies when the lower end of the 95 % interval of its ΔPCK@20 vs fp32 "
+                         f"(paired bootstrap over test recordings) is ≥ −{max_drop_pp:g} pp. Among those, the fastest "
+                         "by its median speed ratio to fp32 ONNX in the same round wins only when its inter-quartile "
+                         "range stays above every other's; otherwise it is a tie, broken by accuracy (by the interval), "
+                         "then by size on disk."),
+              Block("h2", "Speed (paired rounds)"), _speed_table(rows, batches),
+              Block("ul", items=_rounds_lines(docs)),
+              Block("p", "Latency per batch call, median over the undisturbed rounds; × fp32 ONNX is the per-round "
+                         "ratio p50(fp32 ONNX) / p50(artifact), median and inter-quartile range (> 1 faster).")]
+    blocks += [Block("h2", "Distance to the machine's limit"), _limit_table(rows, batches),
+               Block("p", "MACs of one window counted from the ONNX graph (Conv and MatMul; the torch checkpoint "
+                          "uses its fp32 ONNX export's count). Peak = physical cores used × clock × (vector bits per "
+                          "cycle / element bits) × MACs per lane (see docs/benchmarking.md); int8 rows against the int8 "
+                          "peak, fp32/fp16 against the fp32 peak. floor = MACs × batch / peak: the time at 100 % of peak.")]
+    blocks += [Block("h2", "Accuracy"), _accuracy_table(rows)]
     if baseline:
-        md += ["", f"Mean-pose baseline (training mean pose for every window): PCK@20 "
-               f"{100 * pck_at(baseline['pck'], 0.2):.2f}%, "
-               f"MPJPE {baseline['mpjpe']:.4f}."]
-    md += ["", "PCK in %, torso-normalised (right shoulder → left hip), clean test split unless marked *full* "
-           "(corrupt windows zero-filled). MPJPE in pixel/1000. Latency per batch call."]
+        blocks.append(Block("p", f"Mean-pose baseline (training mean pose for every window): PCK@20 "
+                                 f"{100 * pck_at(baseline['pck'], 0.2):.2f}%, MPJPE {baseline['mpjpe']:.4f}."))
+    blocks.append(Block("p", "PCK in %, torso-normalised (right shoulder → left hip), clean test split unless marked "
+                             "*full* (corrupt windows zero-filled). MPJPE in pixel/1000. The interval resamples whole "
+                             "test recordings (windows of one recording are correlated), the same draw for both models."))
+    blocks += [Block("h2", "Plots")] + _figures(rows, batches)
+    skipped = _skipped_lines(docs)
     if skipped:
-        md += ["", "## Skipped backends", ""] + [f"- {src}: {s['artifact']} on {s['backend']}: {s['reason']}" for src, s in skipped]
-    for d in docs:
-        if d.get("note"):
-            md += ["", f"Note ({Path(d['_source']).name}): {d['note']}"]
-    md += ["", "## Machines", ""]
-    for d in docs:
-        m = d["machine"]
-        flags = ", ".join(f for f, on in m["cpu_flags"].items() if on)
-        md.append(f"- {Path(d['_source']).name}: {_machine_name(d)}, {m['arch']}, flags: {flags}; "
-                  f"threads {d.get('threads') or 'default'}; versions {m['versions']}")
-    md += ["", "## Plots", ""] + [f"![{t}](data:image/png;base64,{p})" for t, p in plots.items()]
+        blocks += [Block("h2", "Skipped backends"), Block("ul", items=skipped)]
+    notes = [f"{Path(d['_source']).name}: {d['note']}" for d in docs if d.get("note")]
+    if notes:
+        blocks += [Block("h2", "Notes"), Block("ul", items=notes)]
+    blocks += [Block("h2", "Machines"), Block("ul", items=[
+        f"{Path(d['_source']).name}: {describe_machine(d['machine'], d.get('threads'), d.get('spinning'))}" for d in docs])]
+
+    out_dir = Path(out_dir)
     out_dir.mkdir(parents=True, exist_ok=True)
-    md_path = out_dir / "report.md"
+    for b in blocks:
+        for f in b.figures:
+            with atomic_path(out_dir / f.filename) as tmp:
+                tmp.write_bytes(f.png)
+    md_path, html_path = out_dir / "report.md", out_dir / "report.html"
     with atomic_path(md_path) as tmp:
-        tmp.write_text("\n".join(md) + "\n")
-
-    esc = html.escape
-    parts = ["<!doctype html><html><head><meta charset='utf-8'><title>edgepose report</title><style>",
-             "body{font-family:system-ui,sans-serif;margin:2em;max-width:1400px;color:#222}",
-             "table{border-collapse:collapse;font-size:13px}td,th{border:1px solid #ccc;padding:4px 7px;text-align:right}",
-             "td:nth-child(-n+3),th{text-align:left}th{background:#f3f3f3}tr:nth-child(even){background:#fafafa}",
-             ".verdict{background:#eef7ee;border-left:4px solid #3a3;padding:.6em 1em}img{max-width:100%}",
-             "</style></head><body><h1>edgepose trade-off report</h1>",
-             "<div class='verdict'><h2>Verdict</h2><ul>"]
-    import re
-
-    for v in verdict or ["no accuracy data: nothing to recommend"]:
-        parts.append("<li>" + re.sub(r"\*\*(.+?)\*\*", r"<b>\1</b>", esc(v)) + "</li>")
-    parts.append(f"</ul><p>Rule: fastest artifact within {MAX_DROP_PP} pp PCK@20 of fp32 (p50 within 5 % = tie, broken by PCK@20).</p></div>")
-    parts.append("<h2>All artifacts × backends</h2><table><tr>" + "".join(f"<th>{esc(h)}</th>" for h in head) + "</tr>")
-    for c in body:
-        parts.append("<tr>" + "".join(f"<td>{esc(x)}</td>" for x in c) + "</tr>")
-    parts.append("</table>")
-    for line in md:
-        if line.startswith("Mean-pose baseline") or line.startswith("PCK in %"):
-            parts.append(f"<p>{esc(line)}</p>")
-    if skipped:
-        parts.append("<h2>Skipped backends</h2><ul>" + "".join(
-            f"<li>{esc(src)}: {esc(s['artifact'])} on {esc(s['backend'])}: {esc(s['reason'])}</li>" for src, s in skipped) + "</ul>")
-    parts.append("<h2>Plots</h2>" + "".join(f"<h3>{esc(t)}</h3><img alt='{esc(t)}' src='data:image/png;base64,{p}'>"
-                                            for t, p in plots.items()))
-    parts.append("<h2>Machines</h2><ul>" + "".join(f"<li>{esc(x[2:])}</li>" for x in md if x.startswith("- ") and "versions" in x) + "</ul>")
-    parts.append("</body></html>")
-    html_path = out_dir / "report.html"
+        tmp.write_text(to_markdown(blocks))
     with atomic_path(html_path) as tmp:
-        tmp.write_text("\n".join(parts))
+        tmp.write_text(to_html(blocks, "edgepose trade-off report"))
     return md_path, html_path
