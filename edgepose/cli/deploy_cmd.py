@@ -33,8 +33,10 @@ def _providers(value: str | None) -> list[str] | None:
 @click.option("--checkpoint", type=path_arg(), default=None, help="Parent checkpoint (default: the one the card names).")
 @click.option("--hop", type=int, default=None, help="Default frames between poses when streaming (default: the dataset's window stride).")
 @click.option("--frame-rate", type=float, default=None, help="Frame (packet) rate in Hz, when the dataset does not record it.")
+@click.option("--runtime-pyz", type=path_arg(dir_okay=False), default=None,
+              help="Also write the runtime-only zipapp (needs just numpy + onnxruntime on the box).")
 def package_cmd(artifact: Path, out: Path, data, bench, ort_format: bool, ort_target: str, golden: int,
-                checkpoint, hop, frame_rate) -> None:
+                checkpoint, hop, frame_rate, runtime_pyz) -> None:
     """Bundle one exported ONNX artifact into a sealed NAME.edgepose file.
 
     The bundle holds the model, manifest.json (hashes, input/output contract, parent card, bench
@@ -45,11 +47,14 @@ def package_cmd(artifact: Path, out: Path, data, bench, ort_format: bool, ort_ta
     Examples:
       edgepose package artifacts/wiflow-half.int8-ptq-percentile-safe-ort-cpu.onnx --out half-int8.edgepose
       edgepose package artifacts/wiflow-half.fp32.onnx --bench results.json --ort --out half-fp32.edgepose
+      edgepose package half.int8.onnx --out half-int8.edgepose --runtime-pyz edgepose-runtime.pyz
     """
-    from ..deploy import package
+    from ..deploy import package, write_runtime_pyz
 
     package(artifact, out, data=data, bench=bench, ort_format=ort_format, ort_target=ort_target, golden=golden,
             checkpoint=checkpoint, hop=hop, frame_rate=frame_rate, log=lambda s: click.echo(s, err=True))
+    if runtime_pyz:
+        click.echo(f"package: wrote the runtime-only zipapp {write_runtime_pyz(runtime_pyz)}", err=True)
 
 
 @click.command("infer")

@@ -100,7 +100,7 @@ class Prediction:
             yield {"window": start + i, "status": st, "keypoints": None if kp is None else kp.tolist()}
 
 
-@dataclass(frozen=True)
+@dataclass(slots=True)
 class StreamPose:
     """One emission of :meth:`Predictor.stream`: the window ending at frame ``frame``."""
 
@@ -126,6 +126,8 @@ class Predictor:
         m = bundle.manifest
         window = m["input"]["window"]
         self.window_shape = (int(window["values_per_frame"]), int(window["frames"]))
+        if min(self.window_shape) < 1:
+            raise BundleError(f"manifest window shape {list(self.window_shape)} is not usable", bundle.path)
         self.input_name = m["input"].get("name", INPUT_NAME)
         self.joints = list(m["output"]["joints"])
         stream = m.get("stream", {})
@@ -179,19 +181,22 @@ class Predictor:
         x = as_windows(x, self.window_shape)
         ok = window_ok(x)
         n = len(x)
-        values = np.zeros((n, len(self.joints), 2), dtype=np.float32)
-        if ok.all():
-            clean, where = x, slice(None)
-        else:
-            where = np.flatnonzero(ok)
-            clean = x[where]
-        if len(clean):
-            if len(clean) <= batch:
-                values[where] = self.run(clean)
-            else:
-                values[where] = np.concatenate([self.run(clean[i : i + batch]) for i in range(0, len(clean), batch)])
-        status = [OK] * n if ok.all() else statuses(x, ok)
-        return Prediction(status, ok, values)
+        if np.count_nonzero(ok) == n:  # the common case: no copies, no masks
+            return Prediction([OK] * n, ok, self._run_batched(x, batch) if n else self._empty(0))
+        values = self._empty(n)
+        where = np.flatnonzero(ok)
+        if len(where):
+            values[where] = self._run_batched(x[where], batch)
+        return Prediction(statuses(x, ok), ok, values)
+
+    def _empty(self, n: int) -> np.ndarray:
+        return np.zeros((n, len(self.joints), 2), dtype=np.float32)
+
+    def _run_batched(self, x: np.ndarray, batch: int) -> np.ndarray:
+        if len(x) <= batch:
+            return np.asarray(self.run(x), dtype=np.float32)
+        return np.concatenate([np.asarray(self.run(x[i : i + batch]), dtype=np.float32)
+                               for i in range(0, len(x), batch)])
 
     # -- streams ---------------------------------------------------------------------------
     def _frame(self, frame, i: int) -> np.ndarray | None:

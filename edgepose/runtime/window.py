@@ -35,8 +35,12 @@ def as_windows(x, window_shape: Sequence[int], source: str | None = None) -> np.
     float64 values beyond float32's range become inf and so count as corrupt). Integers, bools,
     complex and object arrays are refused: CSI windows are preprocessed real amplitudes.
     """
+    c, t = window_shape
+    if type(x) is np.ndarray and x.dtype == np.float32 and x.ndim == 3 and x.shape[1] == c \
+            and x.shape[2] == t and x.flags.c_contiguous:
+        return x  # the fast path: already what the model takes
     arr = np.asarray(x)
-    c, t = (int(v) for v in window_shape)
+    c, t = int(c), int(t)
     if arr.dtype.kind not in _FLOAT_KINDS:
         raise InputError(f"windows must be floating point (float32), got {arr.dtype}", source)
     if arr.ndim == 2 and arr.shape == (c, t):
@@ -56,9 +60,11 @@ def window_ok(x: np.ndarray) -> np.ndarray:
     ``max |x|`` is NaN when any value is NaN and inf when any is inf, so a single comparison
     with the limit covers both halves of the rule.
     """
-    with np.errstate(invalid="ignore"):
-        peak = np.abs(x.reshape(len(x), -1)).max(axis=1, initial=0.0)
-        return peak <= CORRUPT_ABS_LIMIT
+    if x.shape[0] == 0:
+        return np.zeros(0, dtype=bool)
+    # no np.errstate here: NaN/inf in abs/max/compare raise no warnings, and errstate costs
+    # more than the check itself at batch 1
+    return np.abs(x.reshape(len(x), -1)).max(axis=1) <= CORRUPT_ABS_LIMIT
 
 
 def corrupt_reason(window: np.ndarray) -> str:
@@ -77,40 +83,51 @@ def statuses(x: np.ndarray, ok: np.ndarray) -> list[str]:
 class FrameRing:
     """The last ``T`` frames of a stream, with what is known about each one.
 
-    Each slot remembers whether its frame was *held* (a missing frame filled with the previous
-    one), a *gap* (missing and not fillable) or *bad* (fails the corruption rule). The window
-    handed to the model is a copy in ``[C, T]`` order, oldest frame first.
+    Each slot remembers whether its frame is a *gap* (missing and not fillable) or *bad* (fails
+    the corruption rule); a missing frame within ``max_hold`` of a good one is filled with it
+    (*held*). Frames are stored twice (slots ``i`` and ``i + T``) so the current window is one
+    contiguous slice; counts of gap and bad slots are kept as frames come and go, so a push
+    costs one frame copy and one pass over its values.
     """
 
     def __init__(self, channels: int, frames: int, max_hold: int) -> None:
+        if not 0 <= max_hold < frames:
+            raise InputError(f"max_hold must be between 0 and {frames - 1} frames, got {max_hold}")
         self.channels, self.frames, self.max_hold = channels, frames, max_hold
-        self._buf = np.zeros((frames, channels), dtype=np.float32)
-        self._gap = np.ones(frames, dtype=bool)  # nothing arrived yet
-        self._bad = np.zeros(frames, dtype=bool)
+        self._buf = np.zeros((2 * frames, channels), dtype=np.float32)
+        self._gap = [True] * frames  # nothing arrived yet
+        self._bad = [False] * frames
+        self._n_gap, self._n_bad = frames, 0
         self._pos = 0          # next slot to write
         self.count = 0         # frames pushed so far (received or missing)
         self._run = 0          # consecutive missing frames so far
-        self._last: np.ndarray | None = None
+        self._last = -1        # slot of the last good frame (-1: none to hold)
 
     def push(self, frame: np.ndarray | None) -> None:
-        """Add one frame (``None`` = missing: held from the previous frame up to ``max_hold`` times)."""
-        i = self._pos
+        """Add one frame (``None`` = missing: held from the last good frame up to ``max_hold`` times)."""
+        i, t, buf = self._pos, self.frames, self._buf
         if frame is None:
             self._run += 1
-            if self._last is not None and self._run <= self.max_hold:
-                self._buf[i] = self._last
-                self._gap[i], self._bad[i] = False, False
-            else:
-                self._gap[i], self._bad[i] = True, False
+            bad = False
+            gap = not (self._last >= 0 and self._run <= self.max_hold)
+            if not gap:  # the last good frame is at most max_hold < T slots back: still in the buffer
+                buf[i] = buf[self._last]
         else:
             self._run = 0
-            with np.errstate(invalid="ignore", over="ignore"):
-                self._buf[i] = frame
-                bad = not (np.abs(self._buf[i]).max(initial=0.0) <= CORRUPT_ABS_LIMIT)
-            self._gap[i], self._bad[i] = False, bad
+            gap = False
+            if frame.dtype == np.float32:
+                buf[i] = frame
+            else:
+                with np.errstate(over="ignore", invalid="ignore"):  # float64 beyond float32 → inf → bad
+                    buf[i] = frame
+            bad = not (np.abs(buf[i]).max() <= CORRUPT_ABS_LIMIT)  # NaN compares False
             # a corrupt frame is never held in place of a later missing one
-            self._last = None if bad else self._buf[i].copy()
-        self._pos = (i + 1) % self.frames
+            self._last = -1 if bad else i
+        buf[i + t] = buf[i]
+        self._n_gap += gap - self._gap[i]
+        self._n_bad += bad - self._bad[i]
+        self._gap[i], self._bad[i] = gap, bad
+        self._pos = (i + 1) % t
         self.count += 1
 
     @property
@@ -119,14 +136,13 @@ class FrameRing:
 
     def status(self) -> str:
         """Status of the current window: ``ok``, ``gap: ...`` or ``corrupt: ...``."""
-        gaps, bad = int(self._gap.sum()), int(self._bad.sum())
-        if bad:
-            return f"{CORRUPT}: {bad} corrupt frame(s) in the window"
-        if gaps:
-            return f"{GAP}: {gaps} missing frame(s) in the window (more than {self.max_hold} in a row)"
+        if self._n_bad:
+            return f"{CORRUPT}: {self._n_bad} corrupt frame(s) in the window"
+        if self._n_gap:
+            return f"{GAP}: {self._n_gap} missing frame(s) in the window (more than {self.max_hold} in a row)"
         return OK
 
     def window(self) -> np.ndarray:
         """The current window as ``float32 [C, T]``, oldest frame first (a copy)."""
-        order = np.roll(np.arange(self.frames), -self._pos)
-        return np.ascontiguousarray(self._buf[order].T)
+        s = self._pos
+        return np.ascontiguousarray(self._buf[s : s + self.frames].T)
