@@ -147,3 +147,26 @@ def test_models_command_lists_pretrained(zoo_dir):
     assert data["pretrained"][0]["name"] == "wiflow-tiny"
     assert np.isclose(data["pretrained"][0]["test_pck20"], zoo.list_pretrained()[0].pck20)
     assert {v["name"] for v in data["variants"]} >= {"wiflow-half", "wiflow-tiny"}
+
+
+def test_committed_zoo_cards_are_complete(monkeypatch):
+    """Every committed models/ entry: weights beside the card, hash matching, < 10 MB, full card."""
+    from edgepose.io import sha256_file
+
+    monkeypatch.delenv(zoo.MODELS_ENV, raising=False)
+    entries = zoo.list_pretrained()
+    if not entries:
+        pytest.skip("no pretrained models committed")
+    for e in entries:
+        c = e.card
+        assert e.path.stat().st_size < 10 * 1024 * 1024
+        assert sha256_file(e.path) == c["weights_sha256"]
+        assert c["weights_bytes"] == e.path.stat().st_size
+        assert c["model"] == e.name and c["param_count"] == e.params
+        test = c["metrics"]["test"]
+        assert set(test["clean"]["pck"]) == {"0.1", "0.2", "0.3", "0.4", "0.5"}
+        assert "end_effectors_pck" in test["clean"] and "mpjpe" in test["clean"] and "mean_pose" in test
+        assert c["dataset"]["fingerprint"] and c["split"]["fingerprint"]
+        assert c["dataset"]["synth"]["config"]["seed"] == 0  # the embedded default
+        assert c["training"]["hardware"]["cpu_model"] and c["training"]["train_seconds"] > 0
+        assert c["recipe"] and c["history"]
