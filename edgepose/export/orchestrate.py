@@ -21,6 +21,7 @@ import torch
 from ..data import SplitSpec, open_dataset
 from ..data.base import CSIDataset
 from ..errors import EdgeposeError
+from ..interrupt import terminate_as_interrupt
 from ..evaluate import torch_predictor
 from ..train.checkpoint import load_checkpoint
 from .calibration import CalibrationSet
@@ -88,9 +89,11 @@ class _Context:
     @property
     def dataset(self) -> CSIDataset:
         if self._ds is None:
-            path = self.req.data or Path(self.card.get("dataset", {}).get("path", ""))
-            if not str(path):
-                raise EdgeposeError("no dataset: pass --data (needed for calibration and parity)")
+            from ..zoo import resolve_dataset
+
+            # calibration and the parity gate tolerate other data (with a warning); a missing
+            # dataset is named by its fingerprint, or regenerated when it is the synthetic default
+            path = resolve_dataset(self.card, self.req.data, "calibration")
             self._ds = open_dataset(path)
             if tuple(self._ds.window_shape) != self.window_shape:
                 raise EdgeposeError(f"dataset windows are {self._ds.window_shape}, the checkpoint expects "
@@ -240,9 +243,16 @@ def _validate(req: ExportRequest) -> None:
 
 def export(req: ExportRequest) -> list[Path]:
     """Run one export request; returns the final artifact paths in ``req.out``."""
+    from ..zoo import resolve_checkpoint
+
     _validate(req)
-    model, card = load_checkpoint(req.checkpoint)
+    model, card = load_checkpoint(resolve_checkpoint(req.checkpoint))
     req.out.mkdir(parents=True, exist_ok=True)
+    with terminate_as_interrupt():  # SIGTERM unwinds like Ctrl-C: the work folder is removed
+        return _export_into(req, model, card)
+
+
+def _export_into(req: ExportRequest, model: torch.nn.Module, card: dict) -> list[Path]:
     work = Path(tempfile.mkdtemp(prefix=".export-", dir=req.out))
     try:
         ctx = _Context(req, model, card, work)

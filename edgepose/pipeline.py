@@ -1,0 +1,141 @@
+"""The whole chain as one library call: data → checkpoint → exports → bench → report.
+
+``edgepose run`` is a thin command over :func:`run`. On the embedded default the pipeline starts
+from the shipped ``models/wiflow-half`` checkpoint (so every machine compares the same weights)
+and regenerates the default dataset from the card's recorded generator config; ``train=True``
+(``--train``) retrains instead. With ``data`` (any supported layout: WiFlow, MM-Fi, …) it trains
+a model adapted to that data's window shape and joints.
+"""
+
+from __future__ import annotations
+
+import os
+import shutil
+import time
+from dataclasses import dataclass, field
+from pathlib import Path
+from typing import Callable
+
+#: The exports the pipeline produces: (precision, method, calibrator, recipe).
+EXPORTS = (
+    ("fp32", None, "percentile", "safe"),
+    ("fp16", None, "percentile", "safe"),
+    ("int8", "ptq", "minmax", "safe"),
+    ("int8", "ptq", "entropy", "safe"),
+    ("int8", "ptq", "percentile", "safe"),
+    ("int8", "ptq", "percentile", "global"),
+    ("int8", "qat", "percentile", "safe"),
+)
+
+
+@dataclass
+class PipelineResult:
+    """What :func:`run` made: the dataset, checkpoint, artifacts, bench results and report."""
+
+    out: Path
+    data: Path
+    checkpoint: Path
+    artifacts: list[Path] = field(default_factory=list)
+    results: Path | None = None
+    report: Path | None = None
+    seconds: float = 0.0
+    trained: bool = False
+
+
+def _default_log(msg: str) -> None:
+    import logging
+
+    logging.getLogger("edgepose").info(msg)
+
+
+def run(out: str | Path = "runs/default", data: str | Path | None = None, model: str = "wiflow-half",
+        from_checkpoint: str | Path | None = None, train: bool = False, preset: str = "cpu-budget",
+        epochs: int | None = None, threads: int | None = None, rounds: int | None = None,
+        exports: tuple = EXPORTS, batches: tuple[int, ...] = (1, 64), resume: bool = False,
+        log: Callable[[str], None] | None = None) -> PipelineResult:
+    """Run the pipeline into ``out``; every stage's files stay there.
+
+    Starting point, in order: ``from_checkpoint`` (a path or zoo name) → with no ``data`` and no
+    ``train``, the shipped zoo entry of ``model`` if there is one → otherwise training ``model``
+    with ``preset`` on ``data`` (synthesising the default set into ``out/data`` when no ``data``).
+    """
+    from .bench import TimingPlan, bench, write_results
+    from .evaluate import format_table
+    from .export import ExportRequest, export
+    from .metrics import pck_at
+    from .report import build_report
+    from .train import TrainConfig, fit, read_card
+    from .zoo import list_pretrained, resolve_checkpoint, resolve_dataset
+
+    log = log or _default_log
+    t0 = time.perf_counter()
+    out = Path(out)
+    out.mkdir(parents=True, exist_ok=True)
+    start = from_checkpoint
+    if start is None and data is None and not train:
+        shipped = {e.name: e for e in list_pretrained()}
+        if model in shipped:
+            start = shipped[model].path
+    trained = False
+    if start is not None:
+        ckpt = resolve_checkpoint(start)
+        card = read_card(ckpt)
+        log(f"[1/5] data: for {ckpt.name} (fingerprint {str(card.get('dataset', {}).get('fingerprint'))[:12]}…)")
+        data_dir = resolve_dataset(card, data, "scoring")
+        log(f"[2/5] train: skipped — starting from {ckpt} ({card.get('model')})")
+    else:
+        if data is None:
+            from .data.synth import synthesize
+
+            data_dir = out / "data"
+            if resume and (data_dir / "csi_windows.npy").is_file():
+                log(f"[1/5] data: reusing {data_dir}")
+            else:
+                log(f"[1/5] data: synthesising the default dataset into {data_dir}")
+                meta = synthesize(data_dir, overwrite=True)
+                log(f"      {meta['windows']} windows from {meta['files']} recordings in {meta['seconds']:.0f}s")
+        else:
+            data_dir = Path(data)
+            log(f"[1/5] data: {data_dir}")
+        cfg = TrainConfig.compose(preset, None, model=model, epochs=epochs)
+        run_dir = out / "train"
+        log(f"[2/5] train: {cfg.model} ({preset}) for up to {cfg.epochs} epochs into {run_dir}")
+        if resume and (run_dir / "best.json").is_file() and (run_dir / "train_config.json").is_file():
+            card = read_card(run_dir)
+            log("      reusing the finished run")
+        else:
+            card = fit(cfg, data_dir, run_dir, resume=resume, log=log)
+        ckpt = run_dir / "best.safetensors"
+        trained = True
+    metrics = card.get("metrics") or {}
+    if "test" in metrics:
+        log(format_table(metrics))
+    if "train_subset" in metrics:
+        tr = pck_at(metrics["train_subset"]["pck"], 0.2)
+        log(f"train-subset PCK@20 {100 * tr:.2f}% (memorisation check: compare with the clean test score)")
+
+    art = out / "artifacts"
+    log(f"[3/5] export: {len(exports)} artifacts into {art}")
+    art.mkdir(parents=True, exist_ok=True)
+    name = card.get("model", model)
+    for suffix in (".safetensors", ".json"):
+        shutil.copyfile(ckpt.with_suffix(suffix), art / f"{name}.fp32{suffix}")
+    paths: list[Path] = []
+    for precision, method, calib, recipe in exports:
+        req = ExportRequest(checkpoint=ckpt, out=art, precision=precision, method=method, calib=calib,
+                            recipe=recipe, data=data_dir, log=lambda s: log(f"      {s}"))
+        for p in export(req):
+            paths.append(p)
+            log(f"      wrote {p.name}")
+
+    results = out / "bench" / "cpu.json"
+    log(f"[4/5] bench: every artifact on the CPU backends → {results}")
+    kw = {} if rounds is None else {"rounds": rounds}
+    res = bench(art, "cpu", tuple(batches), threads or os.cpu_count() or 1,
+                TimingPlan(warmup=5, iters=30, min_seconds=1.0), data_dir, log=lambda s: log(f"      {s}"), **kw)
+    write_results(res, results)
+    log("[5/5] report")
+    md, page = build_report([results], out / "report")
+    seconds = time.perf_counter() - t0
+    log(f"done in {seconds / 60:.1f} min — report: {page} (and {md.name})")
+    return PipelineResult(out, Path(data_dir), ckpt, paths, results, page, seconds, trained)
