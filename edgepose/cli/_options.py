@@ -27,3 +27,49 @@ def batches_option(_ctx, _param, value: str) -> tuple[int, ...]:
     if not out or min(out) < 1:
         raise click.BadParameter("batch sizes must be positive")
     return out
+
+
+class RegistryChoice(click.Choice):
+    """A ``click.Choice`` whose choices are a registry's keys, read when first needed.
+
+    The CLI stays quick to start (the registries live in modules that import onnxruntime or
+    torch) and never retypes a registry's names.
+    """
+
+    def __init__(self, module: str, attr: str, case_sensitive: bool = True) -> None:
+        self._source = (module, attr)
+        self._loaded: tuple[str, ...] | None = None
+        super().__init__((), case_sensitive)
+
+    @property  # type: ignore[override]
+    def choices(self) -> tuple[str, ...]:
+        if self._loaded is None:
+            import importlib
+
+            module, attr = self._source
+            self._loaded = tuple(getattr(importlib.import_module(module), attr))
+        return self._loaded
+
+    @choices.setter
+    def choices(self, _value) -> None:  # click's __init__ assigns; the registry is the source
+        pass
+
+
+def request_default(field_name: str):
+    """The default of an :class:`edgepose.export.ExportRequest` field (read lazily)."""
+
+    def get():
+        import dataclasses
+
+        from ..export.orchestrate import ExportRequest
+
+        return {f.name: f.default for f in dataclasses.fields(ExportRequest)}[field_name]
+
+    return get
+
+
+class LazyDefaultOption(click.Option):
+    """An option whose callable default is resolved for ``--help`` too (shown as its value)."""
+
+    def get_default(self, ctx, call: bool = True):
+        return super().get_default(ctx, call=True)
