@@ -85,8 +85,11 @@ def _training(s: Summary, res: dict) -> None:
           f"{ck.get('best_epoch')}; recipe {ck.get('recipe')})", "",
           "| | PCK@10 | PCK@20 | PCK@30 | PCK@40 | PCK@50 | MPJPE | end-effector PCK@20 |", "|---|---|---|---|---|---|---|---|")
     for name, key in (("model, clean test", ("test", "clean")), ("model, full test (corrupt zero-filled)", ("test", "full")),
-                      ("mean-pose baseline", ("test", "mean_pose")), ("model, train subset", ("train_subset", None))):
-        sc = m[key[0]][key[1]] if key[1] else m[key[0]]
+                      ("mean-pose baseline", ("test", "mean_pose")), ("model, train subset", ("train_subset", None)),
+                      ("model, validation", ("val", None))):
+        sc = m.get(key[0], {}).get(key[1]) if key[1] else m.get(key[0])
+        if not sc or "pck" not in sc:
+            continue
         p = sc["pck"]
         ends = sc.get("end_effectors_pck", {}).get("0.2")
         s.add(f"| {name} | " + " | ".join(f"{100 * p[t]:.2f}" for t in ("0.1", "0.2", "0.3", "0.4", "0.5"))

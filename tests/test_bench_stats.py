@@ -144,3 +144,14 @@ def test_count_macs_names_the_file_of_a_broken_graph(tmp_path):
     bad.write_bytes(b"not a model")
     with pytest.raises(EdgeposeError, match="bad.onnx"):
         count_macs(bad)
+
+
+def test_interleaved_timing_alternates_blocks_and_counts_both():
+    from edgepose.bench.timing import TimingPlan, measure_interleaved
+
+    calls: list[str] = []
+    plan = TimingPlan(warmup=0, iters=6, min_seconds=0.0, block_seconds=0.0)  # blocks of one call
+    a, b = measure_interleaved(lambda: calls.append("a"), lambda: calls.append("b"), lambda: None, 4, plan)
+    timed = calls[1:]  # the first call sizes the blocks
+    assert timed[:8] == list("abbaabba")
+    assert a["iters"] >= 6 and b["iters"] >= 6 and a["batch"] == b["batch"] == 4

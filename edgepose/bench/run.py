@@ -34,7 +34,7 @@ from .paired import ratio_summary
 from .peak import achieved, machine_peak
 from .probe import Probe, ProbeSpec, moved
 from .stats import DEFAULT_REPLICATES, bootstrap_grouped
-from .timing import TimingPlan, measure
+from .timing import TimingPlan, measure, measure_interleaved
 
 SCHEMA = "edgepose-bench"
 #: 2: paired rounds (``speed_vs_fp32_onnx``), probe record, ΔPCK@20 CI, MACs and peak; v1 keys kept.
@@ -165,6 +165,7 @@ class _Job:
     spec: SplitSpec
     spinning: bool | None = False
     score: bool = True
+    baseline: Artifact | None = None  # fp32 ONNX timed interleaved with this artifact in the same process
 
     @property
     def key(self) -> str:
@@ -183,6 +184,10 @@ def _jobs(artifacts, device, threads, spinning, inputs, plan, data, spec, skippe
                 log(f"skip  {art.label:34s} on {be.name}: {reason}")
                 continue
             jobs.append(_Job(art, be.name, device, threads, inputs, plan, data, spec, spinning))
+    base = _baseline(jobs, {})
+    for i, job in enumerate(jobs):
+        if base is not None and i != base and job.art.kind == "onnx" and job.backend == jobs[base].backend:
+            job.baseline = jobs[base].art
     return jobs
 
 
@@ -215,7 +220,7 @@ def _run_rounds(jobs: list[_Job], rounds: int, isolate: bool, probe: ProbeSpec |
             if "skip" in out:
                 failed[i] = out["skip"]
                 continue
-            lat[i][r] = out["latency"]
+            lat[i][r] = {"latency": out["latency"], "paired_base": out.get("paired_base")}
             if "accuracy" in out:
                 acc[i] = out["accuracy"]
         if prober:
@@ -238,8 +243,21 @@ def _run_row(job: _Job) -> dict:
     except Exception as exc:  # a backend that cannot load an artifact is reported, not fatal
         return {"skip": {"artifact": art.path.name, "backend": be.name,
                          "reason": f"load failed: {type(exc).__name__}: {exc}"[:500]}}
-    out: dict = {"latency": {str(b): measure(runner.prepare(x), runner.sync, b, job.plan)
-                             for b, x in job.inputs.items()}}
+    base = None
+    if job.baseline is not None:
+        try:
+            base = be.load(job.baseline, job.threads, spinning=job.spinning)
+        except Exception:  # noqa: BLE001  (the pair is then compared across processes instead)
+            base = None
+    out: dict = {"latency": {}}
+    if base is None:
+        for b, x in job.inputs.items():
+            out["latency"][str(b)] = measure(runner.prepare(x), runner.sync, b, job.plan)
+    else:
+        out["paired_base"] = {}
+        for b, x in job.inputs.items():
+            out["latency"][str(b)], out["paired_base"][str(b)] = measure_interleaved(
+                runner.prepare(x), base.prepare(x), runner.sync, b, job.plan)
     if job.data is not None and job.score:
         from .accuracy import score_backend
 
@@ -297,7 +315,7 @@ def _row(job: _Job, per_round: list, used: list[bool], accuracy: dict | None, ba
     if art.card.get("parity") is not None:
         row["parity"] = art.card["parity"]
     for b in map(str, job.inputs):
-        per = [(r[b] if r else None) for r in per_round]
+        per = [(r["latency"][b] if r else None) for r in per_round]
         keep = [p for p, u in zip(per, used) if p is not None and u] or [p for p in per if p is not None]
         merged = {k: (float(np.median([p[k] for p in keep])) if isinstance(v, float) else v) for k, v in keep[0].items()}
         merged["iters"] = int(sum(p["iters"] for p in keep))
@@ -305,10 +323,23 @@ def _row(job: _Job, per_round: list, used: list[bool], accuracy: dict | None, ba
         merged["rounds_used"] = len(keep)
         row["latency"][b] = merged
     if base_rounds is not None:
-        row["speed_vs_fp32_onnx"] = {
-            b: ratio_summary([(r[b]["p50_ms"] if r else None) for r in base_rounds],
-                             [(r[b]["p50_ms"] if r else None) for r in per_round], used)
-            for b in row["latency"]}
+        row["speed_vs_fp32_onnx"], row["speed_vs_fp32_onnx_cross_process"] = {}, {}
+        for b in row["latency"]:
+            p50 = [(r["latency"][b]["p50_ms"] if r else None) for r in per_round]
+            # across processes: the fp32 ONNX job's p50 of the same round
+            base_p50 = [(r["latency"][b]["p50_ms"] if r else None) for r in base_rounds]
+            cross = ratio_summary(base_p50, p50, used)
+            cross["pairing"] = "fp32 ONNX timed in its own process in the same round"
+            cross["base_rounds_p50_ms"] = base_p50
+            row["speed_vs_fp32_onnx_cross_process"][b] = cross
+            inproc = [(r["paired_base"][b]["p50_ms"] if r and r.get("paired_base") else None) for r in per_round]
+            if any(x is not None for x in inproc):
+                tight = ratio_summary(inproc, p50, used)
+                tight["pairing"] = "fp32 ONNX timed in alternating blocks in the same process"
+                tight["base_rounds_p50_ms"] = inproc
+                row["speed_vs_fp32_onnx"][b] = tight
+            else:
+                row["speed_vs_fp32_onnx"][b] = cross
     m = macs.get(art.path.name)
     if m:
         kind = "int8" if art.precision == "int8" else "fp32"

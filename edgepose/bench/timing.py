@@ -1,4 +1,9 @@
-"""Latency measurement: warm-up, then timed runs until a count or a minimum duration is reached."""
+"""Latency measurement: warm-up, then timed runs until a count or a minimum duration is reached.
+
+:func:`measure` times one callable; :func:`measure_interleaved` times two (an artifact and the fp32
+baseline) in alternating short blocks, so both see the same machine and their ratio cancels what
+other processes do to the box.
+"""
 
 from __future__ import annotations
 
@@ -17,6 +22,7 @@ class TimingPlan:
     iters: int = 50
     min_seconds: float = 2.0
     max_iters: int = 2000
+    block_seconds: float = 0.05  # interleaved timing: length of one block of calls of one callable
 
 
 def measure(run: Callable[[], None], sync: Callable[[], None], batch: int, plan: TimingPlan) -> dict:
@@ -34,6 +40,41 @@ def measure(run: Callable[[], None], sync: Callable[[], None], batch: int, plan:
         run()
         sync()
         times.append(time.perf_counter() - t0)
+    return _stats(times, batch)
+
+
+def measure_interleaved(run: Callable[[], None], base: Callable[[], None], sync: Callable[[], None], batch: int,
+                        plan: TimingPlan) -> tuple[dict, dict]:
+    """Time ``run`` and ``base`` in alternating blocks (A B B A A B …) of about ``plan.block_seconds``.
+
+    Each gets at least ``plan.iters`` calls and the pair ``2 × plan.min_seconds``; returns the
+    statistics of ``run`` and of ``base`` (the caller's ratio is ``base p50 / run p50``).
+    """
+    for _ in range(plan.warmup):
+        run()
+        base()
+    sync()
+    t0 = time.perf_counter()
+    run()
+    sync()
+    block = max(1, int(plan.block_seconds / max(time.perf_counter() - t0, 1e-6)))
+    times: tuple[list[float], list[float]] = ([], [])
+    fns = (run, base)
+    start = time.perf_counter()
+    k = 0
+    while (min(len(times[0]), len(times[1])) < plan.iters or time.perf_counter() - start < 2 * plan.min_seconds) \
+            and len(times[0]) < plan.max_iters:
+        which = (0, 1, 1, 0)[k % 4]  # A B B A: each side leads and follows equally often
+        for _ in range(block):
+            t = time.perf_counter()
+            fns[which]()
+            sync()
+            times[which].append(time.perf_counter() - t)
+        k += 1
+    return _stats(times[0], batch), _stats(times[1], batch)
+
+
+def _stats(times: list[float], batch: int) -> dict:
     ms = np.asarray(times) * 1e3
     p50, p90, p99 = (float(np.percentile(ms, q)) for q in (50, 90, 99))
     return {
