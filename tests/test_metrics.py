@@ -86,3 +86,35 @@ def _ends_pck(pred, gt):
 def test_shape_mismatch_raises():
     with pytest.raises(ValueError):
         pck(np.zeros((2, 15, 2)), np.zeros((2, 14, 2)))
+
+
+def test_non_finite_label_torso_counts_the_sample_wrong():
+    """An infinite label used to make d = inf, so every finite-error joint of that sample counted
+    as correct (``test_metric_any_input`` in tests/test_properties.py checks the rule at random)."""
+    gt = np.zeros((2, 15, 2))
+    gt[:, 12] = (1.0, 0.0)
+    pred = gt.copy()
+    gt[1, 2] = (np.inf, 0.0)
+    assert pck(pred, gt, thresholds=(0.5,))[0.5] == pytest.approx(0.5)
+
+
+def test_metric_input_errors_are_edgepose_errors_and_value_errors():
+    from edgepose.errors import EdgeposeError
+    from edgepose.metrics import MetricInputError
+
+    for bad in (lambda: pck(np.zeros((1, 5, 2)), np.zeros((1, 5, 2))),          # torso joint 12 missing
+                lambda: pck(np.zeros((1, 15, 2)), np.zeros((1, 14, 2))),
+                lambda: mpjpe(np.array([["a", "b"]]), np.zeros((1, 2))),
+                lambda: PoseMeter(subsets={"x": (40,)}).update(np.zeros((1, 15, 2)), np.zeros((1, 15, 2)))):
+        with pytest.raises(MetricInputError) as err:
+            bad()
+        assert isinstance(err.value, EdgeposeError) and isinstance(err.value, ValueError)
+
+
+def test_empty_batch_scores_nan_without_warnings():
+    import warnings
+
+    with warnings.catch_warnings():
+        warnings.simplefilter("error")
+        assert np.isnan(pck(np.zeros((0, 15, 2)), np.zeros((0, 15, 2)))[0.5])
+        assert np.isnan(mpjpe(np.zeros((0, 15, 2)), np.zeros((0, 15, 2))))
