@@ -272,7 +272,8 @@ def test_mmfi_synth_tree_matches_the_real_layout(mmfi_synth):
     gt = np.load(out / "E01/S01/A01/ground_truth.npy")
     assert gt.shape == (20, 17, 3) and gt.dtype == np.float64
     empty = [p for p in out.glob("E*/S*/A*/wifi-csi/*.mat") if p.stat().st_size == 0]
-    assert sorted(str(p.relative_to(out))[:-4].replace("/wifi-csi", "") for p in empty) == sorted(meta["zero_byte_frames"])
+    names = sorted(str(p.relative_to(out))[: -len(".mat")].replace("/wifi-csi", "") for p in empty)
+    assert names == sorted(meta["zero_byte_frames"])
     assert len(empty) == 3  # one in each damaged sequence
 
 

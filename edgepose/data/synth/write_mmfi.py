@@ -93,7 +93,8 @@ def write_mmfi(out: str | Path, cfg: SynthConfig, overwrite: bool = False,
     from scipy.io import savemat
 
     if cfg.takes != 1:
-        raise ValueError(f"the MM-Fi layout holds one sequence per subject and action: takes must be 1, not {cfg.takes}")
+        raise ValueError("the MM-Fi layout holds one sequence per subject and action: "
+                         f"takes must be 1, not {cfg.takes}")
     unknown = [a for a in cfg.activities if a not in ACTION_CODES]
     if unknown:
         raise ValueError(f"unknown activities {unknown}; choose from {', '.join(ACTIVITIES)}")
