@@ -211,3 +211,14 @@ def test_bench_json_has_what_summarize_reads(results, tmp_path):
     assert any(n.startswith("fp32 ONNX batch 64 vs its fp32 floor") for n in names) is False  # no batch 64 here
     assert "two back-to-back runs: worst int8/fp16 ratio difference" in names
     assert (tmp_path / "summary.json").is_file() and "| target |" in (tmp_path / "summary.md").read_text()
+
+
+def test_missing_card_dataset_says_which_data_to_pass(folder, tmp_path):
+    moved = tmp_path / "moved"
+    moved.mkdir()
+    shutil.copyfile(folder / "wiflow-tiny.fp32.safetensors", moved / "wiflow-tiny.fp32.safetensors")
+    card = json.loads((folder / "wiflow-tiny.fp32.json").read_text())
+    card["dataset"]["path"] = str(tmp_path / "gone")
+    (moved / "wiflow-tiny.fp32.json").write_text(json.dumps(card))
+    with pytest.raises(EdgeposeError, match=r"pass --data DIR with the dataset of fingerprint " + card["dataset"]["fingerprint"][:16]):
+        bench(moved, "cpu", (1,), 1, FAST, log=lambda s: None, isolate=False, rounds=1)

@@ -81,10 +81,8 @@ def bench(folder: Path, device: str = "cpu", batches: tuple[int, ...] = (1, 64),
     ref = next((a for a in artifacts if a.kind == "torch"), None)
     card0 = (ref or artifacts[0]).card
     parent = card0 if ref else {}
-    ds_path = data or Path((parent.get("dataset") or {}).get("path", ""))
-    if accuracy and not str(ds_path):
-        raise EdgeposeError("no dataset for the accuracy columns: pass --data", folder)
-    ds = open_dataset(ds_path) if accuracy else None
+    ds = _dataset(folder, data, parent.get("dataset") or {}, log) if accuracy else None
+    ds_path = ds.path if ds is not None else None
     split = parent.get("split", {})
     spec = SplitSpec(split.get("seed", 42), tuple(split.get("fractions", (0.7, 0.15, 0.15))))
     inputs = _inputs(ds, spec, batches, card0)
@@ -101,8 +99,7 @@ def bench(folder: Path, device: str = "cpu", batches: tuple[int, ...] = (1, 64),
                "rows": [], "skipped": []}
     if device == "cuda" and results["machine"]["gpu"] is None:
         results["note"] = "no CUDA GPU on this machine: every CUDA backend is listed as skipped"
-    jobs = _jobs(artifacts, device, threads, spinning, inputs, plan, ds_path if ds is not None else None, spec,
-                 results["skipped"], log)
+    jobs = _jobs(artifacts, device, threads, spinning, inputs, plan, ds_path, spec, results["skipped"], log)
 
     lat, acc, failed, round_log = _run_rounds(jobs, rounds, isolate, probe, threads, seed, log)
     used = [not r["disturbed"] for r in round_log]
@@ -131,6 +128,26 @@ def bench(folder: Path, device: str = "cpu", batches: tuple[int, ...] = (1, 64),
 
 
 # -- set-up -------------------------------------------------------------------------------------
+
+def _dataset(folder: Path, data: Path | None, card_ds: dict, log):
+    """The dataset to score on: ``data``, else the one the checkpoint card names — with a clear error
+    saying which ``--data`` is needed when that path is gone, and a note when fingerprints differ."""
+    want = card_ds.get("fingerprint")
+    if data is None:
+        path = card_ds.get("path")
+        if not path:
+            raise EdgeposeError("no dataset for the accuracy columns (no checkpoint card names one): pass --data DIR",
+                                folder)
+        if not Path(path).exists():
+            raise EdgeposeError(f"the checkpoint card's dataset {path} is not on this machine: pass --data DIR with "
+                                f"the dataset of fingerprint {str(want)[:16]}… (or --no-accuracy)", folder)
+        data = Path(path)
+    ds = open_dataset(data)
+    if want and ds.fingerprint != want:
+        log(f"note  {data}: dataset fingerprint {ds.fingerprint[:16]}… differs from the checkpoint card's "
+            f"{want[:16]}…: accuracy is measured on other data than the model was trained for")
+    return ds
+
 
 def _inputs(ds, spec: SplitSpec, batches, card0: dict) -> dict[int, np.ndarray]:
     """Real clean test windows per batch size (repeated when the split is small), else uniform noise."""
