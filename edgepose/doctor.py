@@ -171,3 +171,8 @@ def format_text(report: dict) -> str:
     if report["missing_core"]:
         lines.append("MISSING core packages: " + ", ".join(report["missing_core"]))
     return "\n".join(lines)
+
+
+from ._callable import make_callable as _make_callable  # noqa: E402
+
+_make_callable(__name__)  # ep.doctor(...) calls edgepose.api.doctor

@@ -86,3 +86,8 @@ def format_table(results: dict, split: str = "test") -> str:
         lines.append(f"{name:36s}" + "".join(f"{100 * pck_at(m['pck'], t):8.2f}" for t in (0.1, 0.2, 0.3, 0.4, 0.5))
                      + f"{m['mpjpe']:9.4f}{100 * ends:9.2f}{m['n']:7d}")
     return "\n".join(lines)
+
+
+from ._callable import make_callable as _make_callable  # noqa: E402
+
+_make_callable(__name__)  # ep.evaluate(...) calls edgepose.api.evaluate

@@ -8,3 +8,8 @@ from .timing import TimingPlan
 
 __all__ = ["DEFAULT_ROUNDS", "SCHEMA", "SCHEMA_VERSION", "DeltaCI", "Peak", "ProbeSpec", "TimingPlan", "bench",
            "machine_peak", "paired_bootstrap_delta", "write_results"]
+
+
+from .._callable import make_callable as _make_callable  # noqa: E402
+
+_make_callable(__name__)  # ep.bench(...) calls edgepose.api.bench

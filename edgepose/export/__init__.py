@@ -13,3 +13,8 @@ from .targets import TARGETS, get_target
 
 __all__ = ["CALIBRATORS", "METHODS", "PRECISIONS", "RECIPES", "TARGETS", "ExportRequest", "export", "get_recipe",
            "get_target"]
+
+
+from .._callable import make_callable as _make_callable  # noqa: E402
+
+_make_callable(__name__)  # ep.export(...) calls edgepose.api.export

@@ -118,7 +118,7 @@ class _Context:
                 "layout": self.card.get("layout"), "opset": self.req.opset,
                 "input": {"name": "csi", "shape": ["batch", *self.window_shape], "dtype": "float32"},
                 "output": {"name": "keypoints", "shape": ["batch", self.model.cfg.joints, 2], "units": "pixel/1000"},
-                "parent": {"checkpoint": str(self.req.checkpoint), "weights_sha256": self.card.get("weights_sha256"),
+                "parent": {"checkpoint": str(Path(self.req.checkpoint).resolve()), "weights_sha256": self.card.get("weights_sha256"),
                            "dataset_fingerprint": self.card.get("dataset", {}).get("fingerprint"),
                            "split_fingerprint": self.card.get("split", {}).get("fingerprint")}}
 
@@ -246,7 +246,8 @@ def export(req: ExportRequest) -> list[Path]:
     from ..zoo import resolve_checkpoint
 
     _validate(req)
-    model, card = load_checkpoint(resolve_checkpoint(req.checkpoint))
+    req.checkpoint = resolve_checkpoint(req.checkpoint)
+    model, card = load_checkpoint(req.checkpoint)
     req.out.mkdir(parents=True, exist_ok=True)
     with terminate_as_interrupt():  # SIGTERM unwinds like Ctrl-C: the work folder is removed
         return _export_into(req, model, card)
