@@ -11,7 +11,14 @@ from ._options import echo_json, path_arg
 
 @click.group()
 def data() -> None:
-    """Create and inspect CSI datasets."""
+    """Create and inspect CSI datasets.
+
+    \b
+    Examples:
+      edgepose data synth --out data/synth-default
+      edgepose data synth --layout mmfi --out data/mmfi-synth
+      edgepose data check data/synth-default
+    """
 
 
 @data.command("synth")

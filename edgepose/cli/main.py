@@ -57,7 +57,7 @@ class _Group(click.Group):
             click.echo("edgepose: interrupted", err=True)
             sys.exit(130)
         except Exception as exc:  # noqa: BLE001  (the one place that catches everything)
-            step = " ".join(ctx.protected_args or []) or (ctx.invoked_subcommand or "edgepose")
+            step = ctx.invoked_subcommand or "edgepose"
             if _debug_enabled(ctx):
                 traceback.print_exc()
                 click.echo(f"edgepose: internal error while {step}: {type(exc).__name__}: {exc}", err=True)
