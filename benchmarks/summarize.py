@@ -8,6 +8,7 @@ artifact cards (training metrics, QAT parity gate), so the bench JSON is the one
   --repeat      the same command again, right after (run-to-run agreement of the paired ratios)
   --one-thread  the same artifacts at --threads 1 (the edge-box case)
   --loop        LABEL=PATH of benchmarks/paired_loop.py outputs on the same artifacts (harness vs minimal loop)
+  --lever       LABEL=PATH of paired_loop.py runs measuring export/session levers
   --profile     benchmarks/ort_profile.py outputs, each as LABEL=PATH
   --fx          reference FX baseline results
   --throughput  train throughput results
@@ -253,6 +254,16 @@ def _loop(s: Summary, res: dict, loops: list[tuple[str, dict]]) -> None:
             worst <= 0.05)
 
 
+def _levers(s: Summary, levers: list[tuple[str, dict]]) -> None:
+    """Export and session-option levers, each measured by the minimal loop against fp32 ONNX."""
+    s.add("## Levers (benchmarks/paired_loop.py, ratio to fp32 ONNX with the same session options)", "",
+          "| lever | artifact | b1 (IQR) | b64 (IQR) |", "|---|---|---|---|")
+    for tag, lp in levers:
+        for name, per_b in lp["speed_vs_baseline"].items():
+            s.add(f"| {tag} | {name} | {_ratio_cell(per_b.get('1'))} | {_ratio_cell(per_b.get('64'))} |")
+    s.add("")
+
+
 def _one_thread(s: Summary, doc: dict) -> None:
     s.add("## One thread (the edge-box case)", "", "| artifact | b1 p50 ms | b1 × fp32 (IQR) | b64 p50 ms | b64 × fp32 (IQR) |",
           "|---|---|---|---|---|")
@@ -293,7 +304,8 @@ def _reference(s: Summary, fx: dict | None, ref: dict | None) -> None:
 
 def summarize(bench: Path, out: Path, repeat: Path | None = None, one_thread: Path | None = None,
               loop: list[tuple[str, Path]] = (), profiles: list[tuple[str, Path]] = (), fx: Path | None = None,
-              throughput: Path | None = None, reference: Path | None = None) -> Summary:
+              throughput: Path | None = None, reference: Path | None = None,
+              levers: list[tuple[str, Path]] = ()) -> Summary:
     """Build the summary from committed result files and write ``out`` (+ ``.json`` with the checks)."""
     res = _load(bench)
     rows = res["rows"]
@@ -312,6 +324,9 @@ def summarize(bench: Path, out: Path, repeat: Path | None = None, one_thread: Pa
     loops = [(tag, _load(p)) for tag, p in loop if _load(p)]
     if loops:
         _loop(s, res, loops)
+    lev = [(tag, _load(p)) for tag, p in levers if _load(p)]
+    if lev:
+        _levers(s, lev)
     profs = [(tag, _load(p)) for tag, p in profiles if _load(p)]
     if profs:
         _profiles(s, profs)
@@ -337,6 +352,7 @@ def main() -> None:
     ap.add_argument("--one-thread", type=Path)
     ap.add_argument("--loop", action="append", default=[], help="LABEL=PATH of a paired_loop.py output (first: the check)")
     ap.add_argument("--profile", action="append", default=[], help="LABEL=PATH of an ort_profile.py output")
+    ap.add_argument("--lever", action="append", default=[], help="LABEL=PATH of a paired_loop.py lever run")
     ap.add_argument("--fx", type=Path)
     ap.add_argument("--throughput", type=Path)
     ap.add_argument("--reference", type=Path)
@@ -344,7 +360,8 @@ def main() -> None:
     a = ap.parse_args()
     profiles = [(p.split("=", 1)[0], Path(p.split("=", 1)[1])) for p in a.profile]
     loops = [(p.split("=", 1)[0], Path(p.split("=", 1)[1])) for p in a.loop]
-    s = summarize(a.bench, a.out, a.repeat, a.one_thread, loops, profiles, a.fx, a.throughput, a.reference)
+    levers = [(p.split("=", 1)[0], Path(p.split("=", 1)[1])) for p in a.lever]
+    s = summarize(a.bench, a.out, a.repeat, a.one_thread, loops, profiles, a.fx, a.throughput, a.reference, levers)
     print("\n".join(s.lines))
 
 
