@@ -52,12 +52,13 @@ def run(out: str | Path = "runs/default", data: str | Path | None = None, model:
         from_checkpoint: str | Path | None = None, train: bool = False, preset: str = "cpu-budget",
         epochs: int | None = None, threads: int | None = None, rounds: int | None = None,
         exports: tuple = EXPORTS, batches: tuple[int, ...] = (1, 64), resume: bool = False,
-        log: Callable[[str], None] | None = None) -> PipelineResult:
+        timing=None, isolate: bool = True, log: Callable[[str], None] | None = None) -> PipelineResult:
     """Run the pipeline into ``out``; every stage's files stay there.
 
     Starting point, in order: ``from_checkpoint`` (a path or zoo name) → with no ``data`` and no
     ``train``, the shipped zoo entry of ``model`` if there is one → otherwise training ``model``
     with ``preset`` on ``data`` (synthesising the default set into ``out/data`` when no ``data``).
+    ``timing`` (a :class:`edgepose.bench.TimingPlan`) and ``isolate`` go to the bench stage.
     """
     from .bench import TimingPlan, bench, write_results
     from .evaluate import format_table
@@ -131,8 +132,9 @@ def run(out: str | Path = "runs/default", data: str | Path | None = None, model:
     results = out / "bench" / "cpu.json"
     log(f"[4/5] bench: every artifact on the CPU backends → {results}")
     kw = {} if rounds is None else {"rounds": rounds}
-    res = bench(art, "cpu", tuple(batches), threads or os.cpu_count() or 1,
-                TimingPlan(warmup=5, iters=30, min_seconds=1.0), data_dir, log=lambda s: log(f"      {s}"), **kw)
+    plan = timing or TimingPlan(warmup=5, iters=30, min_seconds=1.0)
+    res = bench(art, "cpu", tuple(batches), threads or os.cpu_count() or 1, plan, data_dir,
+                log=lambda s: log(f"      {s}"), isolate=isolate, **kw)
     write_results(res, results)
     log("[5/5] report")
     md, page = build_report([results], out / "report")
