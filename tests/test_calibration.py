@@ -130,3 +130,44 @@ def test_calib_count_larger_than_data_is_reported(tiny_data):
     assert str(pool) in d["note"]
     exact = CalibrationSet.from_dataset(ds, pool, 0, SplitSpec())
     assert not exact.short and "note" not in exact.describe()
+
+
+# -- property-based: any count, any values → valid ranges or an EdgeposeError ---------------------
+
+from hypothesis import HealthCheck, given, settings  # noqa: E402
+from hypothesis import strategies as st  # noqa: E402
+
+from edgepose.errors import EdgeposeError  # noqa: E402
+
+
+@settings(max_examples=12, deadline=None, derandomize=True, suppress_health_check=[HealthCheck.function_scoped_fixture])
+@given(n=st.integers(0, 9), scale=st.sampled_from([0.0, 1e-6, 0.2, 50.0]),
+       poison=st.sampled_from([None, np.nan, np.inf, -np.inf]), calibrator=st.sampled_from(["minmax", "percentile",
+                                                                                           "entropy"]),
+       chunk=st.integers(1, 5))
+def test_calibration_property(tiny_onnx, n, scale, poison, calibrator, chunk):
+    x = np.random.default_rng(n).normal(0, 1, (n, 540, 20)).astype(np.float32) * scale
+    if poison is not None and n:
+        x[n - 1, 3, 4] = poison
+    try:
+        ranges = compute_ranges(tiny_onnx, x, calibrator, chunk=chunk)
+    except EdgeposeError as exc:
+        assert n == 0 or poison is not None, exc
+        return
+    assert n >= 1 and poison is None
+    for lo, hi in ranges.values():
+        assert np.isfinite(lo) and np.isfinite(hi) and lo <= hi
+
+
+@settings(max_examples=10, deadline=None, derandomize=True, suppress_health_check=[HealthCheck.function_scoped_fixture])
+@given(count=st.integers(-2, 400), seed=st.integers(0, 3))
+def test_calibration_set_property(tiny_data, count, seed):
+    ds = open_dataset(tiny_data)
+    try:
+        calib = CalibrationSet.from_dataset(ds, count, seed, SplitSpec())
+    except EdgeposeError:
+        assert count < 1
+        return
+    pool = set(ds.indices("train", clean=True, spec=SplitSpec()).tolist())
+    assert 1 <= len(calib.indices) == min(count, len(pool)) and set(calib.indices.tolist()) <= pool
+    assert np.isfinite(calib.windows).all() and calib.windows.shape[1:] == ds.window_shape
