@@ -85,6 +85,39 @@ def _paired(bare, runtime, n: int, flip: bool) -> tuple[float, float]:
     return float(np.median(a)) * 1e3, float(np.median(b)) * 1e3
 
 
+class _StubSession:
+    """Stands in for the ONNX Runtime session: returns a fixed output, so what is timed is the
+    runtime's own work alone."""
+
+    def __init__(self, output: np.ndarray) -> None:
+        self._out = [output]
+
+    def run(self, _names, _feeds):
+        return self._out
+
+
+def intrinsic_costs(pred, x: np.ndarray, frames: list) -> dict:
+    """Best-of-repeats cost (µs) of the runtime's own work per call, with the model stubbed out:
+    the figure an idle core approaches; the paired rounds show what this shared machine gives."""
+    import timeit
+
+    real = pred.session
+    pred.session = _StubSession(real.run(None, {pred.input_name: x})[0])
+    try:
+        feed = (frames[i % len(frames)] for i in range(10**12))
+        stream = pred.stream(feed, hop=1)
+        next(stream)
+        from edgepose.runtime.window import window_ok
+
+        best = {}
+        for name, fn in {"predict": lambda: pred.predict(x), "stream_per_frame": lambda: next(stream),
+                         "corruption_check": lambda: window_ok(x)}.items():
+            best[name + "_us"] = min(timeit.repeat(fn, number=500, repeat=7)) / 500 * 1e6
+        return best
+    finally:
+        pred.session = real
+
+
 def worker_overhead(bundle: Path, threads: int, rounds: int, calls: int) -> dict:
     from edgepose.runtime import Predictor
 
@@ -94,7 +127,11 @@ def worker_overhead(bundle: Path, threads: int, rounds: int, calls: int) -> dict
     feed = (frames[i % len(frames)] for i in range(10**12))
     stream = pred.stream(feed, hop=1)
     bare = lambda: pred.session.run(None, {pred.input_name: x})  # noqa: E731
-    variants = {"predict": lambda: pred.predict(x), "stream": lambda: next(stream)}
+    tiny = np.ones(8, dtype=np.float32)
+    # control: one trivial numpy call (1 µs on a warm core) before the same bare call — what any
+    # Python work between model calls costs on this machine
+    variants = {"predict": lambda: pred.predict(x), "stream": lambda: next(stream),
+                "control": lambda: (tiny.max(), bare())}
     next(stream)  # fills the ring; from here on every call pushes one frame and emits one pose
     for fn in variants.values():
         _paired(bare, fn, max(50, calls // 4), False)  # warm-up
@@ -105,7 +142,7 @@ def worker_overhead(bundle: Path, threads: int, rounds: int, calls: int) -> dict
             per[k]["bare"].append(a)
             per[k]["runtime"].append(b)
     out = {"bundle": bundle.name, "precision": pred.precision, "threads": threads, "rounds": rounds,
-           "calls_per_round": calls, "round_median_ms": per}
+           "calls_per_round": calls, "intrinsic_best_us": intrinsic_costs(pred, x, frames), "round_median_ms": per}
     for k in variants:
         bare_ms, rt_ms = np.array(per[k]["bare"]), np.array(per[k]["runtime"])
         ratios = rt_ms / bare_ms
@@ -157,15 +194,34 @@ def write_markdown(doc: dict, path: Path) -> None:
              f"Produced by `{doc['command']}`.", "",
              "## Overhead over a bare ONNX Runtime session (batch 1, same session, interleaved pairs)", "",
              "| bundle | threads | bare `session.run` | `predict` | overhead (median, IQR over rounds) | "
-             "`stream` per frame | overhead (median, IQR) |", "|---|---|---|---|---|---|---|"]
+             "`stream` per frame | overhead (median, IQR) | control: one trivial numpy call + bare |",
+             "|---|---|---|---|---|---|---|---|"]
     for o in doc["overhead"]:
         p, s = o["predict"], o["stream"]
         lines.append(f"| {o['bundle']} | {o['threads']} | {p['bare_ms_median']:.3f} ms | {p['runtime_ms_median']:.3f} ms | "
                      f"{p['overhead_median_pct']:+.1f} % [{p['overhead_iqr_pct'][0]:+.1f}, {p['overhead_iqr_pct'][1]:+.1f}] "
                      f"({p['extra_us_median']:+.1f} µs) | {s['runtime_ms_median']:.3f} ms | "
                      f"{s['overhead_median_pct']:+.1f} % [{s['overhead_iqr_pct'][0]:+.1f}, {s['overhead_iqr_pct'][1]:+.1f}] "
-                     f"({s['extra_us_median']:+.1f} µs) |")
+                     f"({s['extra_us_median']:+.1f} µs) | {o['control']['overhead_median_pct']:+.1f} % "
+                     f"({o['control']['extra_us_median']:+.1f} µs) |")
     o0 = doc["overhead"][0]
+    pred_pct = [o["predict"]["overhead_median_pct"] for o in doc["overhead"]]
+    ctrl_pct = [o["control"]["overhead_median_pct"] for o in doc["overhead"]]
+    own = [o["intrinsic_best_us"]["predict_us"] / (o["predict"]["bare_ms_median"] * 1e3) * 100 for o in doc["overhead"]]
+    met = max(pred_pct) <= 5.0
+    lines += ["", f"**Against the ≤ 5 % goal**: `predict` measured {min(pred_pct):+.1f} to {max(pred_pct):+.1f} % "
+              f"({'met' if met else 'not met'} as measured on this machine). The control column — one trivial numpy "
+              f"call before the same bare call — already costs {min(ctrl_pct):+.1f} to {max(ctrl_pct):+.1f} %: here, "
+              "any Python work between two model calls runs on caches that the model call and other jobs' processes "
+              "have just evicted. The runtime's own work (table below, model stubbed out, warm core) is "
+              f"{min(own):.1f} to {max(own):.1f} % of a model call."]
+    lines += ["", "The runtime's own work with the model stubbed out (best of 7 × 500 calls, µs; what an idle core "
+              "approaches):", "", "| bundle | threads | `predict` | `stream` per frame | corruption check alone |",
+              "|---|---|---|---|---|"]
+    for o in doc["overhead"]:
+        i = o["intrinsic_best_us"]
+        lines.append(f"| {o['bundle']} | {o['threads']} | {i['predict_us']:.1f} | {i['stream_per_frame_us']:.1f} | "
+                     f"{i['corruption_check_us']:.1f} |")
     lines += ["", f"{o0['rounds']} rounds × {o0['calls_per_round']} interleaved call pairs; figure = median over "
               "rounds of (runtime median / bare median) − 1, IQR over rounds in brackets; goal ≤ 5 %.", "",
               "## Small box: `taskset -c 0`, one thread (`python -m edgepose.runtime verify --threads 1`)", "",
@@ -189,6 +245,7 @@ def main() -> None:
     ap.add_argument("--box-rounds", type=int, default=3)
     ap.add_argument("--box-seconds", type=float, default=5.0)
     ap.add_argument("--out", type=Path, required=True)
+    ap.add_argument("--markdown-only", action="store_true", help="rewrite OUT's .md from the JSON in OUT")
     ap.add_argument("--worker", nargs=4, metavar=("BUNDLE", "THREADS", "ROUNDS", "CALLS"), help=argparse.SUPPRESS)
     args = ap.parse_args()
     if args.worker:
@@ -196,6 +253,9 @@ def main() -> None:
         print(json.dumps(worker_overhead(Path(b), int(t), int(r), int(c))))
         return
 
+    if args.markdown_only:
+        write_markdown(json.loads(args.out.read_text()), args.out.with_suffix(".md"))
+        return
     bundles = args.bundles or build_bundles(args.work, args.model)
     import onnxruntime
 

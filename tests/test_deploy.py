@@ -9,7 +9,7 @@ import signal
 import subprocess
 import sys
 import textwrap
-import time
+import zipfile
 from pathlib import Path
 
 import numpy as np
@@ -127,9 +127,15 @@ def test_cli_package_infer_verify(artifacts, bundles, tmp_path):
         res = runner.invoke(cli, [name, "--help"])
         assert res.exit_code == 0 and "Examples:" in res.output
     out = tmp_path / "cli.edgepose"
-    res = runner.invoke(cli, ["package", str(artifacts["fp32"]), "--out", str(out), "--golden", "2"])
+    pyz = tmp_path / "edgepose-runtime.pyz"
+    res = runner.invoke(cli, ["package", str(artifacts["fp32"]), "--out", str(out), "--golden", "2",
+                              "--runtime-pyz", str(pyz)])
     assert res.exit_code == 0, res.output
     assert rb.file_sha256(out) in res.output
+    with zipfile.ZipFile(pyz) as zf:
+        names = set(zf.namelist())
+    assert {"__main__.py", "edgepose/__init__.py", "edgepose/errors.py", "edgepose/runtime/predictor.py"} <= names
+    assert not any("torch" in n or n.startswith("edgepose/train") for n in names)
     x = rb.Bundle.open(out).array("golden/inputs.npy")
     np.save(tmp_path / "w.npy", x)
     res = runner.invoke(cli, ["infer", str(out), "--input", str(tmp_path / "w.npy"), "--output", str(tmp_path / "p.npy")])

@@ -356,6 +356,16 @@ def test_module_cli(bundle, tmp_path):
     assert r.returncode == 1 and "FAIL" in r.stdout and "seal" in r.stdout
     r = _runtime("verify", bundle, "--seconds", "0.1", "--threads", "1", "--json")
     assert r.returncode == 0 and json.loads(r.stdout)["passed"]
+    r = _runtime("inspect", bundle)
+    assert r.returncode == 0 and json.loads(r.stdout)["format"] == "edgepose-bundle"
+    r = _runtime("extract", bundle, tmp_path / "x")
+    assert r.returncode == 0 and (tmp_path / "x" / "model.onnx").is_file()
+    np.save(tmp_path / "f.npy", frames.astype(np.float32))
+    r = _runtime("infer", bundle, "--input", tmp_path / "f.npy", "--output", tmp_path / "f.out.npy", "--hop", "2")
+    assert r.returncode == 0, r.stderr
+    assert np.load(tmp_path / "f.out.npy").shape == (3, J, 2)
+    r = _runtime("infer", bundle, "--input", tmp_path / "f.npy", "--output", tmp_path / "f.csv")
+    assert r.returncode == 2 and "must end in .npy or .jsonl" in r.stderr
 
 
 # -- SIGTERM as interrupt ------------------------------------------------------------------------

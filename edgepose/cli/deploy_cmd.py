@@ -79,10 +79,12 @@ def infer_cmd(bundle: Path, source: str, output: str, hop, threads, providers, o
       edgepose infer half-int8.edgepose --input frames.npy --hop 4 --output poses.npy
       csi-reader | edgepose infer half-int8.edgepose --input - --output -
     """
+    from ..interrupt import terminate_as_interrupt
     from ..runtime.commands import infer, summary_line
 
-    counts = infer(bundle, source, output, hop=hop, threads=threads, providers=_providers(providers),
-                   ort_format=ort_format, lenient=lenient)
+    with terminate_as_interrupt():  # systemctl stop → KeyboardInterrupt → no half-written output file
+        counts = infer(bundle, source, output, hop=hop, threads=threads, providers=_providers(providers),
+                       ort_format=ort_format, lenient=lenient)
     click.echo(summary_line(counts, output), err=True)
 
 

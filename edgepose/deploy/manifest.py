@@ -130,7 +130,11 @@ def bench_section(bench: Path | None, artifact: Path) -> dict | None:
     doc = read_json(bench)
     if not isinstance(doc, dict) or doc.get("schema") != "edgepose-bench":
         raise EdgeposeError("not an edgepose bench results file", bench)
-    rows = [r for r in doc.get("rows", []) if r.get("artifact") == artifact.name]
+    size = artifact.stat().st_size
+    # same file name and, where the row records it, the same size: a renamed or re-exported
+    # artifact must not inherit another file's figures
+    rows = [r for r in doc.get("rows", []) if r.get("artifact") == artifact.name
+            and r.get("bytes") in (None, size)]
     machine = doc.get("machine") or {}
     keep = {k: machine.get(k) for k in ("cpu_model", "arch", "cpu_count", "cpu_flags", "platform", "versions", "gpu")}
     base = {"source": bench.name, "created": doc.get("created"), "device": doc.get("device"),

@@ -181,7 +181,7 @@ class Predictor:
         x = as_windows(x, self.window_shape)
         ok = window_ok(x)
         n = len(x)
-        if np.count_nonzero(ok) == n:  # the common case: no copies, no masks
+        if (n == 1 and ok[0]) or np.count_nonzero(ok) == n:  # the common case: no copies, no masks
             return Prediction([OK] * n, ok, self._run_batched(x, batch) if n else self._empty(0))
         values = self._empty(n)
         where = np.flatnonzero(ok)

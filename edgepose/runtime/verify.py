@@ -18,7 +18,7 @@ import numpy as np
 from .bundle import Bundle, Limits
 from .errors import BundleError, EdgeposeError
 from .predictor import Predictor, default_threads
-from .window import CORRUPT_ABS_LIMIT, OK
+from .window import CORRUPT_ABS_LIMIT
 
 
 @dataclass
@@ -167,4 +167,4 @@ def verify(bundle: str | Path, threads: int | None = None, providers: list[str] 
     return report
 
 
-__all__ = ["Check", "VerifyReport", "verify", "measure_latency", "reference_figures", "OK"]
+__all__ = ["Check", "VerifyReport", "verify", "measure_latency", "reference_figures"]
