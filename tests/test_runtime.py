@@ -160,6 +160,20 @@ def test_predict_matches_bare_session_and_refuses_corrupt_windows(pred, bundle):
     assert recs[2] == {"window": 2, "status": out.status[2], "keypoints": None} and len(recs[0]["keypoints"]) == J
 
 
+def test_single_window_fast_path_keeps_the_rule(pred):
+    x = _windows(1, seed=9)
+    out = pred.predict(x)
+    assert out.ok.tolist() == [True] and out.pose(0).shape == (J, 2)
+    np.testing.assert_allclose(out.values, pred.predict(np.concatenate([x, x])).values[:1], atol=1e-6)
+    for bad in (np.nan, np.inf, -np.inf, 1.6, -1.6):
+        y = x.copy()
+        y[0, 5, 5] = bad
+        res = pred.predict(y[0])  # one [C, T] window
+        assert res.ok.tolist() == [False] and res.pose(0) is None and res.status[0].startswith("corrupt")
+    with pytest.raises(ValueError):
+        out.ok[0] = False  # the shared one-window mask is read-only
+
+
 def test_predict_rejects_wrong_input(pred):
     with pytest.raises(InputError):
         pred.predict(np.zeros((1, C, T + 1), np.float32))
