@@ -31,11 +31,17 @@ from ._options import LazyDefaultOption, RegistryChoice, path_arg, request_defau
 @click.option("--calib-seed", type=int, default=request_default("calib_seed"), show_default=True, cls=LazyDefaultOption)
 @click.option("--qat-epochs", type=int, default=request_default("qat_epochs"), show_default=True, cls=LazyDefaultOption)
 @click.option("--qat-lr", type=float, default=request_default("qat_lr"), show_default=True, cls=LazyDefaultOption)
+@click.option("--max-drop", type=float, default=request_default("max_drop"), cls=LazyDefaultOption, metavar="PP",
+              help="int8 accuracy guard: everything the target runs in int8, groups put back to float (most "
+                   "sensitive first) until validation PCK@20 drops at most PP percentage points.")
+@click.option("--best-effort", is_flag=True, default=request_default("best_effort"), cls=LazyDefaultOption,
+              help="With --max-drop: when no configuration meets the budget, write the closest one (the card "
+                   "says so) instead of failing.")
 @click.option("--opset", type=int, default=request_default("opset"), show_default=True, cls=LazyDefaultOption)
 @click.option("--out", required=True, type=path_arg(), help="Artifact folder.")
 def export_cmd(checkpoint: str, precision: str, method: str | None, calib: str, target: str, recipe: str,
                engine: bool, data_dir: Path | None, calib_count: int, calib_seed: int, qat_epochs: int,
-               qat_lr: float, opset: int, out: Path) -> None:
+               qat_lr: float, max_drop: float | None, best_effort: bool, opset: int, out: Path) -> None:
     """Export a checkpoint to ONNX (fp32, fp16, int8 PTQ/QAT as QDQ) and optionally a TensorRT engine.
 
     Each artifact gets a JSON card beside it (precision, recipe, parent hash, calibration
@@ -47,16 +53,25 @@ def export_cmd(checkpoint: str, precision: str, method: str | None, calib: str, 
       edgepose export runs/half/best.safetensors --precision fp32 --out artifacts/
       edgepose export runs/half/best.safetensors --precision int8 --calib entropy --out artifacts/
       edgepose export runs/half/best.safetensors --precision int8 --method qat --out artifacts/
+      edgepose export wiflow-half --precision int8 --max-drop 0.5 --out artifacts/
+      edgepose export wiflow-tiny --precision int8 --max-drop 0.5 --best-effort --out artifacts/
     """
     from ..api import export
 
     for art in export(checkpoint, precision=precision, method=method, data=data_dir, out=out, log=click.echo,
                       calib=calib, target=target, recipe=recipe, engine=engine, calib_count=calib_count,
-                      calib_seed=calib_seed, qat_epochs=qat_epochs, qat_lr=qat_lr, opset=opset):
+                      calib_seed=calib_seed, qat_epochs=qat_epochs, qat_lr=qat_lr, opset=opset,
+                      max_drop=max_drop, best_effort=best_effort):
         path, card = art.path, art.card
         line = f"wrote {path} ({card['bytes'] / 1e6:.2f} MB)"
         for name, p in card.get("parity", {}).items():
             extra = (f", PCK@20 {100 * p['reference_pck20']:.2f}% → {100 * p['candidate_pck20']:.2f}%"
                      if "candidate_pck20" in p else "")
             line += f"\n  parity {name}: max |Δ| {p['max_abs_error']:.2e}{extra}"
+        guard = card.get("guard")
+        if guard:
+            test = guard["test"].get("delta_pck20_pp", float("nan"))
+            line += (f"\n  guard (max drop {guard['max_drop_pp']:g} pp): {'met' if guard['met'] else 'NOT met, best effort'}"
+                     f"; {len(guard['float_groups'])} group(s) float, validation ΔPCK@20 "
+                     f"{guard['validation']['delta_pck20_pp']:+.2f} pp, test {test:+.2f} pp")
         click.echo(line)

@@ -61,6 +61,9 @@ class ExportRequest:
     keep_io_types: bool = True
     fp16_block_list: tuple[str, ...] = DEFAULT_BLOCK_LIST
     parity_windows: int = 512
+    max_drop: float | None = None
+    best_effort: bool = False
+    guard_val_windows: int | None = None
     log: Callable[[str], None] = field(default=print, repr=False)
 
 
@@ -125,6 +128,30 @@ class _Context:
     def torch_reference(self, x: np.ndarray) -> np.ndarray:
         return torch_predictor(self.model)(x)
 
+    def calibration(self) -> CalibrationSet:
+        calib = CalibrationSet.from_dataset(self.dataset, self.req.calib_count, self.req.calib_seed, self.spec,
+                                            self.window_shape)
+        if calib.short:
+            self.req.log(f"note: {calib.describe()['note']}")
+        return calib
+
+    def probe(self, val_windows: int | None = None, threads: int = 2, calib: CalibrationSet | None = None):
+        """A quantization probe over this checkpoint's fp32 graph, scored on clean validation windows."""
+        from ..analyze.probe import Probe
+        from ..analyze.sensitivity import spaced
+        from .groups import leaf_module_paths, quant_groups
+
+        ds = self.dataset
+        idx = spaced(ds.indices("val", clean=True, spec=self.spec), val_windows)
+        if not len(idx):
+            raise EdgeposeError("no clean validation windows to measure int8 accuracy on", ds.path)
+        x, y = ds.read(idx)
+        target = get_target(self.req.target)
+        groups = quant_groups(onnx.load(str(self.fp32_onnx())), target, leaf_module_paths(self.model))
+        calib = calib or self.calibration()
+        return Probe.calibrate(self.fp32_onnx(), groups, target, self.req.calib, calib.windows, x, y,
+                               ds.layout.torso, self.work / "probe", threads=threads)
+
 
 def _export_fp32(ctx: _Context) -> list[Path]:
     path = ctx.work / "artifact" / ctx.fp32_onnx().name
@@ -156,12 +183,14 @@ def _export_int8(ctx: _Context) -> list[Path]:
     method = req.method or "ptq"
     if method not in METHODS:
         raise EdgeposeError(f"unknown int8 method {method!r}; choose from {', '.join(METHODS)}")
+    if req.max_drop is not None:
+        if method != "ptq":
+            raise EdgeposeError(f"--max-drop searches PTQ configurations; it does not apply to --method {method}")
+        return [_guarded(ctx)]
     target, recipe = get_target(req.target), get_recipe(req.recipe)
     if recipe.quantize_all_ops and (method == "qat" or target.name == "tensorrt"):
         raise EdgeposeError(f"recipe 'global' is a PTQ baseline for ort-cpu only, not {method}/{target.name}")
-    calib = CalibrationSet.from_dataset(ctx.dataset, req.calib_count, req.calib_seed, ctx.spec, ctx.window_shape)
-    if calib.short:
-        req.log(f"note: {calib.describe()['note']}")
+    calib = ctx.calibration()
     tag = f"int8-ptq-{req.calib}-{recipe.name}-{target.name}"
     ptq_path = ctx.work / f"{ctx.name}.{tag}.onnx"
     params = quantize_ptq(ctx.fp32_onnx(), ptq_path, calib, recipe, target, req.calib)
@@ -213,6 +242,66 @@ def _qat(ctx, ptq_path, calib, params, recipe, target, x, y, ref) -> Path:
     return path
 
 
+def _guarded(ctx: _Context) -> Path:
+    """int8 PTQ under the accuracy guard (``--max-drop``): see :mod:`edgepose.export.guard`."""
+    from ..analyze.sensitivity import measure_groups
+    from ..evaluate import score
+    from ..metrics import pck_at
+    from .guard import guard_search
+    from .ptq import scheme_params
+
+    req = ctx.req
+    calib = ctx.calibration()
+    probe = ctx.probe(val_windows=req.guard_val_windows, calib=calib)
+    req.log(f"guard: {len(probe.groups)} groups on {len(probe.x)} clean validation windows "
+            f"(fp32 PCK@20 {100 * probe.reference.pck20:.2f} %), budget −{req.max_drop} pp")
+    records: list = []
+
+    def scan() -> list:
+        records.extend(measure_groups(probe, req.log, sqnr=False))
+        return records
+
+    result = guard_search(probe, scan, req.max_drop, req.log)
+    if not result.met and not req.best_effort:
+        raise EdgeposeError(f"{result.notes[0]}; nothing written (pass --best-effort to write the closest)",
+                            req.checkpoint)
+    for note in result.notes:
+        req.log(f"best effort: {note}")
+    tag = f"int8-ptq-{req.calib}-guard{req.max_drop:g}pp-{probe.target.name}"
+    path = probe.build(result.int8_groups, ctx.work / f"{ctx.name}.{tag}.onnx")
+    # test only reports: the whole clean test split, fp32 ONNX vs the chosen graph, paired
+    ds = ctx.dataset
+    test_idx = ds.indices("test", clean=True, spec=ctx.spec)
+    scores = {}
+    for key, graph in (("fp32", ctx.fp32_onnx()), ("int8", path)):
+        sess = ort_session(graph, threads=probe.threads)
+        scores[key] = score(lambda x, s=sess: ort_predict(s, x), ds, test_idx)
+    fp32_test, int8_test = scores["fp32"], scores["int8"]
+    test = {"windows": int(len(test_idx)), "fp32_pck20": pck_at(fp32_test["pck"], 0.2),
+            "int8_pck20": pck_at(int8_test["pck"], 0.2)}
+    test["delta_pck20_pp"] = 100.0 * (test["int8_pck20"] - test["fp32_pck20"])
+    test["delta_mpjpe"] = int8_test["mpjpe"] - fp32_test["mpjpe"]
+    guard = {**result.to_dict(), "best_effort": bool(req.best_effort and not result.met),
+             "validation": {**result.to_dict()["validation"], "windows": int(len(probe.x)),
+                            "fp32_pck20": probe.reference.pck20},
+             "test": test, "groups": [g.to_dict() for g in probe.groups],
+             "sensitivity": [{"name": r.name, "delta_pck20_pp": r.delta_pck20_pp, "delta_mpjpe": r.delta_mpjpe}
+                             for r in records]}
+    x, y = ctx.parity_set()
+    par = parity(ctx.torch_reference(x), ort_predict(ort_session(path), x), y, ctx.dataset.layout.torso)
+    card = {**ctx.base_card("int8"), "method": "ptq", "target": probe.target.name,
+            "recipe": {**scheme_params(probe.target, req.calib), "recipe": "guard",
+                       "float_groups": result.float_groups, "int8_groups": len(result.int8_groups)},
+            "calibration": calib.describe(), "guard": guard, "parity": {"vs_fp32_torch": par}}
+    if probe.target.name == "tensorrt":
+        card["tensorrt_qdq_problems"] = check_tensorrt_qdq(onnx.load(str(path)))
+    write_card(path, card)
+    req.log(f"guard: {'within' if result.met else 'OUTSIDE'} budget — {len(result.float_groups)} group(s) float, "
+            f"validation ΔPCK@20 {result.choice.delta_pck20_pp:+.2f} pp, test "
+            f"{test.get('delta_pck20_pp', float('nan')):+.2f} pp")
+    return path
+
+
 #: precision → exporter. Each returns the artifact paths it wrote into the work folder.
 PRECISIONS: dict[str, Callable[[_Context], list[Path]]] = {
     "fp32": _export_fp32,
@@ -235,10 +324,27 @@ def _validate(req: ExportRequest) -> None:
                             "use --precision fp16 or int8")
     if req.engine and req.precision == "int8" and req.target != "tensorrt":
         raise EdgeposeError("an int8 engine needs the TensorRT QDQ layout: add --target tensorrt")
+    if req.max_drop is not None:
+        if req.precision != "int8":
+            raise EdgeposeError(f"--max-drop guards int8 accuracy; it does not apply to {req.precision}")
+        if not (req.max_drop >= 0):
+            raise EdgeposeError(f"--max-drop is the largest allowed PCK@20 drop in percentage points (≥ 0), "
+                                f"got {req.max_drop}")
+    if req.best_effort and req.max_drop is None:
+        raise EdgeposeError("--best-effort applies to the accuracy guard: add --max-drop PP")
     if req.engine:
         ok, reason = tensorrt_available()
         if not ok:
             raise EdgeposeError(reason)
+
+
+def load_context(req: ExportRequest, work: Path) -> _Context:
+    """Resolve and load ``req.checkpoint`` into an export context working in ``work``."""
+    from ..zoo import resolve_checkpoint
+
+    req.checkpoint = resolve_checkpoint(req.checkpoint)
+    model, card = load_checkpoint(req.checkpoint)
+    return _Context(req, model, card, work)
 
 
 def export(req: ExportRequest) -> list[Path]:

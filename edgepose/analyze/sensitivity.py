@@ -1,0 +1,185 @@
+"""Per-group int8 sensitivity on the validation split: ΔPCK@20, ΔMPJPE and output SQNR.
+
+For every quantizable group of the exported graph (:mod:`edgepose.export.groups`), the graph with
+*only that group* int8 is written by ONNX Runtime's quantizer from one shared calibration and
+scored on the clean validation windows against the fp32 graph. Test windows are never touched:
+the ranking chooses (in the guard), test only reports.
+
+Each group is one :class:`GroupRecord`; fields that other measurements fill later (the per-layer
+int8 speed gain) are optional, so a speed column slots in without changing the accuracy scan.
+"""
+
+from __future__ import annotations
+
+import math
+import tempfile
+import time
+from dataclasses import asdict, dataclass, field
+from pathlib import Path
+from typing import Callable
+
+import numpy as np
+
+from ..errors import EdgeposeError
+from .probe import Probe
+
+SCHEMA = "edgepose-sensitivity"
+SCHEMA_VERSION = 1
+
+
+@dataclass
+class GroupRecord:
+    """What quantizing one group alone does.
+
+    ``int8_gain_us``: batch size → microseconds saved per call when this group runs int8
+    (positive = faster); ``None`` until a speed profile fills it.
+    """
+
+    name: str
+    kind: str
+    ops: list[str]
+    delta_pck20_pp: float
+    delta_mpjpe: float
+    sqnr_db: float
+    int8_gain_us: dict[str, float] | None = None
+    notes: list[str] = field(default_factory=list)
+
+    def sort_key(self) -> tuple[float, float, float]:
+        """Most harmful first: larger PCK drop, then larger MPJPE increase, then lower SQNR."""
+        sq = self.sqnr_db if math.isfinite(self.sqnr_db) else (1e9 if self.sqnr_db > 0 else -1e9)
+        return (round(self.delta_pck20_pp, 9), -self.delta_mpjpe, sq)
+
+
+@dataclass
+class SensitivityResult:
+    """The ranked per-group table of one checkpoint, target and calibrator."""
+
+    model: str
+    checkpoint: str
+    target: str
+    calibrator: str
+    split: str
+    windows: int
+    fp32_pck20: float
+    fp32_mpjpe: float
+    groups: list[GroupRecord]
+    all_int8_delta_pck20_pp: float | None = None
+    all_int8_delta_mpjpe: float | None = None
+    seconds: float = 0.0
+
+    def ranked(self) -> list[GroupRecord]:
+        """Groups, most sensitive first."""
+        return sorted(self.groups, key=GroupRecord.sort_key)
+
+    def restore_order(self) -> list[str]:
+        """Group names in the order the guard puts them back to float."""
+        return [g.name for g in self.ranked()]
+
+    def to_dict(self) -> dict:
+        d = asdict(self)
+        d["groups"] = [asdict(g) for g in self.ranked()]
+        return {"format": SCHEMA, "version": SCHEMA_VERSION, **d}
+
+    @classmethod
+    def from_dict(cls, d: dict) -> "SensitivityResult":
+        d = {k: v for k, v in d.items() if k not in ("format", "version")}
+        d["groups"] = [GroupRecord(**g) for g in d["groups"]]
+        return cls(**d)
+
+    def to_markdown(self) -> str:
+        """A ranked Markdown table (speed column shown once any record has it)."""
+        speed = any(g.int8_gain_us for g in self.groups)
+        lines = [f"# int8 sensitivity — {self.model}, target {self.target}, calibrator {self.calibrator}", "",
+                 f"{self.windows} clean {self.split} windows; fp32 PCK@20 {100 * self.fp32_pck20:.2f} %, "
+                 f"MPJPE {self.fp32_mpjpe:.4f}. One group int8 at a time, everything else float."]
+        if self.all_int8_delta_pck20_pp is not None:
+            lines.append(f"Every group int8 at once: ΔPCK@20 {self.all_int8_delta_pck20_pp:+.2f} pp, "
+                         f"ΔMPJPE {self.all_int8_delta_mpjpe:+.4f}.")
+        head = "| rank | group | kind | ΔPCK@20 (pp) | ΔMPJPE | SQNR (dB) |" + (" int8 gain (µs) |" if speed else "")
+        lines += ["", head, "|---" * (7 if speed else 6) + "|"]
+        for i, g in enumerate(self.ranked(), 1):
+            row = (f"| {i} | `{g.name}` | {g.kind} | {g.delta_pck20_pp:+.2f} | {g.delta_mpjpe:+.5f} | "
+                   f"{g.sqnr_db:.1f} |")
+            if speed:
+                row += " " + (", ".join(f"b{b}: {v:+.1f}" for b, v in g.int8_gain_us.items())
+                              if g.int8_gain_us else "—") + " |"
+            lines.append(row)
+        return "\n".join(lines) + "\n"
+
+    def write(self, out: Path) -> dict[str, Path]:
+        """Write ``sensitivity.json``, ``sensitivity.md`` and ``sensitivity.png`` into ``out``."""
+        from ..io import atomic_path, write_json
+        from .plot import plot_sensitivity
+
+        out.mkdir(parents=True, exist_ok=True)
+        paths = {"json": out / "sensitivity.json", "markdown": out / "sensitivity.md", "plot": out / "sensitivity.png"}
+        write_json(paths["json"], self.to_dict())
+        with atomic_path(paths["markdown"]) as tmp:
+            tmp.write_text(self.to_markdown())
+        plot_sensitivity(self, paths["plot"])
+        return paths
+
+
+def measure_groups(probe: Probe, log: Callable[[str], None] = print, sqnr: bool = True) -> list[GroupRecord]:
+    """One :class:`GroupRecord` per group of ``probe``: that group alone int8, scored on validation."""
+    records = []
+    n = len(probe.groups)
+    for i, g in enumerate(probe.groups, 1):
+        path = probe.build([g.name])
+        dp, dm = probe.delta(probe.score(path))
+        s = probe.sqnr_db(path, g) if sqnr else float("nan")
+        path.unlink(missing_ok=True)
+        records.append(GroupRecord(g.name, g.kind, list(dict.fromkeys(g.ops)), dp, dm, s))
+        log(f"  [{i:>3}/{n}] {g.name:<28s} ΔPCK@20 {dp:+6.2f} pp  ΔMPJPE {dm:+.5f}  SQNR {s:6.1f} dB")
+    return records
+
+
+def analyze(checkpoint, data: Path | None = None, target: str = "ort-cpu", calib: str = "percentile",
+            calib_count: int = 512, calib_seed: int = 0, val_windows: int | None = None, threads: int = 2,
+            log: Callable[[str], None] = print) -> SensitivityResult:
+    """Rank the checkpoint's quantizable groups by what int8 costs on the clean validation split.
+
+    Args:
+        checkpoint: a zoo name, a ``.safetensors`` path or a training run folder.
+        data: the dataset (default: the checkpoint's, found by fingerprint).
+        target: int8 layout (``ort-cpu`` or ``tensorrt``); decides which ops are groups.
+        calib: calibrator; calibration uses clean *training* windows only.
+        val_windows: score on at most this many validation windows (evenly spaced; default all).
+        threads: ONNX Runtime threads per session.
+    """
+    from ..export.orchestrate import ExportRequest, load_context
+
+    t0 = time.perf_counter()
+    with tempfile.TemporaryDirectory(prefix="edgepose-analyze-") as tmp:
+        req = ExportRequest(checkpoint=checkpoint, out=Path(tmp), precision="int8", calib=calib, target=target,
+                            data=data, calib_count=calib_count, calib_seed=calib_seed, log=log)
+        ctx = load_context(req, Path(tmp))
+        probe = ctx.probe(val_windows=val_windows, threads=threads)
+        log(f"analyze: {ctx.name}, {len(probe.groups)} groups, {len(probe.x)} clean validation windows, "
+            f"fp32 PCK@20 {100 * probe.reference.pck20:.2f} %")
+        records = measure_groups(probe, log)
+        all_dp, all_dm = probe.delta(probe.score(probe.build(probe.group_names)))
+        log(f"  every group int8: ΔPCK@20 {all_dp:+.2f} pp")
+    return SensitivityResult(ctx.name, str(req.checkpoint), target, calib, "val", int(len(probe.x)),
+                             probe.reference.pck20, probe.reference.mpjpe, records, all_dp, all_dm,
+                             time.perf_counter() - t0)
+
+
+def load_result(path: Path) -> SensitivityResult:
+    """Read a ``sensitivity.json``."""
+    from ..io import read_json
+
+    d = read_json(path)
+    if d.get("format") != SCHEMA:
+        raise EdgeposeError(f"not an edgepose sensitivity file (format {d.get('format')!r})", path)
+    return SensitivityResult.from_dict(d)
+
+
+def spaced(idx: np.ndarray, limit: int | None) -> np.ndarray:
+    """At most ``limit`` evenly spaced entries of ``idx`` (all when ``limit`` is None)."""
+    if limit is None or len(idx) <= limit:
+        return idx
+    return np.unique(idx[np.linspace(0, len(idx) - 1, num=limit).astype(np.int64)])
+
+
+__all__ = ["GroupRecord", "SensitivityResult", "analyze", "load_result", "measure_groups", "spaced"]

@@ -1,0 +1,57 @@
+"""``edgepose analyze``."""
+
+from __future__ import annotations
+
+from pathlib import Path
+
+import click
+
+from ._options import LazyDefaultOption, RegistryChoice, echo_json, path_arg, request_default
+
+
+@click.command("analyze")
+@click.argument("checkpoint", type=str)
+@click.option("--data", "data_dir", type=path_arg(), default=None,
+              help="Dataset [default: the checkpoint's, found by fingerprint].")
+@click.option("--target", type=RegistryChoice("edgepose.export.targets", "TARGETS"),
+              default=request_default("target"), show_default=True, cls=LazyDefaultOption,
+              help="int8 layout; decides which ops form groups.")
+@click.option("--calib", type=RegistryChoice("edgepose.export.calibrators", "CALIBRATORS"),
+              default=request_default("calib"), show_default=True, cls=LazyDefaultOption)
+@click.option("--calib-count", type=int, default=request_default("calib_count"), show_default=True,
+              cls=LazyDefaultOption, help="Calibration windows (clean training only).")
+@click.option("--val-windows", type=int, default=None,
+              help="Score on at most this many clean validation windows, evenly spaced [default: all].")
+@click.option("--threads", type=int, default=2, show_default=True, help="ONNX Runtime threads.")
+@click.option("--json", "as_json", is_flag=True, help="Print the result as JSON (schema edgepose-sensitivity v1).")
+@click.option("--out", type=path_arg(), default=None,
+              help="Write sensitivity.json, sensitivity.md and sensitivity.png here.")
+def analyze_cmd(checkpoint: str, data_dir: Path | None, target: str, calib: str, calib_count: int,
+                val_windows: int | None, threads: int, as_json: bool, out: Path | None) -> None:
+    """Rank quantizable groups by what int8 costs: each group alone int8, scored on validation.
+
+    Per group (conv + its activation, residual add, attention, head, pooling): ΔPCK@20 and
+    ΔMPJPE on the clean validation split against the fp32 graph, and the SQNR of the group's
+    output tensor. The ranking is the order in which `export --max-drop` restores groups.
+
+    \b
+    Examples:
+      edgepose analyze wiflow-half --out runs/sensitivity
+      edgepose analyze runs/half/best.safetensors --data data/wiflow --json > sensitivity.json
+      edgepose analyze wiflow-tiny --target tensorrt --val-windows 512 --out runs/sens-trt
+    """
+    from ..analyze import analyze
+
+    log = (lambda s: click.echo(s, err=True)) if as_json else click.echo
+    result = analyze(checkpoint, data=data_dir, target=target, calib=calib, calib_count=calib_count,
+                     val_windows=val_windows, threads=threads, log=log)
+    if out is not None:
+        for kind, path in result.write(out).items():
+            log(f"wrote {path}")
+    if as_json:
+        echo_json(result.to_dict())
+    else:
+        click.echo(result.to_markdown())
+
+
+COMMANDS = [analyze_cmd]

@@ -1,0 +1,120 @@
+"""The accuracy guard: the most int8 graph whose validation ΔPCK@20 stays within a budget.
+
+Start from every group int8 that the target runs in int8; while validation ΔPCK@20 < −budget,
+put the next most sensitive group (from the per-group scan) back to float and re-measure the
+whole graph; stop at the first graph within budget. Validation chooses; the test split is only
+scored afterwards, for the card. A configuration must still run at least one convolution or
+matmul in int8 (a graph where only pooling or reshapes are "int8" is fp32 in disguise): when
+no such configuration meets the budget, nothing qualifies, and the caller either fails or
+(best effort) ships the closest graph seen.
+"""
+
+from __future__ import annotations
+
+from dataclasses import asdict, dataclass, field
+from typing import Callable
+
+from ..analyze.probe import Probe
+from ..errors import EdgeposeError
+from ..analyze.sensitivity import GroupRecord
+
+
+@dataclass
+class GuardStep:
+    """One measured configuration of the search."""
+
+    restored: str | None          # the group put back to float at this step (None: the start)
+    float_groups: list[str]
+    delta_pck20_pp: float
+    delta_mpjpe: float
+
+
+@dataclass
+class GuardResult:
+    """The search's outcome; ``chosen`` indexes ``steps``."""
+
+    budget_pp: float
+    met: bool
+    chosen: int
+    steps: list[GuardStep]
+    restore_order: list[str]
+    all_groups: list[str]
+    notes: list[str] = field(default_factory=list)
+
+    @property
+    def choice(self) -> GuardStep:
+        return self.steps[self.chosen]
+
+    @property
+    def float_groups(self) -> list[str]:
+        return list(self.choice.float_groups)
+
+    @property
+    def int8_groups(self) -> list[str]:
+        kept = set(self.choice.float_groups)
+        return [g for g in self.all_groups if g not in kept]
+
+    def to_dict(self) -> dict:
+        return {"max_drop_pp": self.budget_pp, "met": self.met, "float_groups": self.float_groups,
+                "int8_groups": self.int8_groups, "restore_order": self.restore_order,
+                "validation": {"delta_pck20_pp": self.choice.delta_pck20_pp,
+                               "delta_mpjpe": self.choice.delta_mpjpe},
+                "steps": [asdict(s) for s in self.steps], "notes": list(self.notes)}
+
+
+def guard_search(probe: Probe, records: list[GroupRecord] | Callable[[], list[GroupRecord]], max_drop: float,
+                 log: Callable[[str], None] = print) -> GuardResult:
+    """Restore groups to float, most sensitive first, until validation ΔPCK@20 ≥ −``max_drop``.
+
+    ``records`` are the per-group measurements (their ranking gives the restore order), or a
+    function measuring them — called only when the all-int8 graph misses the budget. Returns
+    the first configuration within budget (``met``), else the closest one seen (highest ΔPCK@20,
+    then fewest float groups).
+    """
+    if max_drop < 0:
+        raise ValueError(f"max_drop is a drop in percentage points, ≥ 0; got {max_drop}")
+    groups = probe.group_names
+    order: list[str] = []
+    steps: list[GuardStep] = []
+    floats: list[str] = []
+    for k in range(len(groups)):  # k groups restored; at least one stays int8
+        if k == 1:  # the all-int8 graph missed: rank the groups now
+            measured = records() if callable(records) else records
+            order = [r.name for r in sorted(measured, key=GroupRecord.sort_key)]
+            order += [g for g in groups if g not in set(order)]  # unmeasured groups go last
+        restored = order[k - 1] if k else None
+        if restored:
+            floats.append(restored)
+        int8 = [g for g in groups if g not in set(floats)]
+        path = probe.build(int8)
+        if not int8_weighted_ops(path):  # only passengers left (pooling, reshapes): not an int8 graph
+            path.unlink(missing_ok=True)
+            if floats:
+                floats.pop()
+            break
+        dp, dm = probe.delta(probe.score(path))
+        path.unlink(missing_ok=True)
+        steps.append(GuardStep(restored, list(floats), dp, dm))
+        log(f"  guard: {len(floats):>3} float / {len(int8):>3} int8 groups"
+            f"{' (+' + restored + ')' if restored else ''}: validation ΔPCK@20 {dp:+.2f} pp")
+        if dp >= -max_drop:
+            return GuardResult(max_drop, True, len(steps) - 1, steps, order[:k], groups)
+    if not steps:
+        raise EdgeposeError("no group of this graph runs a convolution or matmul in int8 for this target")
+    best = max(range(len(steps)), key=lambda i: (round(steps[i].delta_pck20_pp, 9), -len(steps[i].float_groups)))
+    return GuardResult(max_drop, False, best, steps, [s.restored for s in steps[1:]], groups,
+                       [f"no configuration with an int8 group kept validation ΔPCK@20 ≥ −{max_drop} pp; "
+                        f"closest: {steps[best].delta_pck20_pp:+.2f} pp with {len(steps[best].float_groups)} "
+                        "group(s) float"])
+
+
+def int8_weighted_ops(path) -> int:
+    """How many Conv/MatMul/Gemm nodes of a QDQ graph read a dequantized (int8) input."""
+    import onnx
+
+    proto = onnx.load(str(path))
+    dq = {n.output[0] for n in proto.graph.node if n.op_type == "DequantizeLinear"}
+    return sum(1 for n in proto.graph.node if n.op_type in ("Conv", "MatMul", "Gemm") and n.input[0] in dq)
+
+
+__all__ = ["GuardResult", "GuardStep", "guard_search", "int8_weighted_ops"]

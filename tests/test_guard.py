@@ -1,0 +1,163 @@
+"""Accuracy guard (``--max-drop``): respects the budget, restores the destructive group, fails honestly.
+
+The fixture is a small WiFlow-STD whose labels are its own fp32 predictions around a spread pose:
+fp32 scores 100 % PCK@20, benign int8 noise stays far inside the threshold, and one group is
+made destructive by corrupting its input's calibration range (as an outlier in the calibration
+windows would), so the guard has exactly one thing to find.
+"""
+
+from __future__ import annotations
+
+import json
+from pathlib import Path
+
+import numpy as np
+import onnx
+import pytest
+import torch
+
+from edgepose.errors import EdgeposeError
+from edgepose.export import ExportRequest, export
+
+DESTRUCTIVE = "decoder.3"  # its input's range is corrupted: the input is decoder.0's SiLU output,
+TOUCHING = {"decoder.0", "decoder.3"}  # so both groups that quantize that tensor are destructive
+
+
+def make_teacher(root: Path, channels: int = 40, window: int = 20, seed: int = 0) -> tuple[Path, Path]:
+    """A tiny WiFlow-STD checkpoint and a dataset labelled with its own fp32 outputs."""
+    from edgepose.conformance import DataSize, Shape, write_dataset
+    from edgepose.data import SplitSpec, open_dataset
+    from edgepose.models import create
+    from edgepose.train.checkpoint import describe_model, save_checkpoint, versions
+    from edgepose.train.trainer import dataset_record
+
+    data = write_dataset(root / "data", Shape("mini", "wiflow", channels, window, 15),
+                         DataSize("mini", files=10, windows_per_file=6))
+    torch.manual_seed(seed)
+    net = create("wiflow-tiny", in_channels=channels, window=window, joints=15)
+    x = torch.from_numpy(np.load(data / "csi_windows.npy"))
+    for m in net.modules():  # BN statistics from the data, so outputs depend on the input
+        if isinstance(m, torch.nn.modules.batchnorm._BatchNorm):
+            m.reset_running_stats()
+            m.momentum = None
+    net.train()
+    with torch.no_grad():
+        net(x)
+    net.eval()
+    pose = np.stack([np.linspace(0.1, 0.9, 15), np.tile([0.3, 0.7], 8)[:15]], 1)
+    net.set_label_stats(torch.from_numpy(pose), torch.tensor([0.5, 0.5]))
+    with torch.no_grad():
+        y = net(x).numpy()
+    np.save(data / "all_keypoints.npy", y.astype(np.float32))
+    ds, spec = open_dataset(data), SplitSpec()
+    card = {**describe_model("wiflow-tiny", net), "recipe": "teacher labels (test)", "dataset": dataset_record(ds),
+            "split": {"seed": spec.seed, "fractions": list(spec.fractions), "fingerprint": ds.split_fingerprint(spec),
+                      "files": {k: len(v) for k, v in ds.split(spec).items()}},
+            "layout": ds.layout.name, "versions": versions(), "metrics": {}}
+    return save_checkpoint(root / "ckpt" / "mini.safetensors", net, card), data
+
+
+def corrupt_ranges(monkeypatch, groups: tuple[str, ...] | None = (DESTRUCTIVE,), factor: float = 1e4):
+    """Widen the calibration range of the input of each named group's conv (``None``: every tensor)."""
+    import edgepose.analyze.probe as probe_mod
+    from edgepose.export.plan import node_module_path
+
+    real = probe_mod.compute_ranges
+
+    def fake(model_path, windows, calibrator, **kw):
+        ranges = dict(real(model_path, windows, calibrator, **kw))
+        if groups is None:
+            return {k: (lo * factor - 1.0, hi * factor + 1.0) for k, (lo, hi) in ranges.items()}
+        for node in onnx.load(str(model_path)).graph.node:
+            if node.op_type == "Conv" and (groups is None or node_module_path(node) in groups):
+                lo, hi = ranges[node.input[0]]
+                ranges[node.input[0]] = (lo * factor - 1.0, hi * factor + 1.0)
+        return ranges
+
+    monkeypatch.setattr(probe_mod, "compute_ranges", fake)
+
+
+@pytest.fixture(scope="module")
+def teacher(tmp_path_factory):
+    return make_teacher(tmp_path_factory.mktemp("teacher"))
+
+
+def _card(path: Path) -> dict:
+    return json.loads(path.with_name(path.name + ".json").read_text())
+
+
+def _req(ckpt, data, out, **kw) -> ExportRequest:
+    return ExportRequest(checkpoint=ckpt, out=out, data=data, precision="int8", calib_count=24, parity_windows=8,
+                         log=lambda s: None, **kw)
+
+
+def test_guard_puts_the_destructive_group_back_and_respects_the_budget(tmp_path, teacher, monkeypatch):
+    ckpt, data = teacher
+    corrupt_ranges(monkeypatch)
+    (path,) = export(_req(ckpt, data, tmp_path, max_drop=0.5))
+    g = _card(path)["guard"]
+    assert g["met"] and not g["best_effort"]
+    assert g["validation"]["delta_pck20_pp"] >= -0.5
+    assert g["steps"][0]["float_groups"] == [] and g["steps"][0]["delta_pck20_pp"] < -0.5  # all-int8 misses
+    assert set(g["restore_order"][:2]) == TOUCHING and set(g["float_groups"]) == TOUCHING
+    assert g["int8_groups"] and set(g["int8_groups"]).isdisjoint(g["float_groups"])
+    assert "delta_pck20_pp" in g["test"] and g["test"]["windows"] > 0
+    # the shipped graph is what the card says: the destructive conv reads a float input
+    proto = onnx.load(str(path))
+    q_inputs = {n.input[0] for n in proto.graph.node if n.op_type == "QuantizeLinear"}
+    assert len(q_inputs) > 5
+    worst = {r["name"] for r in g["sensitivity"] if r["delta_pck20_pp"] < -0.5}
+    assert worst == TOUCHING
+
+
+def test_guard_without_corruption_keeps_everything_int8(tmp_path, teacher):
+    ckpt, data = teacher
+    (path,) = export(_req(ckpt, data, tmp_path, max_drop=0.5))
+    g = _card(path)["guard"]
+    assert g["met"] and g["float_groups"] == [] and len(g["steps"]) == 1
+
+
+def every_graph_loses(monkeypatch, pp: float = -5.0):
+    """Every int8 graph scores ``pp`` on validation (nothing can meet a 0.5 pp budget)."""
+    import edgepose.analyze.probe as probe_mod
+
+    monkeypatch.setattr(probe_mod.Probe, "delta", lambda self, s: (pp, 0.01))
+
+
+def test_guard_fails_honestly_when_nothing_meets_the_budget(tmp_path, teacher, monkeypatch):
+    ckpt, data = teacher
+    every_graph_loses(monkeypatch)
+    out = tmp_path / "o"
+    (path,) = export(_req(ckpt, data, out, max_drop=0.5, best_effort=True))
+    g = _card(path)["guard"]
+    assert not g["met"] and g["best_effort"] and "no configuration" in g["notes"][0]
+    # every restore was tried (down to the last weighted int8 group), the closest is shipped
+    assert len(g["steps"]) > 10 and g["validation"]["delta_pck20_pp"] == max(s["delta_pck20_pp"] for s in g["steps"])
+    assert g["float_groups"] == [] and g["int8_groups"]  # ties: the most int8 graph
+
+
+def test_guard_request_validation(tmp_path, teacher):
+    ckpt, data = teacher
+    with pytest.raises(EdgeposeError, match="int8"):
+        export(ExportRequest(ckpt, tmp_path, precision="fp32", max_drop=0.5))
+    with pytest.raises(EdgeposeError, match="≥ 0"):
+        export(ExportRequest(ckpt, tmp_path, precision="int8", max_drop=-1.0))
+    with pytest.raises(EdgeposeError, match="--max-drop"):
+        export(ExportRequest(ckpt, tmp_path, precision="int8", best_effort=True))
+    with pytest.raises(EdgeposeError, match="PTQ"):
+        export(ExportRequest(ckpt, tmp_path, precision="int8", method="qat", max_drop=0.5, data=data,
+                             log=lambda s: None))
+
+
+def test_export_cli_guard_exit_code(tmp_path, teacher, monkeypatch):
+    from click.testing import CliRunner
+
+    from edgepose.cli.main import cli
+
+    ckpt, data = teacher
+    every_graph_loses(monkeypatch)
+    res = CliRunner().invoke(cli, ["export", str(ckpt), "--precision", "int8", "--max-drop", "0.5", "--data",
+                                   str(data), "--calib-count", "24", "--out", str(tmp_path / "o")])
+    assert res.exit_code == 2, res.output
+    assert "best-effort" in res.output and "nothing written" in res.output
+    assert not any((tmp_path / "o").iterdir())
