@@ -78,6 +78,6 @@ def test_analyze_cli_help_and_bad_input(tmp_path):
 
     runner = CliRunner()
     res = runner.invoke(cli, ["analyze", "--help"])
-    assert res.exit_code == 0 and "Examples:" in res.output and "--max-drop" not in res.output
+    assert res.exit_code == 0 and "Examples:" in res.output and "--val-windows" in res.output
     res = runner.invoke(cli, ["analyze", str(tmp_path / "missing.safetensors")])
     assert res.exit_code == 2
