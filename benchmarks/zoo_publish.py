@@ -63,8 +63,11 @@ def table(root: Path) -> str:
             f"{t['mpjpe']:.4f} | {100 * ends.get('0.2', float('nan')):.2f} | {_pct(m['test']['mean_pose'])} | "
             f"{_pct(m['val'])} | {_pct(m['train_subset'])} | {c.get('epoch')}/{tr.get('epochs_run', '?')} | "
             f"{tr.get('train_seconds', float('nan')) / 60:.1f} min | {c.get('recipe', '?')} |")
-    out = ["PCK in %, clean test split of the default synthetic set (13 held-out recordings); MPJPE in label "
-           "units (pixel/1000). Size: the safetensors file.", "", *lines, ""]
+    n_test = {e.card.get("split", {}).get("files", {}).get("test") for e in entries}
+    n_test_txt = f"{n_test.pop()} held-out recordings" if len(n_test) == 1 else "held-out recordings"
+    out = [f"PCK in %, clean test split of the default synthetic set ({n_test_txt}); MPJPE in label "
+           "units (pixel/1000). Size: the safetensors file. Train time: the sum of epoch times on a shared "
+           "machine (see the learning curves).", "", *lines, ""]
     for e in entries:
         h = e.card.get("history", [])
         hw = e.card.get("training", {}).get("hardware", {})
