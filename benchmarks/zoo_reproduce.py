@@ -65,6 +65,7 @@ def main() -> None:
     report = {"machine": cpu_summary(), "torch": torch.__version__, "models": [], "all_reproduce": True}
     for e in entries:
         t0 = time.perf_counter()
+        cached = (zoo.cache_root(args.cache) / e.card["dataset"]["fingerprint"][:12] / "synth_meta.json").is_file()
         data = zoo.default_dataset(e.card, args.cache)
         t_data = time.perf_counter() - t0
         ds = open_dataset(data)
@@ -85,7 +86,7 @@ def main() -> None:
             "test_pck20_again": again["test"]["clean"]["pck"]["0.2"],
             "mpjpe_card": card["metrics"]["test"]["clean"]["mpjpe"],
             "mpjpe_again": again["test"]["clean"]["mpjpe"],
-            "reproduces": ok, "differences": diffs,
+            "reproduces": ok, "differences": diffs, "dataset_regenerated_now": not cached,
             "dataset_seconds": round(t_data, 1), "eval_seconds": round(time.perf_counter() - t0 - t_data, 1),
         })
         print(f"{e.name:16s} PCK@20 card {100 * report['models'][-1]['test_pck20_card']:.2f}%  "
