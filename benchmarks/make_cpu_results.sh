@@ -24,10 +24,13 @@ say() { echo "+ $*" >&2; "$@"; }
 say edgepose bench "$A" "${BENCH[@]}" --threads 2 --out $R/cpu.json
 say edgepose bench "$A" "${BENCH[@]}" --threads 2 --out $R/cpu-repeat.json
 say edgepose bench "$A" "${BENCH[@]}" --threads 1 --out $R/cpu-1t.json
+say edgepose bench "$A" "${BENCH[@]}" --threads 1 --out $R/cpu-1t-repeat.json
 say python3 benchmarks/paired_loop.py "$FP32" "$FP16" "$INT8" --data "$D" --threads 2 --rounds 5 \
     --calls 1=200,64=10 --out $R/paired_loop.json
 say python3 benchmarks/paired_loop.py "$FP32" "$FP16" "$INT8" --data "$D" --threads 2 --rounds 5 \
     --calls 1=200,64=10 --spinning --out $R/paired_loop_spinning.json
+say python3 benchmarks/paired_loop.py "$FP32" "$FP16" "$INT8" --data "$D" --threads 1 --rounds 5 \
+    --calls 1=200,64=10 --out $R/paired_loop_1t.json
 say python3 benchmarks/paired_loop.py "$FP32" "$INT8" "$GLOBAL" "$CONVS" --data "$D" --threads 2 --rounds 5 \
     --calls 1=200,64=10 --out $R/lever_recipes.json
 say python3 benchmarks/paired_loop.py "$FP32" "$INT8" "$GLOBAL" "$CONVS" --data "$D" --threads 2 --rounds 5 \
@@ -36,7 +39,8 @@ say python3 benchmarks/ort_profile.py "$FP32" "$INT8" "$GLOBAL" "$CONVS" --batch
 say edgepose bench "$A" --device cuda --data "$D" --batch 1,64 --rounds 1 --out $R/cuda.json
 say edgepose report $R/cpu.json $R/cpu-1t.json $R/cuda.json --out $R/report
 say python3 benchmarks/summarize.py --bench $R/cpu.json --repeat $R/cpu-repeat.json --one-thread $R/cpu-1t.json \
-    --loop spin-off=$R/paired_loop.json --loop spin-on=$R/paired_loop_spinning.json \
+    --one-thread-repeat $R/cpu-1t-repeat.json \
+    --loop spin-off=$R/paired_loop.json --loop spin-on=$R/paired_loop_spinning.json --loop 1-thread=$R/paired_loop_1t.json \
     --profile seed-artifacts=$R/ort_profile.json --profile current=$R/ort_profile_current.json \
     --lever "int8 recipes, opt all=$R/lever_recipes.json" --lever "int8 recipes, opt extended=$R/lever_recipes_extended.json" \
     --fx $R/reference_fx_baseline.json --throughput $R/train_throughput.json \

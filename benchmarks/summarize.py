@@ -6,7 +6,7 @@ artifact cards (training metrics, QAT parity gate), so the bench JSON is the one
 
   --bench       bench results, run 1 (CPU, the pipeline's artifacts)
   --repeat      the same command again, right after (run-to-run agreement of the paired ratios)
-  --one-thread  the same artifacts at --threads 1 (the edge-box case)
+  --one-thread  the same artifacts at --threads 1 (the edge-box case); --one-thread-repeat: again, right after
   --loop        LABEL=PATH of benchmarks/paired_loop.py outputs on the same artifacts (harness vs minimal loop)
   --lever       LABEL=PATH of paired_loop.py runs measuring export/session levers
   --profile     benchmarks/ort_profile.py outputs, each as LABEL=PATH
@@ -32,6 +32,11 @@ from pathlib import Path
 BENCH_KEYS = ("machine", "threads", "rows", "rounds", "rounds_used", "rounds_disturbed", "checkpoint")
 ROW_KEYS = ("artifact", "label", "kind", "precision", "method", "backend", "bytes", "size_mb", "latency",
             "speed_vs_fp32_onnx", "compute", "accuracy", "delta_pck20_ci")
+
+
+def _threads(doc: dict) -> str:
+    n = doc.get("threads") or 0
+    return f"{n} thread{'s' if n != 1 else ''}" if n else "default threads"
 
 
 def _load(path: Path | None) -> dict | list | None:
@@ -82,8 +87,9 @@ def _training(s: Summary, res: dict) -> None:
     m = ck.get("metrics")
     if not m:
         return
-    s.add(f"## Training core (the benched checkpoint: {ck.get('model')}, {ck.get('epochs_run')} epochs, best "
-          f"{ck.get('best_epoch')}; recipe {ck.get('recipe')})", "",
+    epochs = ck.get("epochs_run") or (ck.get("training") or {}).get("epochs_run")
+    s.add(f"## Training core (the benched checkpoint: {ck.get('model')}, best epoch {ck.get('best_epoch')}"
+          + (f" of {epochs}" if epochs else "") + f"; recipe {ck.get('recipe')})", "",
           "| | PCK@10 | PCK@20 | PCK@30 | PCK@40 | PCK@50 | MPJPE | end-effector PCK@20 |", "|---|---|---|---|---|---|---|---|")
     for name, key in (("model, clean test", ("test", "clean")), ("model, full test (corrupt zero-filled)", ("test", "full")),
                       ("mean-pose baseline", ("test", "mean_pose")), ("model, train subset", ("train_subset", None)),
@@ -152,22 +158,22 @@ def _speed(s: Summary, runs: list[tuple[str, dict]]) -> None:
               f"margin {100 * (doc.get('probe') or {}).get('margin', 0):.0f} %), medians over {doc['rounds_used']}; "
               f"threads {doc.get('threads') or 'default'}, spinning {'on' if doc.get('spinning') else 'off'}.")
     s.add("")
-    if len(runs) >= 2:
-        a, b = runs[0][1], runs[1][1]
-        worst, where = 0.0, ""
-        for r in a["rows"]:
-            if r["precision"] not in ("int8", "fp16"):
-                continue
-            twin = next((x for x in b["rows"] if x["artifact"] == r["artifact"] and x["backend"] == r["backend"]), None)
-            for bb in batches:
-                ra = r.get("speed_vs_fp32_onnx", {}).get(bb, {}).get("median")
-                rb = (twin or {}).get("speed_vs_fp32_onnx", {}).get(bb, {}).get("median")
-                if ra and rb and abs(rb / ra - 1) > worst:
-                    worst, where = abs(rb / ra - 1), f"{r['label']} b{bb}: {ra:.3f} vs {rb:.3f}"
-        s.check("two back-to-back runs: worst int8/fp16 ratio difference", f"{100 * worst:.1f} % ({where})", "≤ 10 %",
-                worst <= 0.10)
-    for tag, doc in runs:
-        _int8_goals(s, tag, doc)
+
+
+def _agreement(s: Summary, tag: str, a: dict, b: dict) -> None:
+    """Run-to-run agreement of the int8/fp16 paired ratios of two back-to-back runs."""
+    worst, where = 0.0, ""
+    for r in a["rows"]:
+        if r["precision"] not in ("int8", "fp16"):
+            continue
+        twin = next((x for x in b["rows"] if x["artifact"] == r["artifact"] and x["backend"] == r["backend"]), None)
+        for bb in map(str, a["batches"]):
+            ra = r.get("speed_vs_fp32_onnx", {}).get(bb, {}).get("median")
+            rb = (twin or {}).get("speed_vs_fp32_onnx", {}).get(bb, {}).get("median")
+            if ra and rb and abs(rb / ra - 1) > worst:
+                worst, where = abs(rb / ra - 1), f"{r['label']} b{bb}: {ra:.3f} vs {rb:.3f}"
+    s.check(f"two back-to-back runs ({tag}): worst int8/fp16 ratio difference", f"{100 * worst:.1f} % ({where})",
+            "≤ 10 %", worst <= 0.10)
 
 
 def _int8_goals(s: Summary, tag: str, doc: dict) -> None:
@@ -220,38 +226,41 @@ def _unpaired(row: dict, base: dict, b: str) -> float | None:
     return statistics.median(y) / statistics.median(x) if x and y else None
 
 
-def _loop(s: Summary, res: dict, loops: list[tuple[str, dict]]) -> None:
-    loop = loops[0][1]
-    s.add("## Harness vs minimal in-process loop (benchmarks/paired_loop.py)", "")
-    for tag, lp in loops:
-        s.add(f"- loop {tag}: {lp['threads']} threads, spinning {'on' if lp['spinning'] else 'off'}, {lp['rounds']} "
-              f"rounds, calls per round {lp['calls']}, inputs: {lp['inputs']}.")
-    s.add("", "Harness ratios three ways — *paired*: the artifact and fp32 ONNX in alternating blocks in one process "
+def _loop(s: Summary, runs: list[tuple[str, dict]], loops: list[tuple[str, dict]]) -> None:
+    s.add("## Harness vs minimal in-process loop (benchmarks/paired_loop.py)", "",
+          "Harness ratios three ways — *paired*: the artifact and fp32 ONNX in alternating blocks in one process "
           "(what the report uses); *cross-process*: fp32 ONNX timed in its own process in the same round; "
-          "*unpaired*: median p50 over rounds / median p50 over rounds, the harness's method before paired rounds.", "",
-          "| artifact | batch | harness paired (IQR) | cross-process (IQR) | unpaired | "
-          + " | ".join(f"loop {tag} (IQR)" for tag, _ in loops) + " | paired / loop |",
-          "|" + "---|" * (6 + len(loops)))
-    base = next((r for r in res["rows"] if r["artifact"] == loop["baseline"] and r["backend"] == "ort-cpu"), None)
-    worst = 0.0
-    for name, per_b in loop["speed_vs_baseline"].items():
-        row = next((r for r in res["rows"] if r["artifact"] == name and r["backend"] == "ort-cpu"), None)
-        if row is None or name == loop["baseline"]:
+          "*unpaired*: median p50 over rounds / median p50 over rounds, the harness's method before paired rounds. "
+          "Each loop is compared with the first bench run at its thread count.", "")
+    for tag, lp in loops:
+        run_tag, res = next(((t, d) for t, d in runs if (d.get("threads") or 0) == lp["threads"]), (None, None))
+        s.add(f"### loop {tag}: {lp['threads']} thread(s), spinning {'on' if lp['spinning'] else 'off'}, "
+              f"{lp['rounds']} rounds, calls per round {lp['calls']}, inputs: {lp['inputs']} — vs bench {run_tag}", "")
+        if res is None:
+            s.add("no bench run at this thread count", "")
             continue
-        for b, rec in per_b.items():
-            h = row.get("speed_vs_fp32_onnx", {}).get(b)
-            if not h or not h.get("n"):
+        s.add("| artifact | batch | harness paired (IQR) | cross-process (IQR) | unpaired | loop (IQR) | paired / loop |",
+              "|---|---|---|---|---|---|---|")
+        base = next((r for r in res["rows"] if r["artifact"] == lp["baseline"] and r["backend"] == "ort-cpu"), None)
+        worst = 0.0
+        for name, per_b in lp["speed_vs_baseline"].items():
+            row = next((r for r in res["rows"] if r["artifact"] == name and r["backend"] == "ort-cpu"), None)
+            if row is None or name == lp["baseline"]:
                 continue
-            cross = row.get("speed_vs_fp32_onnx_cross_process", {}).get(b)
-            unp = _unpaired(row, base, b) if base else None
-            agree = h["median"] / rec["median"]
-            worst = max(worst, abs(agree - 1))
-            loop_cells = [_ratio_cell(lp["speed_vs_baseline"].get(name, {}).get(b)) for _, lp in loops]
-            s.add(f"| {row['label']} | {b} | {_ratio_cell(h)} | {_ratio_cell(cross)} | "
-                  f"{'–' if unp is None else f'{unp:.3f}'} | " + " | ".join(loop_cells) + f" | {agree:.3f} |")
-    s.add("")
-    s.check(f"harness paired ratio vs minimal loop ({loops[0][0]}), worst difference", f"{100 * worst:.1f} %", "≤ 5 %",
-            worst <= 0.05)
+            for b, rec in per_b.items():
+                h = row.get("speed_vs_fp32_onnx", {}).get(b)
+                if not h or not h.get("n"):
+                    continue
+                cross = row.get("speed_vs_fp32_onnx_cross_process", {}).get(b)
+                unp = _unpaired(row, base, b) if base else None
+                agree = h["median"] / rec["median"]
+                worst = max(worst, abs(agree - 1))
+                s.add(f"| {row['label']} | {b} | {_ratio_cell(h)} | {_ratio_cell(cross)} | "
+                      f"{'–' if unp is None else f'{unp:.3f}'} | {_ratio_cell(rec)} | {agree:.3f} |")
+        s.add("")
+        if not lp["spinning"]:
+            s.check(f"harness paired ratio ({run_tag}) vs minimal loop ({tag}), worst difference",
+                    f"{100 * worst:.1f} %", "≤ 5 %", worst <= 0.05)
 
 
 def _levers(s: Summary, levers: list[tuple[str, dict]]) -> None:
@@ -261,18 +270,6 @@ def _levers(s: Summary, levers: list[tuple[str, dict]]) -> None:
     for tag, lp in levers:
         for name, per_b in lp["speed_vs_baseline"].items():
             s.add(f"| {tag} | {name} | {_ratio_cell(per_b.get('1'))} | {_ratio_cell(per_b.get('64'))} |")
-    s.add("")
-
-
-def _one_thread(s: Summary, doc: dict) -> None:
-    s.add("## One thread (the edge-box case)", "", "| artifact | b1 p50 ms | b1 × fp32 (IQR) | b64 p50 ms | b64 × fp32 (IQR) |",
-          "|---|---|---|---|---|")
-    for r in doc["rows"]:
-        cells = []
-        for b in ("1", "64"):
-            lat = r["latency"].get(b)
-            cells += [f"{lat['p50_ms']:.2f}" if lat else "–", _ratio_cell(r.get("speed_vs_fp32_onnx", {}).get(b))]
-        s.add(f"| {r['label']} ({r['backend']}) | " + " | ".join(cells) + " |")
     s.add("")
 
 
@@ -303,6 +300,7 @@ def _reference(s: Summary, fx: dict | None, ref: dict | None) -> None:
 
 
 def summarize(bench: Path, out: Path, repeat: Path | None = None, one_thread: Path | None = None,
+              one_thread_repeat: Path | None = None,
               loop: list[tuple[str, Path]] = (), profiles: list[tuple[str, Path]] = (), fx: Path | None = None,
               throughput: Path | None = None, reference: Path | None = None,
               levers: list[tuple[str, Path]] = ()) -> Summary:
@@ -314,16 +312,20 @@ def summarize(bench: Path, out: Path, repeat: Path | None = None, one_thread: Pa
     _training(s, res)
     d8 = default_int8(rows)
     _accuracy(s, rows, d8)
-    runs = [("run 1", res)] + ([("run 2", _load(repeat))] if repeat else [])
+    runs = [(f"{_threads(doc)}, {k}", doc) for doc, k in ((res, "run 1"), (_load(repeat), "run 2"),
+                                                            (_load(one_thread), "run 1"),
+                                                            (_load(one_thread_repeat), "run 2")) if doc]
     _speed(s, runs)
-    one = _load(one_thread)
-    if one:
-        _one_thread(s, one)
-        _int8_goals(s, "1 thread", one)
-    _limit(s, runs + ([("1 thread", one)] if one else []))
+    for i in range(0, len(runs) - 1):
+        a, b = runs[i], runs[i + 1]
+        if a[0].endswith("run 1") and b[0].endswith("run 2") and a[1].get("threads") == b[1].get("threads"):
+            _agreement(s, a[0].split(",")[0], a[1], b[1])
+    for tag, doc in runs:
+        _int8_goals(s, tag, doc)
+    _limit(s, runs)
     loops = [(tag, _load(p)) for tag, p in loop if _load(p)]
     if loops:
-        _loop(s, res, loops)
+        _loop(s, runs, loops)
     lev = [(tag, _load(p)) for tag, p in levers if _load(p)]
     if lev:
         _levers(s, lev)
@@ -350,6 +352,7 @@ def main() -> None:
     ap.add_argument("--bench", type=Path, required=True)
     ap.add_argument("--repeat", type=Path)
     ap.add_argument("--one-thread", type=Path)
+    ap.add_argument("--one-thread-repeat", type=Path)
     ap.add_argument("--loop", action="append", default=[], help="LABEL=PATH of a paired_loop.py output (first: the check)")
     ap.add_argument("--profile", action="append", default=[], help="LABEL=PATH of an ort_profile.py output")
     ap.add_argument("--lever", action="append", default=[], help="LABEL=PATH of a paired_loop.py lever run")
@@ -361,7 +364,8 @@ def main() -> None:
     profiles = [(p.split("=", 1)[0], Path(p.split("=", 1)[1])) for p in a.profile]
     loops = [(p.split("=", 1)[0], Path(p.split("=", 1)[1])) for p in a.loop]
     levers = [(p.split("=", 1)[0], Path(p.split("=", 1)[1])) for p in a.lever]
-    s = summarize(a.bench, a.out, a.repeat, a.one_thread, loops, profiles, a.fx, a.throughput, a.reference, levers)
+    s = summarize(a.bench, a.out, a.repeat, a.one_thread, a.one_thread_repeat, loops, profiles, a.fx, a.throughput,
+                  a.reference, levers)
     print("\n".join(s.lines))
 
 

@@ -209,7 +209,7 @@ def test_bench_json_has_what_summarize_reads(results, tmp_path):
     names = [c["target"] for c in s.checks]
     assert any(n.startswith("default int8 vs fp32 ONNX, batch") for n in names)  # the default export was found
     assert any(n.startswith("fp32 ONNX batch 64 vs its fp32 floor") for n in names) is False  # no batch 64 here
-    assert "two back-to-back runs: worst int8/fp16 ratio difference" in names
+    assert "two back-to-back runs (1 thread): worst int8/fp16 ratio difference" in names
     assert (tmp_path / "summary.json").is_file() and "| target |" in (tmp_path / "summary.md").read_text()
 
 

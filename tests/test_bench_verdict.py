@@ -82,3 +82,11 @@ def test_machine_line_is_readable_text():
                              "versions": {"python": "3.11", "onnxruntime": "1.2"}}, threads=2, spinning=False)
     assert "{" not in line and "'" not in line
     assert "avx512_vnni" in line and "amx_int8" not in line and "onnxruntime 1.2" in line and "threads 2" in line
+
+
+def test_verdict_names_a_faster_artifact_that_failed_the_gate():
+    bad = _row("int8", "int8", [1.3] * 5, (-1.1, -2.7, 0.4), 1.0)
+    c = choose([FP32, bad], "1")
+    assert c.row is FP32 and [g["label"] for g, _ in c.gated_out] == ["int8"]
+    text = sentence(c, "box")
+    assert "outside the accuracy gate: int8" in text and "CI low -2.70 pp" in text

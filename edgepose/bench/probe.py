@@ -31,7 +31,6 @@ class ProbeSpec:
 
 
 def _model_bytes(spec: ProbeSpec) -> bytes:
-    import onnx
     from onnx import TensorProto, helper, numpy_helper
 
     rng = np.random.default_rng(1234)

@@ -102,7 +102,7 @@ def bench(folder: Path, device: str = "cpu", batches: tuple[int, ...] = (1, 64),
     jobs = _jobs(artifacts, device, threads, spinning, inputs, plan, ds_path, spec, results["skipped"], log)
 
     lat, acc, failed, round_log = _run_rounds(jobs, rounds, isolate, probe, threads, seed, log)
-    used = [not r["disturbed"] for r in round_log]
+    used = [not r["disturbed"] for r in round_log] or [True] * rounds  # no jobs: nothing was disturbed
     results["probe"] = None if probe is None else {**asdict(probe), "rule": "a round is disturbed when its probe "
                                                    "readings differ by more than margin (max/min − 1)"}
     results["rounds_detail"] = round_log
@@ -165,7 +165,9 @@ def _checkpoint_summary(ref: Artifact | None) -> dict | None:
         return None
     c = ref.card
     return {"artifact": ref.path.name, "model": c.get("model"), "param_count": c.get("param_count"),
-            "recipe": c.get("recipe"), "epochs_run": len(c.get("history", [])), "best_epoch": c.get("epoch"),
+            "recipe": c.get("recipe"),
+            "epochs_run": (c.get("training") or {}).get("epochs_run") or len(c.get("history", [])),
+            "best_epoch": c.get("epoch"),
             "weights_sha256": c.get("weights_sha256"), "metrics": c.get("metrics"),
             "training": c.get("training")}
 
@@ -218,7 +220,9 @@ def _run_rounds(jobs: list[_Job], rounds: int, isolate: bool, probe: ProbeSpec |
     failed jobs (their skip record) and the per-round log.
     """
     rng = np.random.default_rng(seed)
-    prober = Probe(probe, threads=threads) if probe is not None and jobs else None
+    if not jobs:
+        return {}, {}, {}, []
+    prober = Probe(probe, threads=threads) if probe is not None else None
     lat: dict[int, list] = {i: [None] * rounds for i in range(len(jobs))}
     acc: dict[int, dict] = {}
     failed: dict[int, dict] = {}

@@ -94,6 +94,7 @@ class Choice:
     tied: list[dict] = field(default_factory=list)   # other rows tied on speed
     broken_by: str | None = None                      # "accuracy" | "size" when tied
     runner_up: dict | None = None
+    gated_out: list[tuple[dict, dict]] = field(default_factory=list)  # faster rows that failed the accuracy gate
 
     @property
     def outcome(self) -> str:
@@ -102,12 +103,12 @@ class Choice:
 
 def choose(rows: list[dict], batch: str, max_drop_pp: float = MAX_DROP_PP, target: str | None = None) -> Choice | None:
     """Apply the rule to ``rows`` (one machine) at ``batch``; None when no row passes the gate."""
-    cands = []
+    cands, gated = [], []
     for r in rows:
         acc = accuracy_of(r, max_drop_pp)
         sp = speed_of(r, batch, rows)
-        if acc is not None and acc.eligible and sp is not None:
-            cands.append((r, sp, acc))
+        if acc is not None and sp is not None:
+            (cands if acc.eligible else gated).append((r, sp, acc))
     if not cands:
         return None
     cands.sort(key=lambda c: -c[1]["median"])
@@ -115,12 +116,15 @@ def choose(rows: list[dict], batch: str, max_drop_pp: float = MAX_DROP_PP, targe
     tied = [c for c in cands if c is leader or not clear_of(leader[1], c[1])]
     if len(tied) == 1:
         runner = cands[1][0] if len(cands) > 1 else None
-        return Choice(batch, target, leader[0], leader[1], leader[2], runner_up=runner)
-    best = max(tied, key=lambda c: (c[2].rank, -c[0]["bytes"], c[1]["median"]))
-    others = [c for c in tied if c is not best]
-    by_accuracy = best[2].rank > max(c[2].rank for c in others)
-    return Choice(batch, target, best[0], best[1], best[2], tied=[c[0] for c in others],
-                  broken_by="accuracy" if by_accuracy else "size")
+        choice = Choice(batch, target, leader[0], leader[1], leader[2], runner_up=runner)
+    else:
+        best = max(tied, key=lambda c: (c[2].rank, -c[0]["bytes"], c[1]["median"]))
+        others = [c for c in tied if c is not best]
+        by_accuracy = best[2].rank > max(c[2].rank for c in others)
+        choice = Choice(batch, target, best[0], best[1], best[2], tied=[c[0] for c in others],
+                        broken_by="accuracy" if by_accuracy else "size")
+    choice.gated_out = [(r, sp) for r, sp, _ in gated if sp["median"] > choice.speed["median"]]
+    return choice
 
 
 def _ratio_text(rec: dict) -> str:
@@ -141,6 +145,8 @@ def sentence(c: Choice, machine: str) -> str:
             nxt = f", clear of the next fastest ({c.runner_up['label']} on {c.runner_up['backend']}" + (
                 f", IQR up to {rs['q3']:.2f}×)" if rs.get("n") else ")")
         speed = f"a clear speed win at {_ratio_text(c.speed)}{nxt}"
+        if r["kind"] == "onnx" and r["precision"] == "fp32":
+            speed = f"the fastest candidate{nxt}"
     else:
         names = ", ".join(f"{t['label']} on {t['backend']}" for t in c.tied)
         if c.broken_by == "accuracy":
@@ -148,8 +154,14 @@ def sentence(c: Choice, machine: str) -> str:
         else:
             why = f"broken by size ({r['size_mb']:.2f} MB vs " + ", ".join(f"{t['size_mb']:.2f}" for t in c.tied) + " MB)"
         speed = f"a speed tie with {names} at {_ratio_text(c.speed)}, {why}"
+    gated = ""
+    if c.gated_out:
+        gated = "; faster but outside the accuracy gate: " + ", ".join(
+            f"{g['label']} on {g['backend']} ({sp['median']:.2f}×"
+            + (f", ΔPCK@20 CI low {g['delta_pck20_ci']['low_pp']:+.2f} pp)" if g.get("delta_pck20_ci") else ")")
+            for g, sp in c.gated_out)
     return (f"{where}: ship **{r['label']}** on {r['backend']} — {speed}; {c.accuracy.words}; "
-            f"{r['size_mb']:.2f} MB.")
+            f"{r['size_mb']:.2f} MB{gated}.")
 
 
 def targets_of(rows: list[dict]) -> list[str | None]:
