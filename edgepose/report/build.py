@@ -54,6 +54,9 @@ def _rows(docs: list[dict]) -> list[dict]:
         tag = name if names.count(name) == 1 else f"{name} · {Path(d['_source']).name}"
         for r in d["rows"]:
             out.append({**r, "_machine": tag, "_device": d["device"], "_threads": d.get("threads")})
+    same_cpu = len({d["machine"].get("cpu_model") for d in docs if d["rows"]}) == 1
+    for r in out:
+        r["_same_cpu"] = same_cpu
     return out
 
 
@@ -158,7 +161,7 @@ def _figures(rows: list[dict], batches: list[str]) -> list[Block]:
                                  f"p50 latency per batch-{b} call (ms, log)",
                                  f"Accuracy vs latency, batch {b} (large markers: Pareto front)")),
             Figure(f"Speed vs fp32 ONNX, batch {b} (median, IQR, min–max over paired rounds)", f"speed-b{b}.png",
-                   speed_plot(rows, b, f"Speed vs fp32 ONNX, batch {b} (dot median, bar IQR, line min–max)")),
+                   speed_plot(rows, b, f"Speed vs fp32 ONNX, batch {b}")),
         ]))
     blocks.append(Block("h3", "Size"))
     blocks.append(Block("figs", figures=[Figure(

@@ -46,7 +46,12 @@ def _png(fig) -> bytes:
 
 
 def _name(r: dict, several_machines: bool) -> str:
-    return f"{r['label']} · {r['backend']}" + (f" · {r['_machine'][:18]}" if several_machines else "")
+    """Legend label; with several machines (or thread counts) the part of the machine tag that differs."""
+    if not several_machines:
+        return f"{r['label']} · {r['backend']}"
+    tag = r["_machine"]
+    head, _, tail = tag.partition(", ")
+    return f"{r['label']} · {r['backend']} · {tail or head}" if r.get("_same_cpu") else f"{r['label']} · {r['backend']} · {tag}"
 
 
 def accuracy_plot(rows: list[dict], cost: Callable[[dict], float | None], xlabel: str, title: str) -> bytes:
@@ -81,7 +86,7 @@ def speed_plot(rows: list[dict], batch: str, title: str) -> bytes:
     recs = [(r, r.get("speed_vs_fp32_onnx", {}).get(batch)) for r in rows]
     recs = [(r, s) for r, s in recs if s and s.get("n")]
     recs.sort(key=lambda rs: rs[1]["median"])
-    fig, ax = plt.subplots(figsize=(6.5, 0.45 * max(len(recs), 2) + 1.6), dpi=110)
+    fig, ax = plt.subplots(figsize=(7.0, 0.45 * max(len(recs), 2) + 1.8), dpi=110)
     several = len({r["_machine"] for r, _ in recs}) > 1
     for y, (r, s) in enumerate(recs):
         color = "#2a7" if s["q1"] > 1 else ("#c44" if s["q3"] < 1 else "#888")
@@ -92,8 +97,11 @@ def speed_plot(rows: list[dict], batch: str, title: str) -> bytes:
     ax.axvline(1.0, color="black", linestyle=":", linewidth=1)
     ax.set_yticks(range(len(recs)), [_name(r, several) for r, _ in recs], fontsize=7)
     if recs:
+        lo = min(s["min"] for _, s in recs)
+        hi = max(s["max"] for _, s in recs)
+        ax.set_xlim(min(lo, 1.0) / 1.15, max(hi, 1.0) * 1.35)  # room for the labels right of each line
         _log_x(ax)
-    ax.set_xlabel("speed vs fp32 ONNX in the same round (×, log; > 1 faster)")
+    ax.set_xlabel("× fp32 ONNX in the same round (log; > 1 faster)\ndot: median · bar: IQR · line: min–max")
     ax.set_title(title, fontsize=10)
     ax.grid(alpha=0.3, axis="x", which="both")
     fig.tight_layout()
