@@ -67,6 +67,8 @@ class Scores:
     mean_pose_mpjpe: float | None = None
     corrupt_windows: int = 0
     end_effectors_pck20: float | None = None
+    #: the full evaluation document (``{split: {clean, full, mean_pose}, corruption}``) as JSON
+    raw: dict = field(default_factory=dict, repr=False, compare=False)
 
     @property
     def pck20(self) -> float:
@@ -86,7 +88,7 @@ class Scores:
                    mean_pose_pck=_pck_table(base) if base else None,
                    mean_pose_mpjpe=float(base["mpjpe"]) if base else None,
                    corrupt_windows=int(r.get("corrupt_windows", 0)),
-                   end_effectors_pck20=float(pck_at(ends, 0.2)) if ends else None)
+                   end_effectors_pck20=float(pck_at(ends, 0.2)) if ends else None, raw=results)
 
     def __str__(self) -> str:
         base = f", mean pose {100 * self.mean_pose_pck[0.2]:.2f}%" if self.mean_pose_pck else ""
@@ -241,20 +243,23 @@ def synthesize(out: str | Path, layout: str = "wiflow", overwrite: bool = False,
     return Path(out)
 
 
-def train(data: str | Path, model: str = "wiflow-half", out: str | Path | None = None, preset: str = "cpu-budget",
-          epochs: int | None = None, resume: bool = False, progress: bool = False, log: Log | None = None,
-          config_file: str | Path | None = None, **options) -> Checkpoint:
+def train(data: str | Path, model: str | None = "wiflow-half", out: str | Path | None = None,
+          preset: str = "reference", epochs: int | None = None, resume: bool = False, progress: bool = False,
+          log: Log | None = None, config_file: str | Path | None = None, **options) -> Checkpoint | None:
     """Train ``model`` on ``data``; returns the best checkpoint (by validation).
 
-    ``options`` are :class:`edgepose.train.TrainConfig` fields (``lr``, ``batch_size``, ``seed``,
-    ``threads``, ``device`` …); they override ``preset`` and ``config_file``.
+    ``preset`` (``reference``, ``cpu-budget``, ``zoo``) then ``config_file`` then ``options``
+    (:class:`edgepose.train.TrainConfig` fields: ``lr``, ``batch_size``, ``seed``, ``threads``,
+    ``device`` …) make the config, later wins. Under ``torchrun`` every rank trains; only rank 0
+    writes and returns the checkpoint (the others return ``None``).
     """
     from .train import TrainConfig, fit
 
-    out = Path(out) if out is not None else Path("runs") / model
+    out = Path(out) if out is not None else Path("runs") / (model or "model")
     cfg = TrainConfig.compose(preset, config_file, model=model, epochs=epochs, **options)
-    fit(cfg, data, out, resume=resume, progress=progress, log=_log(log))
-    return load_checkpoint(out / "best.safetensors")
+    recipe = preset + (f" + {Path(config_file).name}" if config_file is not None else "")
+    card = fit(cfg, data, out, resume=resume, progress=progress, log=_log(log), recipe=recipe)
+    return load_checkpoint(out / "best.safetensors") if card else None
 
 
 def load_checkpoint(path_or_name: str | Path | Checkpoint) -> Checkpoint:
@@ -317,7 +322,11 @@ def evaluate(model: str | Path | Checkpoint | Artifact, data: str | Path | None 
                             f"{ds.window_shape[0]}×{ds.window_shape[1]} and {ds.layout.n_joints}", ds.path)
     s = card.get("split") or {}
     spec = SplitSpec(s.get("seed", 42), tuple(s.get("fractions", (0.7, 0.15, 0.15))))
-    scores = Scores.from_results(_evaluate(predict, ds, spec, splits=(split,)), split)
+    results = _evaluate(predict, ds, spec, splits=(split,))
+    want = (card.get("dataset") or {}).get("fingerprint")
+    if want and want != ds.fingerprint:
+        results["warning"] = "dataset fingerprint differs from the one the checkpoint was trained on"
+    scores = Scores.from_results(results, split)
     if isinstance(model, Artifact):
         model.scores = scores
     return scores

@@ -56,4 +56,4 @@ def test_errors_are_one_line_with_exit_code_2(runner, tmp_path, tiny_data):
     res = runner.invoke(cli, ["data", "check", str(bad)])
     assert res.exit_code == 2 and "missing window_info.npz" in res.output
     res = runner.invoke(cli, ["eval", str(tmp_path / "none.safetensors"), "--data", str(tiny_data)])
-    assert res.exit_code == 2 and "none.json: file not found" in res.output
+    assert res.exit_code == 2 and "none.safetensors: no checkpoint (weights + .json card) found" in res.output

@@ -28,12 +28,6 @@ def _train_options(f):
     return f
 
 
-def _make_config(config_file, preset=None, **flags):
-    from ..train import TrainConfig
-
-    return TrainConfig.compose(preset or "reference", config_file, **flags)
-
-
 @click.command()
 @click.option("--json", "as_json", is_flag=True, help="Machine-readable output.")
 def models(as_json: bool) -> None:
@@ -89,48 +83,41 @@ def train(data_dir: Path, out: Path, resume: bool, config_file, **flags) -> None
     Under torchrun the same command trains with DistributedDataParallel:
       torchrun --nproc-per-node 2 -m edgepose train --data … --out …
     """
+    from ..api import train as train_model
     from ..evaluate import format_table
-    from ..train import fit
 
-    recipe = flags.get("preset") or "reference"
-    if config_file is not None:
-        recipe += f" + {Path(config_file).name}"
-    cfg = _make_config(config_file, **flags)
-    card = fit(cfg, data_dir, out, resume=resume, recipe=recipe)
-    if card:
-        click.echo(format_table(card["metrics"]))
-        click.echo(f"checkpoint: {out / 'best.safetensors'} (+ best.json)")
+    preset = flags.pop("preset", None) or "reference"
+    ckpt = train_model(data_dir, out=out, preset=preset, resume=resume, progress=True, log=click.echo,
+                       config_file=config_file, **flags)
+    if ckpt is not None:
+        click.echo(format_table(ckpt.card["metrics"]))
+        click.echo(f"checkpoint: {ckpt.path} (+ {ckpt.path.with_suffix('.json').name})")
 
 
 @click.command("eval")
-@click.argument("checkpoint", type=path_arg())
-@click.option("--data", "data_dir", required=True, type=path_arg(), help="Dataset folder.")
+@click.argument("checkpoint", type=str)
+@click.option("--data", "data_dir", default=None, type=path_arg(),
+              help="Dataset folder [default: the checkpoint's, found by fingerprint].")
 @click.option("--split", type=click.Choice(["train", "val", "test"]), default="test", show_default=True)
 @click.option("--device", default="cpu", show_default=True)
+@click.option("--allow-other-data", is_flag=True,
+              help="Score on a dataset whose fingerprint differs from the checkpoint's (reported as such).")
 @click.option("--json", "as_json", is_flag=True, help="Machine-readable output.")
-def eval_cmd(checkpoint: Path, data_dir: Path, split: str, device: str, as_json: bool) -> None:
-    """Score a checkpoint: PCK@10..50 and MPJPE on the clean and full split, with the mean-pose baseline.
+def eval_cmd(checkpoint: str, data_dir: Path | None, split: str, device: str, allow_other_data: bool,
+             as_json: bool) -> None:
+    """Score a checkpoint or ONNX artifact: PCK@10..50 and MPJPE, clean and full split, mean-pose baseline.
 
     \b
     Examples:
+      edgepose eval models/wiflow-half.safetensors
       edgepose eval runs/half/best.safetensors --data data/synth-default --json
+      edgepose eval artifacts/wiflow-half.int8-ptq-percentile-safe-ort-cpu.onnx --split val
     """
-    from ..data import SplitSpec, open_dataset
-    from ..errors import EdgeposeError
-    from ..evaluate import evaluate, format_table, torch_predictor
-    from ..train import load_checkpoint
+    from ..api import evaluate
+    from ..evaluate import format_table
 
-    model, card = load_checkpoint(checkpoint)
-    ds = open_dataset(data_dir)
-    if tuple(ds.window_shape) != (model.cfg.in_channels, model.cfg.window) or ds.layout.n_joints != model.cfg.joints:
-        raise EdgeposeError(
-            f"checkpoint expects windows {model.cfg.in_channels}×{model.cfg.window} and {model.cfg.joints} joints; "
-            f"dataset has {ds.window_shape[0]}×{ds.window_shape[1]} and {ds.layout.n_joints}", data_dir)
-    split_cfg = card.get("split", {})
-    spec = SplitSpec(split_cfg.get("seed", 42), tuple(split_cfg.get("fractions", (0.7, 0.15, 0.15))))
-    results = evaluate(torch_predictor(model, device), ds, spec, splits=(split,))
-    if card.get("dataset", {}).get("fingerprint") not in (None, ds.fingerprint):
-        results["warning"] = "dataset fingerprint differs from the one the checkpoint was trained on"
+    scores = evaluate(checkpoint, data=data_dir, split=split, allow_other_data=allow_other_data, device=device)
+    results = scores.raw
     if as_json:
         echo_json(results)
     else:
