@@ -31,10 +31,10 @@ import numpy as np
 ROWS = {  # row label → ExportRequest fields
     "fp32": dict(precision="fp32"),
     "fp16": dict(precision="fp16"),
-    "int8 PTQ, all int8": dict(precision="int8", max_drop=100.0),
-    "int8 PTQ, safe": dict(precision="int8", recipe="safe"),
-    "int8 PTQ, --max-drop 0.5": dict(precision="int8", max_drop=0.5, best_effort=True),
-    "int8 QAT (safe)": dict(precision="int8", method="qat", recipe="safe"),
+    "int8 PTQ all-int8": dict(precision="int8", max_drop=100.0),
+    "int8 PTQ safe": dict(precision="int8", recipe="safe"),
+    "int8 PTQ --max-drop 0.5": dict(precision="int8", max_drop=0.5, best_effort=True),
+    "int8 QAT safe": dict(precision="int8", method="qat", recipe="safe"),
 }
 
 
@@ -140,10 +140,11 @@ def to_markdown(res: dict) -> str:
             sp = r.get("speed_vs_fp32", {})
             g = r.get("guard")
             gtxt = "—" if not g else (f"{len(g['float_groups'])}" + ("" if g["met"] else " (budget missed)"))
+            speed = [f"{sp[b]:.2f}×" if b in sp else "1 (baseline)" for b in ("1", "64")]
             lines.append(f"| {r['row']} | {r['bytes'] / 1e6:.3f} | {100 * r['pck20']:.2f} | "
                          f"{d['delta_pp']:+.2f} [{d['low_pp']:+.2f}, {d['high_pp']:+.2f}] | "
                          f"{p50.get('1', float('nan')):.3f} | {p50.get('64', float('nan')):.2f} | "
-                         f"{sp.get('1', float('nan')):.2f}× | {sp.get('64', float('nan')):.2f}× | {gtxt} |")
+                         f"{speed[0]} | {speed[1]} | {gtxt} |")
         lines.append("")
     return "\n".join(lines)
 
@@ -151,18 +152,22 @@ def to_markdown(res: dict) -> str:
 def main() -> None:
     ap = argparse.ArgumentParser(description=__doc__.split("\n\n")[0])
     ap.add_argument("--models", default="wiflow-half,wiflow-tiny")
-    ap.add_argument("--rows", default=",".join(ROWS), help="comma-separated row labels (default: all)")
+    ap.add_argument("--rows", default=";".join(ROWS), help="semicolon-separated row labels (default: all)")
     ap.add_argument("--work", type=Path, default=Path("runs/quant-table"), help="artifact folder (reused)")
     ap.add_argument("--threads", type=int, default=2)
     ap.add_argument("--rounds", type=int, default=3)
     ap.add_argument("--calls", default="1=100,64=5")
     ap.add_argument("--qat-max-windows", type=int, default=None)
     ap.add_argument("--out", type=Path, default=Path("benchmarks/results/quant-table"))
+    ap.add_argument("--markdown-only", action="store_true", help="rewrite OUT.md from OUT.json and stop")
     a = ap.parse_args()
+    if a.markdown_only:
+        a.out.with_suffix(".md").write_text(to_markdown(json.loads(a.out.with_suffix(".json").read_text())))
+        return
     from edgepose.runtime.cpu import cpu_summary
 
     loop = _paired_loop()
-    rows = [r for r in a.rows.split(",") if r]
+    rows = [r for r in a.rows.split(";") if r]
     res = {"tool": "benchmarks/quant_table.py", "created": dt.datetime.now(dt.timezone.utc).isoformat(timespec="seconds"),
            "machine": cpu_summary(), "threads": a.threads, "rounds": a.rounds, "calls": a.calls, "models": []}
     for name in [m for m in a.models.split(",") if m]:
