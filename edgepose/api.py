@@ -389,8 +389,12 @@ def bench(artifacts: str | Path | Iterable[Artifact | str | Path], device: str =
     return result
 
 
-def report(results: BenchResult | str | Path | Sequence[BenchResult | str | Path], out: str | Path = "report") -> Path:
-    """Build the trade-off report (Markdown + self-contained HTML); returns the HTML page."""
+def report(results: BenchResult | str | Path | Sequence[BenchResult | str | Path], out: str | Path = "report",
+           max_drop_pp: float = 1.0) -> Path:
+    """Build the trade-off report (Markdown + PNGs, self-contained HTML); returns the HTML page.
+
+    ``max_drop_pp`` is the accuracy gate: the lower end of an artifact's ΔPCK@20 95 % interval may
+    be at most this far below fp32."""
     from .report import build_report
 
     items = [results] if isinstance(results, (BenchResult, str, Path)) else list(results)
@@ -401,7 +405,7 @@ def report(results: BenchResult | str | Path | Sequence[BenchResult | str | Path
                 paths.append(r.path if r.path is not None else BenchResult(r.doc).save(Path(tmp) / f"results{i}.json"))
             else:
                 paths.append(Path(r))
-        _md, page = build_report(paths, Path(out))
+        _md, page = build_report(paths, Path(out), max_drop_pp=max_drop_pp)
     return Path(page)
 
 

@@ -80,8 +80,8 @@ def bench(folder: Path, device: str = "cpu", batches: tuple[int, ...] = (1, 64),
         raise EdgeposeError("no artifacts with cards found (expected *.safetensors, *.onnx or *.plan)", folder)
     ref = next((a for a in artifacts if a.kind == "torch"), None)
     card0 = (ref or artifacts[0]).card
-    parent = card0 if ref else {}
-    ds = _dataset(folder, data, parent.get("dataset") or {}, log) if accuracy else None
+    parent = card0 if ref else _parent_of(artifacts)
+    ds = _dataset(folder, data, parent, log) if accuracy else None
     ds_path = ds.path if ds is not None else None
     split = parent.get("split", {})
     spec = SplitSpec(split.get("seed", 42), tuple(split.get("fractions", (0.7, 0.15, 0.15))))
@@ -129,19 +129,39 @@ def bench(folder: Path, device: str = "cpu", batches: tuple[int, ...] = (1, 64),
 
 # -- set-up -------------------------------------------------------------------------------------
 
-def _dataset(folder: Path, data: Path | None, card_ds: dict, log):
-    """The dataset to score on: ``data``, else the one the checkpoint card names — with a clear error
-    saying which ``--data`` is needed when that path is gone, and a note when fingerprints differ."""
-    want = card_ds.get("fingerprint")
+def _parent_of(artifacts: list[Artifact]) -> dict:
+    """The checkpoint card the exported artifacts came from (their cards name it), else {}."""
+    from ..train.checkpoint import read_card
+
+    for art in artifacts:
+        ckpt = (art.card.get("parent") or {}).get("checkpoint")
+        if ckpt and Path(ckpt).with_suffix(".json").is_file():
+            try:
+                return read_card(ckpt)
+            except EdgeposeError:
+                continue
+    for art in artifacts:
+        par = art.card.get("parent") or {}
+        if par.get("dataset_fingerprint"):
+            return {"dataset": {"fingerprint": par["dataset_fingerprint"]}}
+    return {}
+
+
+def _dataset(folder: Path, data: Path | None, parent: dict, log):
+    """The dataset to score on: ``data``, else the checkpoint's own (found by path and fingerprint, or
+    regenerated when it is the synthetic default) — with a clear error saying which ``--data`` is
+    needed when it cannot be found, and a note when ``data``'s fingerprint differs."""
+    from ..zoo import resolve_dataset
+
+    want = (parent.get("dataset") or {}).get("fingerprint")
     if data is None:
-        path = card_ds.get("path")
-        if not path:
-            raise EdgeposeError("no dataset for the accuracy columns (no checkpoint card names one): pass --data DIR",
-                                folder)
-        if not Path(path).exists():
-            raise EdgeposeError(f"the checkpoint card's dataset {path} is not on this machine: pass --data DIR with "
-                                f"the dataset of fingerprint {str(want)[:16]}… (or --no-accuracy)", folder)
-        data = Path(path)
+        if not parent.get("dataset"):
+            raise EdgeposeError("no dataset for the accuracy columns (no card names one): pass --data DIR "
+                                "(or --no-accuracy)", folder)
+        try:
+            data = resolve_dataset(parent, None, "scoring")
+        except EdgeposeError as exc:
+            raise EdgeposeError(f"{exc.problem} (or --no-accuracy)", exc.path or folder) from None
     ds = open_dataset(data)
     if want and ds.fingerprint != want:
         log(f"note  {data}: dataset fingerprint {ds.fingerprint[:16]}… differs from the checkpoint card's "

@@ -40,14 +40,15 @@ def bench_cmd(artifact_dir: Path, device: str, batches, threads: int, warmup: in
       edgepose bench artifacts/ --device cpu --batch 1,64 --threads 2 --out benchmarks/results/cpu.json
       edgepose bench artifacts/ --threads 1 --rounds 7 --out results-1t.json
     """
-    from ..bench import ProbeSpec, TimingPlan, bench, write_results
+    from ..api import bench
+    from ..bench import ProbeSpec, TimingPlan
 
     plan = TimingPlan(warmup=warmup, iters=iters, min_seconds=min_seconds)
-    res = bench(artifact_dir, device, batches, threads, plan, data_dir, accuracy=not no_accuracy, log=click.echo,
-                rounds=rounds, spinning=spinning, probe=None if no_probe else ProbeSpec(margin=probe_margin),
-                seed=seed)
-    j, c = write_results(res, out)
-    click.echo(f"results: {j} and {c} ({len(res['rows'])} rows, {len(res['skipped'])} skipped, "
+    result = bench(artifact_dir, device=device, batches=batches, threads=threads, data=data_dir, out=out,
+                   accuracy=not no_accuracy, log=click.echo, plan=plan, rounds=rounds, spinning=spinning,
+                   probe=None if no_probe else ProbeSpec(margin=probe_margin), seed=seed)
+    res = result.doc
+    click.echo(f"results: {result.path} and {result.csv} ({len(res['rows'])} rows, {len(res['skipped'])} skipped, "
                f"{res['rounds_disturbed']} of {res['rounds']} rounds disturbed)")
 
 
@@ -65,7 +66,7 @@ def report_cmd(results: tuple[Path, ...], out: Path, max_drop: float) -> None:
       edgepose report benchmarks/results/cpu.json benchmarks/results/cuda.json --out report/
       edgepose report cpu.json --max-drop 0.5 --out report/
     """
-    from ..report import build_report
+    from ..api import report
 
-    md, page = build_report(list(results), out, max_drop_pp=max_drop)
-    click.echo(f"report: {md} and {page}")
+    page = report(list(results), out=out, max_drop_pp=max_drop)
+    click.echo(f"report: {page.with_name('report.md')} and {page}")
