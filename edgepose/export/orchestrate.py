@@ -160,10 +160,16 @@ def _export_fp32(ctx: _Context) -> list[Path]:
     x, y = ctx.parity_set()
     rand = np.random.default_rng(0).uniform(0, 1, (64, *ctx.window_shape)).astype(np.float32)
     sess = ort_session(path)
-    real = parity(ctx.torch_reference(x), ort_predict(sess, x), y, ctx.dataset.layout.torso)
-    rnd = parity(ctx.torch_reference(rand), ort_predict(sess, rand))
-    if real["max_abs_error"] > 1e-4 or rnd["max_abs_error"] > 1e-4:
-        raise EdgeposeError(f"fp32 ONNX disagrees with torch (max abs error {max(real['max_abs_error'], rnd['max_abs_error']):.2e} > 1e-4)")
+    ref_x, ref_r = ctx.torch_reference(x), ctx.torch_reference(rand)
+    real = parity(ref_x, ort_predict(sess, x), y, ctx.dataset.layout.torso)
+    rnd = parity(ref_r, ort_predict(sess, rand))
+    # float32 rounding grows with the output's magnitude: the gate is 1e-4 of max(1, max |output|)
+    scale = max(1.0, float(np.abs(ref_x).max(initial=0.0)), float(np.abs(ref_r).max(initial=0.0)))
+    worst = max(real["max_abs_error"], rnd["max_abs_error"])
+    real["gate"] = rnd["gate"] = 1e-4 * scale
+    if worst > 1e-4 * scale:
+        raise EdgeposeError(f"fp32 ONNX disagrees with torch (max abs error {worst:.2e} > {1e-4 * scale:.2e} "
+                            f"= 1e-4 × max(1, max |output| {scale:.3g}))")
     write_card(path, {**ctx.base_card("fp32"), "method": "export", "recipe": {"batchnorm": "folded into convs",
                "dynamic_batch": True}, "parity": {"test_windows": real, "random_windows": rnd}})
     return [path]
