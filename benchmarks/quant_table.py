@@ -123,7 +123,7 @@ def to_markdown(res: dict) -> str:
     m = res["machine"]
     lines = ["# int8 comparison: fp32, fp16, all-int8 PTQ, `safe` PTQ, `--max-drop 0.5`, QAT", "",
              f"Made by `benchmarks/quant_table.py` on {res['created']}; CPU: {m.get('cpu_model')} "
-             f"({m.get('cpu_count')} logical cores, flags {', '.join(m.get('cpu_flags', [])) or 'none'}); "
+             f"({m.get('cpu_count')} logical cores, flags {', '.join(f for f, on in (m.get('cpu_flags') or {}).items() if on) or 'none'}); "
              f"{res['threads']} ONNX Runtime threads; each artifact timed against fp32 with two sessions alternated "
              f"in one process ({res['rounds']} rounds, calls per round {res['calls']}). ΔPCK@20: clean test split vs "
              "the fp32 ONNX graph, paired bootstrap 95 % CI over test recordings. Speed: paired median ratio, "
