@@ -6,6 +6,7 @@ export through the public API (parity gate included), load in ONNX Runtime, and 
 report. Usage::
 
     python benchmarks/conformance_matrix.py [--quick] [--out benchmarks/results]
+    python benchmarks/conformance_matrix.py --rerun-failed   # after a fix: rerun the ✗ cells only
 """
 
 from __future__ import annotations
@@ -13,6 +14,7 @@ from __future__ import annotations
 import argparse
 import json
 import platform
+import re
 import tempfile
 import time
 from pathlib import Path
@@ -28,7 +30,12 @@ def main() -> None:
     ap = argparse.ArgumentParser(description=__doc__.splitlines()[0])
     ap.add_argument("--out", type=Path, default=Path(__file__).parent / "results")
     ap.add_argument("--quick", action="store_true", help="tiny model only")
+    ap.add_argument("--rerun-failed", action="store_true",
+                    help="rerun the failed cells of OUT/matrix.json with the current code and update both files")
     args = ap.parse_args()
+    if args.rerun_failed:
+        rerun_failed(args.out)
+        return
     t0 = time.perf_counter()
     cells = []
     with tempfile.TemporaryDirectory(prefix="edgepose-matrix-") as tmp:
@@ -61,6 +68,32 @@ def main() -> None:
     (args.out / "matrix.json").write_text(json.dumps(
         [{"model": c.model, "input": c.shape, "data": c.size, "precision": c.precision, "ok": c.ok,
           "reason": c.reason, "seconds": round(c.seconds, 2)} for c in cells], indent=1))
+    print(f"{passed}/{len(cells)} cells pass")
+
+
+def rerun_failed(out: Path) -> None:
+    """Rerun every ✗ cell of ``out/matrix.json`` (one group per cell) and rewrite matrix.md/.json,
+    keeping the first run's reason beside the new result."""
+    from edgepose.conformance import Cell
+
+    rows = json.loads((out / "matrix.json").read_text())
+    with tempfile.TemporaryDirectory(prefix="edgepose-matrix-") as tmp:
+        for i, row in enumerate(rows):
+            if row["ok"]:
+                continue
+            (cell,) = run_group(row["model"], row["input"], row["data"], [row["precision"]], Path(tmp) / str(i))
+            row.update(ok=cell.ok, seconds=round(cell.seconds, 2),
+                       reason=(cell.reason or f"rerun ✓ after a fix; first run: {row['reason']}"))
+            print(f"{row['model']} {row['input']} {row['data']} {row['precision']}: {cell.mark}", flush=True)
+    cells = [Cell(r["model"], r["input"], r["data"], r["precision"], r["ok"], r["reason"], r["seconds"]) for r in rows]
+    md = (out / "matrix.md").read_text()
+    header = md[: md.index("| model | input |")]
+    passed = sum(bool(c.ok) for c in cells)
+    header = re.sub(r"\d+ of \d+ cells pass\.", f"{passed} of {len(cells)} cells pass (cells that failed were rerun "
+                    "with `--rerun-failed` after their fix; the reason column keeps the first run's error).", header,
+                    count=1)
+    (out / "matrix.md").write_text(header + to_markdown(cells))
+    (out / "matrix.json").write_text(json.dumps(rows, indent=1))
     print(f"{passed}/{len(cells)} cells pass")
 
 
