@@ -23,6 +23,7 @@ from typing import Any, Iterator
 import numpy as np
 
 from .errors import EdgeposeError
+from .runtime.jsonable import json_default as _json_default
 
 
 @contextlib.contextmanager
@@ -68,16 +69,6 @@ def write_json(path: str | Path, data: Any) -> None:
         tmp.write_text(json.dumps(data, indent=2, sort_keys=False, default=_json_default) + "\n")
 
 
-def _json_default(obj: Any) -> Any:
-    if isinstance(obj, (np.integer,)):
-        return int(obj)
-    if isinstance(obj, (np.floating,)):
-        return float(obj)
-    if isinstance(obj, np.ndarray):
-        return obj.tolist()
-    if isinstance(obj, Path):
-        return str(obj)
-    raise TypeError(f"not JSON serialisable: {type(obj).__name__}")
 
 
 def read_json(path: str | Path) -> Any:

@@ -40,6 +40,7 @@ from pathlib import Path, PurePosixPath
 import numpy as np
 
 from .errors import BundleError
+from .jsonable import json_default as _json_default
 
 FORMAT = "edgepose-bundle"
 SCHEMA_VERSION = 1
@@ -119,16 +120,6 @@ def seal(path: str | Path) -> str:
     return digest
 
 
-def _json_default(obj):
-    if isinstance(obj, np.integer):
-        return int(obj)
-    if isinstance(obj, np.floating):
-        return float(obj)
-    if isinstance(obj, np.ndarray):
-        return obj.tolist()
-    if isinstance(obj, Path):
-        return str(obj)
-    raise TypeError(f"not JSON serialisable: {type(obj).__name__}")
 
 
 # -- reading -------------------------------------------------------------------------------------
