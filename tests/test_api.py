@@ -34,11 +34,12 @@ def test_docs_api_example_runs_as_written(tmp_path):
     assert len(re.findall(r"\.onnx: (fp32|int8), \d+ kB, PCK@20 \d+\.\d%", proc.stdout)) == 2, proc.stdout
 
 
-def test_import_is_lazy_and_fast():
-    code = ("import sys, time; t = time.perf_counter(); import edgepose; dt = time.perf_counter() - t; "
-            "print(dt, sorted(m for m in ('torch', 'onnx', 'onnxruntime', 'matplotlib', 'click') if m in sys.modules))")
-    out = subprocess.run([sys.executable, "-c", code], capture_output=True, text=True, check=True).stdout.split(" ", 1)
-    assert out[1].strip() == "[]", out  # nothing heavy imported
+def test_import_is_lazy():
+    """Plain ``import edgepose`` loads nothing heavy (its time is a benchmark matter, not asserted here)."""
+    code = ("import sys; import edgepose; "
+            "print(sorted(m for m in ('torch', 'onnx', 'onnxruntime', 'matplotlib', 'click') if m in sys.modules))")
+    out = subprocess.run([sys.executable, "-c", code], capture_output=True, text=True, check=True).stdout
+    assert out.strip() == "[]", out  # nothing heavy imported
     import edgepose
 
     assert set(edgepose.__all__) >= {"train", "evaluate", "export", "bench", "report", "run", "load_dataset",

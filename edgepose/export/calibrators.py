@@ -101,11 +101,11 @@ def _passes(proto: onnx.ModelProto, names: list[str], windows: np.ndarray, chunk
     """Yield ``{name: array}`` for consecutive chunks of ``windows``."""
     sess = ort_session(_augmented(proto, names))
     input_name = sess.get_inputs()[0].name
-    outputs = [o.name for o in sess.get_outputs()]
+    wanted = set(names)
+    outputs = [o.name for o in sess.get_outputs() if o.name in wanted]
     for start in range(0, len(windows), chunk):
         x = np.ascontiguousarray(windows[start : start + chunk], dtype=np.float32)
-        values = sess.run(outputs, {input_name: x})
-        yield {n: v for n, v in zip(outputs, values) if n in names or n == input_name}, x
+        yield dict(zip(outputs, sess.run(outputs, {input_name: x}))), x
 
 
 def collect_stats(model_path: Path, windows: np.ndarray, histograms: bool, chunk: int = 64,
