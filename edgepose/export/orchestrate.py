@@ -64,6 +64,13 @@ class ExportRequest:
     max_drop: float | None = None
     best_effort: bool = False
     guard_val_windows: int | None = None
+    objective: str | None = None
+    batches: tuple[int, ...] = (1, 64)
+    threads: int = 0
+    runtime: str = "onnxruntime"
+    search_minutes: float = 10.0
+    timing_seconds: float = 0.8
+    profile_cache: bool = True
     log: Callable[[str], None] = field(default=print, repr=False)
 
 
@@ -189,6 +196,10 @@ def _export_int8(ctx: _Context) -> list[Path]:
     method = req.method or "ptq"
     if method not in METHODS:
         raise EdgeposeError(f"unknown int8 method {method!r}; choose from {', '.join(METHODS)}")
+    if req.objective is not None:
+        from .planned import export_planned
+
+        return [export_planned(ctx)]
     if req.max_drop is not None:
         if method != "ptq":
             raise EdgeposeError(f"--max-drop searches PTQ configurations; it does not apply to --method {method}")
@@ -248,11 +259,27 @@ def _qat(ctx, ptq_path, calib, params, recipe, target, x, y, ref) -> Path:
     return path
 
 
+def test_delta(ctx: _Context, path: Path, threads: int = 2) -> dict:
+    """The chosen graph against the fp32 ONNX on the whole clean test split (test only reports)."""
+    from ..evaluate import score
+    from ..metrics import pck_at
+
+    ds = ctx.dataset
+    test_idx = ds.indices("test", clean=True, spec=ctx.spec)
+    scores = {}
+    for key, graph in (("fp32", ctx.fp32_onnx()), ("int8", path)):
+        sess = ort_session(graph, threads=threads)
+        scores[key] = score(lambda x, s=sess: ort_predict(s, x), ds, test_idx)
+    test = {"windows": int(len(test_idx)), "fp32_pck20": pck_at(scores["fp32"]["pck"], 0.2),
+            "int8_pck20": pck_at(scores["int8"]["pck"], 0.2)}
+    test["delta_pck20_pp"] = 100.0 * (test["int8_pck20"] - test["fp32_pck20"])
+    test["delta_mpjpe"] = scores["int8"]["mpjpe"] - scores["fp32"]["mpjpe"]
+    return test
+
+
 def _guarded(ctx: _Context) -> Path:
     """int8 PTQ under the accuracy guard (``--max-drop``): see :mod:`edgepose.export.guard`."""
     from ..analyze.sensitivity import measure_groups
-    from ..evaluate import score
-    from ..metrics import pck_at
     from .guard import guard_search
     from .ptq import scheme_params
 
@@ -275,18 +302,7 @@ def _guarded(ctx: _Context) -> Path:
         req.log(f"best effort: {note}")
     tag = f"int8-ptq-{req.calib}-guard{req.max_drop:g}pp-{probe.target.name}"
     path = probe.build(result.int8_groups, ctx.work / f"{ctx.name}.{tag}.onnx")
-    # test only reports: the whole clean test split, fp32 ONNX vs the chosen graph, paired
-    ds = ctx.dataset
-    test_idx = ds.indices("test", clean=True, spec=ctx.spec)
-    scores = {}
-    for key, graph in (("fp32", ctx.fp32_onnx()), ("int8", path)):
-        sess = ort_session(graph, threads=probe.threads)
-        scores[key] = score(lambda x, s=sess: ort_predict(s, x), ds, test_idx)
-    fp32_test, int8_test = scores["fp32"], scores["int8"]
-    test = {"windows": int(len(test_idx)), "fp32_pck20": pck_at(fp32_test["pck"], 0.2),
-            "int8_pck20": pck_at(int8_test["pck"], 0.2)}
-    test["delta_pck20_pp"] = 100.0 * (test["int8_pck20"] - test["fp32_pck20"])
-    test["delta_mpjpe"] = int8_test["mpjpe"] - fp32_test["mpjpe"]
+    test = test_delta(ctx, path, probe.threads)
     guard = {**result.to_dict(), "best_effort": bool(req.best_effort and not result.met),
              "validation": {**result.to_dict()["validation"], "windows": int(len(probe.x)),
                             "fp32_pck20": probe.reference.pck20},
@@ -336,8 +352,12 @@ def _validate(req: ExportRequest) -> None:
         if not (req.max_drop >= 0):
             raise EdgeposeError(f"--max-drop is the largest allowed PCK@20 drop in percentage points (≥ 0), "
                                 f"got {req.max_drop}")
-    if req.best_effort and req.max_drop is None:
-        raise EdgeposeError("--best-effort applies to the accuracy guard: add --max-drop PP")
+    from .planned import validate as validate_plan
+
+    validate_plan(req)
+    if req.best_effort and (req.max_drop is None or req.objective is not None):
+        raise EdgeposeError("--best-effort applies to the accuracy guard alone: add --max-drop PP "
+                            "(an --objective plan is never outside its budget: it falls back to float)")
     if req.engine:
         ok, reason = tensorrt_available()
         if not ok:
