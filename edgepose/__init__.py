@@ -1,7 +1,7 @@
 """edgepose: take a WiFi-CSI human-pose network from training to a measured, deployable edge artifact.
 
 ``import edgepose as ep`` gives the whole chain as plain functions with typed results
-(:mod:`edgepose.api`). ``ep.train``, ``ep.evaluate``, ``ep.export``, ``ep.bench``, ``ep.report`` and
+(:mod:`edgepose.api`). ``ep.train``, ``ep.evaluate``, ``ep.export``, ``ep.analyze``, ``ep.bench``, ``ep.report`` and
 ``ep.doctor`` are also modules of the package; calling them calls the API function of the same name. Names import lazily: plain ``import edgepose`` loads no torch, onnx or
 onnxruntime.
 """
@@ -23,12 +23,12 @@ _EXPORTS = {
 }
 
 #: subpackages that are also API functions: the module itself is callable (see edgepose._callable)
-_CALLABLE_MODULES = ("bench", "doctor", "evaluate", "export", "report", "train")
+_CALLABLE_MODULES = ("analyze", "bench", "doctor", "evaluate", "export", "report", "train")
 
 __all__ = ["__version__", *sorted([*_EXPORTS, *_CALLABLE_MODULES])]
 
 if TYPE_CHECKING:  # pragma: no cover
-    from .api import (Artifact, BenchResult, Checkpoint, Scores, bench, doctor, evaluate, export, list_models,
+    from .api import (Artifact, BenchResult, Checkpoint, Scores, analyze, bench, doctor, evaluate, export, list_models,
                       list_pretrained, load_checkpoint, load_dataset, package, report, run, synthesize, train, verify)
     from .errors import EdgeposeError
 

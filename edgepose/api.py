@@ -390,11 +390,12 @@ def bench(artifacts: str | Path | Iterable[Artifact | str | Path], device: str =
 
 
 def report(results: BenchResult | str | Path | Sequence[BenchResult | str | Path], out: str | Path = "report",
-           max_drop_pp: float = 1.0) -> Path:
+           max_drop_pp: float = 1.0, sensitivity: Sequence[str | Path] | None = None) -> Path:
     """Build the trade-off report (Markdown + PNGs, self-contained HTML); returns the HTML page.
 
     ``max_drop_pp`` is the accuracy gate: the lower end of an artifact's ΔPCK@20 95 % interval may
-    be at most this far below fp32."""
+    be at most this far below fp32. ``sensitivity``: ``sensitivity.json`` files from ``analyze``
+    to include (default: any found beside the results files)."""
     from .report import build_report
 
     items = [results] if isinstance(results, (BenchResult, str, Path)) else list(results)
@@ -405,7 +406,8 @@ def report(results: BenchResult | str | Path | Sequence[BenchResult | str | Path
                 paths.append(r.path if r.path is not None else BenchResult(r.doc).save(Path(tmp) / f"results{i}.json"))
             else:
                 paths.append(Path(r))
-        _md, page = build_report(paths, Path(out), max_drop_pp=max_drop_pp)
+        _md, page = build_report(paths, Path(out), max_drop_pp=max_drop_pp,
+                                 sensitivity=[Path(p) for p in sensitivity] if sensitivity is not None else None)
     return Path(page)
 
 
@@ -414,6 +416,24 @@ def run(out: str | Path = "runs/default", **options) -> "PipelineResult":
     from .pipeline import run as _run
 
     return _run(out, **options)
+
+
+def analyze(checkpoint: str | Path | Checkpoint, data: str | Path | None = None, out: str | Path | None = None,
+            log: Log | None = None, **options):
+    """Per-group int8 sensitivity on the validation split (and, with ``speed=True``, each group's int8 gain in µs).
+
+    ``options`` go to :func:`edgepose.analyze.analyze` (``target``, ``calib``, ``val_windows``, ``speed``,
+    ``batches``, ``speed_threads``, ``runtime`` …). With ``out`` the JSON, Markdown and plot are
+    written there (``edgepose report`` picks them up). Returns a
+    :class:`~edgepose.analyze.SensitivityResult`.
+    """
+    from .analyze.sensitivity import analyze as _analyze
+
+    ckpt = checkpoint.path if isinstance(checkpoint, Checkpoint) else checkpoint
+    result = _analyze(ckpt, data=Path(data) if data is not None else None, log=_log(log), **options)
+    if out is not None:
+        result.write(Path(out))
+    return result
 
 
 def doctor() -> dict:

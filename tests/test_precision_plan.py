@@ -193,3 +193,57 @@ def test_profile_cache_replays_the_search_without_timing(tmp_path, teacher, slow
     assert ca["int8_groups"] == cb["int8_groups"]
     assert ca["profile"]["cache"] == cb["profile"]["cache"]
     assert np.isclose(ca["end_to_end"]["1"]["speedup"], cb["end_to_end"]["1"]["speedup"])
+
+
+def test_analyze_speed_column_and_the_report_show_gains_sensitivity_and_the_plan(tmp_path, teacher, slow_node,
+                                                                                  monkeypatch):
+    from edgepose.analyze import analyze, load_result
+    from edgepose.bench import TimingPlan, bench, write_results
+    from edgepose.report import build_report
+
+    ckpt, data = teacher
+    monkeypatch.setitem(adapters.ADAPTERS, "spin", SpinRuntime(slow_node=slow_node))
+    res = analyze(ckpt, data=data, calib_count=24, threads=1, speed=True, batches=(1,), runtime="spin",
+                  timing_seconds=0.03, log=lambda s: None)
+    gains = {g.name: g.int8_gain_us["1"] for g in res.groups}
+    assert gains[SLOW] < 0 < min(v for name, v in gains.items() if name != SLOW and name in _conv_names(res))
+    assert res.speed["context"] == "all-int8" and res.speed["runtime"]["name"] == "spin"
+    folder = tmp_path / "arts"
+    export(ExportRequest(ckpt, folder, data=data, precision="fp32", parity_windows=8, log=lambda s: None))
+    _plan(ckpt, data, folder, monkeypatch, SpinRuntime(slow_node=slow_node), max_drop=100.0)
+    doc = bench(folder, "cpu", (1,), 1, TimingPlan(warmup=1, iters=3, min_seconds=0.0), data, log=lambda s: None,
+                isolate=False, rounds=2)
+    results, _ = write_results(doc, tmp_path / "bench" / "cpu.json")
+    paths = res.write(tmp_path / "bench")  # beside the results: the report finds it
+    assert "By int8 speed gain" in paths["markdown"].read_text()
+    assert load_result(paths["json"]).groups[0].int8_gain_us is not None
+    md, page = build_report([results], tmp_path / "report")
+    text = md.read_text()
+    assert "## Per-layer int8 plan vs the other recipes" in text and "plan-b1.png" in text
+    assert "## int8 sensitivity (validation)" in text and "sensitivity-0.png" in text and "int8 gain µs" in text
+    for name in ("plan-b1.png", "sensitivity-0.png"):
+        assert (md.parent / name).read_bytes()[:8] == b"\x89PNG\r\n\x1a\n"
+
+
+def _conv_names(res) -> set[str]:
+    return {g.name for g in res.groups if g.kind.startswith(("conv", "head conv"))}
+
+
+def test_onnxruntime_and_openvino_adapters_time_the_same_graph(tmp_path, teacher):
+    from edgepose.export.fold import fold_batchnorm
+    from edgepose.export.onnx_fp32 import export_onnx
+    from edgepose.train.checkpoint import load_checkpoint
+
+    model, _ = load_checkpoint(teacher[0])
+    path = tmp_path / "m.onnx"
+    export_onnx(fold_batchnorm(model), path, (model.cfg.in_channels, model.cfg.window))
+    x = np.random.default_rng(0).standard_normal((3, model.cfg.in_channels, model.cfg.window)).astype(np.float32)
+    ort_out = adapters.get_adapter("onnxruntime").load(path.read_bytes(), 1)(x)()
+    assert np.asarray(ort_out[0]).shape == (3, 15, 2)
+    ok, why = adapters.ADAPTERS["openvino"].available()
+    if not ok:
+        with pytest.raises(EdgeposeError, match="openvino"):
+            adapters.get_adapter("openvino")
+        pytest.skip(why)
+    ov_out = adapters.get_adapter("openvino").load(path.read_bytes(), 1)(x)()
+    np.testing.assert_allclose(np.asarray(ov_out[0]), np.asarray(ort_out[0]), atol=1e-4)

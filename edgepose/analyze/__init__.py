@@ -10,3 +10,7 @@ from __future__ import annotations
 from .sensitivity import GroupRecord, SensitivityResult, analyze, load_result, measure_groups
 
 __all__ = ["GroupRecord", "SensitivityResult", "analyze", "load_result", "measure_groups"]
+
+from .._callable import make_callable as _make_callable  # noqa: E402
+
+_make_callable(__name__)  # ep.analyze(...) calls edgepose.api.analyze

@@ -83,6 +83,17 @@ class Probe:
                        nodes=nodes_of(self.groups, names), op_types=sorted(target_op_types(self.target)))
         return path
 
+    def graph_bytes(self, int8_groups: Iterable[str]) -> bytes:
+        """The serialized graph in which exactly ``int8_groups`` are int8 (none: the fp32 graph itself)."""
+        names = sorted(int8_groups)
+        if not names:
+            return Path(self.fp32_path).read_bytes()
+        path = self.build(names)
+        try:
+            return path.read_bytes()
+        finally:
+            path.unlink(missing_ok=True)
+
     def predict(self, path: Path | bytes, x: np.ndarray | None = None) -> np.ndarray:
         return ort_predict(ort_session(path, threads=self.threads), self.x if x is None else x)
 

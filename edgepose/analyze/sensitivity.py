@@ -66,6 +66,7 @@ class SensitivityResult:
     all_int8_delta_pck20_pp: float | None = None
     all_int8_delta_mpjpe: float | None = None
     seconds: float = 0.0
+    speed: dict | None = None  # how int8_gain_us was measured: context, runtime, threads, batches, machine
 
     def ranked(self) -> list[GroupRecord]:
         """Groups, most sensitive first."""
@@ -104,6 +105,18 @@ class SensitivityResult:
                 row += " " + (", ".join(f"b{b}: {v:+.1f}" for b, v in g.int8_gain_us.items())
                               if g.int8_gain_us else "—") + " |"
             lines.append(row)
+        if speed and self.speed:
+            sp = self.speed
+            big = str(max(int(b) for b in sp["batches"]))
+            lines += ["", f"## By int8 speed gain (batch {big})", "",
+                      f"Each group flipped to float alone in the {sp['context']} graph and timed against it, "
+                      f"paired, on {sp['machine']['cpu_model']} ({sp['runtime']['name']} {sp['runtime']['version']}, "
+                      f"{sp['threads'] or 'default'} threads). Gain > 0: int8 saves that much per call here.", "",
+                      "| group | kind | int8 gain (µs) | ΔPCK@20 (pp) |", "|---|---|---|---|"]
+            timed = [g for g in self.groups if g.int8_gain_us]
+            for g in sorted(timed, key=lambda g: -g.int8_gain_us.get(big, 0.0)):
+                gain = ", ".join(f"b{b}: {v:+.1f}" for b, v in g.int8_gain_us.items())
+                lines.append(f"| `{g.name}` | {g.kind} | {gain} | {g.delta_pck20_pp:+.2f} |")
         return "\n".join(lines) + "\n"
 
     def write(self, out: Path) -> dict[str, Path]:
@@ -136,6 +149,8 @@ def measure_groups(probe: Probe, log: Callable[[str], None] = print, sqnr: bool 
 
 def analyze(checkpoint, data: Path | None = None, target: str = "ort-cpu", calib: str = "percentile",
             calib_count: int = 512, calib_seed: int = 0, val_windows: int | None = None, threads: int = 2,
+            speed: bool = False, batches: tuple[int, ...] = (1, 64), speed_threads: int = 0,
+            runtime: str = "onnxruntime", timing_seconds: float = 0.8,
             log: Callable[[str], None] = print) -> SensitivityResult:
     """Rank the checkpoint's quantizable groups by what int8 costs on the clean validation split.
 
@@ -145,7 +160,10 @@ def analyze(checkpoint, data: Path | None = None, target: str = "ort-cpu", calib
         target: int8 layout (``ort-cpu`` or ``tensorrt``); decides which ops are groups.
         calib: calibrator; calibration uses clean *training* windows only.
         val_windows: score on at most this many validation windows (evenly spaced; default all).
-        threads: ONNX Runtime threads per session.
+        threads: ONNX Runtime threads per session (for scoring).
+        speed: also time each group's int8 gain (µs) on this machine: the group flipped to float
+            alone in the all-int8 graph, paired against it, at ``batches`` with ``speed_threads``
+            threads (0 = the runtime's default) through ``runtime`` (an adapter name).
     """
     from ..export.orchestrate import ExportRequest, load_context
 
@@ -160,9 +178,35 @@ def analyze(checkpoint, data: Path | None = None, target: str = "ort-cpu", calib
         records = measure_groups(probe, log)
         all_dp, all_dm = probe.delta(probe.score(probe.build(probe.group_names)))
         log(f"  every group int8: ΔPCK@20 {all_dp:+.2f} pp")
+        speed_doc = _time_groups(probe, records, batches, speed_threads, runtime, timing_seconds, log) if speed else None
     return SensitivityResult(ctx.name, str(req.checkpoint), target, calib, "val", int(len(probe.x)),
                              probe.reference.pck20, probe.reference.mpjpe, records, all_dp, all_dm,
-                             time.perf_counter() - t0)
+                             time.perf_counter() - t0, speed_doc)
+
+
+def _time_groups(probe: Probe, records: list[GroupRecord], batches, threads: int, runtime: str, seconds: float,
+                 log: Callable[[str], None]) -> dict:
+    """Fill each record's ``int8_gain_us`` around the all-int8 graph; returns how it was measured."""
+    from ..bench.adapters import get_adapter
+    from ..precision.search import flip_gains
+    from ..precision.timer import GraphTimer, batch_inputs
+    from ..runtime.cpu import cpu_summary
+
+    adapter = get_adapter(runtime)
+    timer = GraphTimer(probe.graph_bytes, adapter, threads, batch_inputs(probe.x, batches), seconds=seconds)
+    context = frozenset(probe.group_names)
+    done = [0]
+
+    def tick() -> None:
+        done[0] += 1
+        if done[0] % 10 == 0 or done[0] == len(records):
+            log(f"  speed: {done[0]}/{len(records)} groups timed")
+
+    gains = flip_gains(context, [r.name for r in records], timer, tick)
+    for r in records:
+        r.int8_gain_us = {str(b): v for b, v in gains[r.name].items()}
+    return {"context": "all-int8", "batches": [int(b) for b in batches], "threads": threads,
+            "runtime": adapter.describe(), "machine": cpu_summary(), "seconds_per_comparison": seconds}
 
 
 def load_result(path: Path) -> SensitivityResult:

@@ -6,7 +6,7 @@ from pathlib import Path
 
 import click
 
-from ._options import LazyDefaultOption, RegistryChoice, echo_json, path_arg, request_default
+from ._options import LazyDefaultOption, RegistryChoice, batches_option, echo_json, path_arg, request_default
 
 
 @click.command("analyze")
@@ -23,11 +23,20 @@ from ._options import LazyDefaultOption, RegistryChoice, echo_json, path_arg, re
 @click.option("--val-windows", type=int, default=None,
               help="Score on at most this many clean validation windows, evenly spaced [default: all].")
 @click.option("--threads", type=int, default=2, show_default=True, help="ONNX Runtime threads.")
+@click.option("--speed", is_flag=True, help="Also time each group's int8 gain (µs) on this machine: flipped to "
+              "float alone in the all-int8 graph, paired against it.")
+@click.option("--batch", "batches", default="1,64", show_default=True, callback=batches_option, metavar="B[,B…]",
+              help="With --speed: batch sizes to time.")
+@click.option("--speed-threads", type=int, default=0, show_default=True,
+              help="With --speed: intra-op threads to time with (0 = the runtime's default).")
+@click.option("--runtime", type=RegistryChoice("edgepose.bench.adapters", "ADAPTERS"), default="onnxruntime",
+              show_default=True, help="With --speed: the runtime to time on.")
 @click.option("--json", "as_json", is_flag=True, help="Print the result as JSON (schema edgepose-sensitivity v1).")
 @click.option("--out", type=path_arg(), default=None,
               help="Write sensitivity.json, sensitivity.md and sensitivity.png here.")
 def analyze_cmd(checkpoint: str, data_dir: Path | None, target: str, calib: str, calib_count: int,
-                val_windows: int | None, threads: int, as_json: bool, out: Path | None) -> None:
+                val_windows: int | None, threads: int, speed: bool, batches: tuple[int, ...], speed_threads: int,
+                runtime: str, as_json: bool, out: Path | None) -> None:
     """Rank quantizable groups by what int8 costs: each group alone int8, scored on validation.
 
     Per group (conv + its activation, residual add, attention, head, pooling): ΔPCK@20 and
@@ -39,12 +48,14 @@ def analyze_cmd(checkpoint: str, data_dir: Path | None, target: str, calib: str,
       edgepose analyze wiflow-half --out runs/sensitivity
       edgepose analyze runs/half/best.safetensors --data data/wiflow --json > sensitivity.json
       edgepose analyze wiflow-tiny --target tensorrt --val-windows 512 --out runs/sens-trt
+      edgepose analyze wiflow-half --speed --batch 1,64 --speed-threads 2 --out runs/sensitivity
     """
     from ..analyze import analyze
 
     log = (lambda s: click.echo(s, err=True)) if as_json else click.echo
     result = analyze(checkpoint, data=data_dir, target=target, calib=calib, calib_count=calib_count,
-                     val_windows=val_windows, threads=threads, log=log)
+                     val_windows=val_windows, threads=threads, speed=speed, batches=batches,
+                     speed_threads=speed_threads, runtime=runtime, log=log)
     if out is not None:
         for kind, path in result.write(out).items():
             log(f"wrote {path}")

@@ -58,15 +58,21 @@ def bench_cmd(artifact_dir: Path, device: str, batches, threads: int, warmup: in
               help="Folder for report.md (with its PNG figures) and the self-contained report.html.")
 @click.option("--max-drop", default=1.0, show_default=True,
               help="Accuracy gate: the lower end of the ΔPCK@20 95 % interval may be at most this far below fp32 (pp).")
-def report_cmd(results: tuple[Path, ...], out: Path, max_drop: float) -> None:
+@click.option("--sensitivity", "sensitivity", multiple=True, type=path_arg(exists=True, dir_okay=False),
+              help="A sensitivity.json from `edgepose analyze --out` to include (repeatable) [default: any "
+                   "sensitivity.json beside the results files].")
+def report_cmd(results: tuple[Path, ...], out: Path, max_drop: float, sensitivity: tuple[Path, ...]) -> None:
     """Build the trade-off report (Markdown + PNGs, self-contained HTML) from one or more bench results.
+
+    Artifacts exported with `--objective` get a ΔPCK@20-vs-speed plot against the other recipes.
 
     \b
     Examples:
       edgepose report benchmarks/results/cpu.json benchmarks/results/cuda.json --out report/
       edgepose report cpu.json --max-drop 0.5 --out report/
+      edgepose report cpu.json --sensitivity runs/sensitivity/sensitivity.json --out report/
     """
     from ..api import report
 
-    page = report(list(results), out=out, max_drop_pp=max_drop)
+    page = report(list(results), out=out, max_drop_pp=max_drop, sensitivity=list(sensitivity) or None)
     click.echo(f"report: {page.with_name('report.md')} and {page}")

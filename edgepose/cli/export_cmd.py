@@ -6,7 +6,7 @@ from pathlib import Path
 
 import click
 
-from ._options import LazyDefaultOption, RegistryChoice, path_arg, request_default
+from ._options import LazyDefaultOption, RegistryChoice, batches_option, path_arg, request_default
 
 
 @click.command("export")
@@ -31,17 +31,39 @@ from ._options import LazyDefaultOption, RegistryChoice, path_arg, request_defau
 @click.option("--calib-seed", type=int, default=request_default("calib_seed"), show_default=True, cls=LazyDefaultOption)
 @click.option("--qat-epochs", type=int, default=request_default("qat_epochs"), show_default=True, cls=LazyDefaultOption)
 @click.option("--qat-lr", type=float, default=request_default("qat_lr"), show_default=True, cls=LazyDefaultOption)
+@click.option("--qat-loss", type=RegistryChoice("edgepose.export.qat", "QAT_LOSSES"), default=request_default("qat_loss"),
+              show_default=True, cls=LazyDefaultOption,
+              help="QAT target: the labels, or the fp32 model's outputs (distillation).")
+@click.option("--qat-device", type=click.Choice(["cpu", "cuda"]), default=request_default("qat_device"),
+              show_default=True, cls=LazyDefaultOption, help="Where QAT fine-tunes.")
 @click.option("--max-drop", type=float, default=request_default("max_drop"), cls=LazyDefaultOption, metavar="PP",
               help="int8 accuracy guard: everything the target runs in int8, groups put back to float (most "
                    "sensitive first) until validation PCK@20 drops at most PP percentage points.")
 @click.option("--best-effort", is_flag=True, default=request_default("best_effort"), cls=LazyDefaultOption,
               help="With --max-drop: when no configuration meets the budget, write the closest one (the card "
                    "says so) instead of failing.")
+@click.option("--objective", type=RegistryChoice("edgepose.export.planned", "OBJECTIVES"), default=None,
+              help="int8 per-layer plan: 'latency' keeps int8 only where it measures faster on this machine "
+                   "(at --batch and --threads), 'size' keeps every group the accuracy guard allows; both stay "
+                   "within --max-drop (default 0.5 pp).")
+@click.option("--batch", "batches", default="1,64", show_default=True, callback=batches_option, metavar="B[,B…]",
+              help="With --objective latency: batch sizes the plan must be fast at.")
+@click.option("--threads", type=int, default=request_default("threads"), show_default=True, cls=LazyDefaultOption,
+              help="With --objective latency: intra-op threads to time with (0 = the runtime's default).")
+@click.option("--runtime", type=RegistryChoice("edgepose.bench.adapters", "ADAPTERS"),
+              default=request_default("runtime"), show_default=True, cls=LazyDefaultOption,
+              help="With --objective latency: the runtime the plan is measured on.")
+@click.option("--search-minutes", type=float, default=request_default("search_minutes"), show_default=True,
+              cls=LazyDefaultOption, help="With --objective latency: stop the search after this long (best so far).")
+@click.option("--no-profile-cache", is_flag=True, help="Re-time everything instead of replaying this machine's "
+              "cached measurements.")
 @click.option("--opset", type=int, default=request_default("opset"), show_default=True, cls=LazyDefaultOption)
 @click.option("--out", required=True, type=path_arg(), help="Artifact folder.")
 def export_cmd(checkpoint: str, precision: str, method: str | None, calib: str, target: str, recipe: str,
                engine: bool, data_dir: Path | None, calib_count: int, calib_seed: int, qat_epochs: int,
-               qat_lr: float, max_drop: float | None, best_effort: bool, opset: int, out: Path) -> None:
+               qat_lr: float, qat_loss: str, qat_device: str, max_drop: float | None, best_effort: bool, objective: str | None,
+               batches: tuple[int, ...], threads: int, runtime: str, search_minutes: float, no_profile_cache: bool,
+               opset: int, out: Path) -> None:
     """Export a checkpoint to ONNX (fp32, fp16, int8 PTQ/QAT as QDQ) and optionally a TensorRT engine.
 
     Each artifact gets a JSON card beside it (precision, recipe, parent hash, calibration
@@ -55,13 +77,17 @@ def export_cmd(checkpoint: str, precision: str, method: str | None, calib: str, 
       edgepose export runs/half/best.safetensors --precision int8 --method qat --out artifacts/
       edgepose export wiflow-half --precision int8 --max-drop 0.5 --out artifacts/
       edgepose export wiflow-tiny --precision int8 --max-drop 0.5 --best-effort --out artifacts/
+      edgepose export wiflow-half --precision int8 --objective latency --batch 1,64 --threads 2 --out artifacts/
     """
     from ..api import export
 
     for art in export(checkpoint, precision=precision, method=method, data=data_dir, out=out, log=click.echo,
                       calib=calib, target=target, recipe=recipe, engine=engine, calib_count=calib_count,
-                      calib_seed=calib_seed, qat_epochs=qat_epochs, qat_lr=qat_lr, opset=opset,
-                      max_drop=max_drop, best_effort=best_effort):
+                      calib_seed=calib_seed, qat_epochs=qat_epochs, qat_lr=qat_lr, qat_loss=qat_loss,
+                      qat_device=qat_device, opset=opset,
+                      max_drop=max_drop, best_effort=best_effort,
+                      **(dict(objective=objective, batches=batches, threads=threads, runtime=runtime,
+                              search_minutes=search_minutes, profile_cache=not no_profile_cache) if objective else {})):
         path, card = art.path, art.card
         line = f"wrote {path} ({card['bytes'] / 1e6:.2f} MB)"
         for name, p in card.get("parity", {}).items():
@@ -74,4 +100,11 @@ def export_cmd(checkpoint: str, precision: str, method: str | None, calib: str, 
             line += (f"\n  guard (max drop {guard['max_drop_pp']:g} pp): {'met' if guard['met'] else 'NOT met, best effort'}"
                      f"; {len(guard['float_groups'])} group(s) float, validation ΔPCK@20 "
                      f"{guard['validation']['delta_pck20_pp']:+.2f} pp, test {test:+.2f} pp")
+        plan = card.get("plan")
+        if plan:
+            speed = ", ".join(f"b{b} {e['speedup']:.2f}× fp32" for b, e in plan["end_to_end"].items()) or "fp32 graph"
+            line += (f"\n  plan ({plan['objective']}, max drop {plan['max_drop_pp']:g} pp): "
+                     f"{len(plan['int8_groups'])}/{len(plan['layers'])} groups int8, {speed}; validation ΔPCK@20 "
+                     f"{plan['validation']['delta_pck20_pp']:+.2f} pp, test {plan['test']['delta_pck20_pp']:+.2f} pp")
+            line += "".join(f"\n  note: {n}" for n in plan["notes"])
         click.echo(line)

@@ -57,6 +57,9 @@ class ExportRequest:
     qat_epochs: int = 2
     qat_lr: float = 2e-5
     qat_max_windows: int | None = None
+    qat_loss: str = "labels"
+    qat_select: str = "fidelity"
+    qat_device: str = "cpu"
     opset: int = DEFAULT_OPSET
     keep_io_types: bool = True
     fp16_block_list: tuple[str, ...] = DEFAULT_BLOCK_LIST
@@ -234,9 +237,11 @@ def _qat(ctx, ptq_path, calib, params, recipe, target, x, y, ref) -> Path:
     qat = build_qat_model(folded, onnx.load(str(ctx.fp32_onnx())), onnx.load(str(ptq_path)), recipe, target)
     with torch.no_grad():
         before = torch_predictor(qat.fake)(x)
-    req.log(f"QAT: fine-tuning {len(qat.wrappers)} fake-quant convs for {req.qat_epochs} epoch(s), lr {req.qat_lr}")
+    req.log(f"QAT: fine-tuning {len(qat.wrappers)} fake-quant convs for {req.qat_epochs} epoch(s), lr {req.qat_lr}, "
+            f"loss {req.qat_loss}, on {req.qat_device}")
     history = finetune(qat, ctx.dataset, ctx.spec, req.qat_epochs, req.qat_lr, seed=req.calib_seed,
-                       max_windows=req.qat_max_windows, log=req.log)
+                       max_windows=req.qat_max_windows, loss=req.qat_loss, teacher=fold_batchnorm(ctx.model),
+                       device=req.qat_device, select=req.qat_select, log=req.log)
     fp32_tuned = ctx.work / "qat-float.onnx"
     export_onnx(qat.inner, fp32_tuned, ctx.window_shape, req.opset)
     proto = onnx.load(str(fp32_tuned))
@@ -249,6 +254,7 @@ def _qat(ctx, ptq_path, calib, params, recipe, target, x, y, ref) -> Path:
     gate = parity(fake, shipped, y, torso)
     card = {**ctx.base_card("int8"), "method": "qat", "target": target.name,
             "recipe": {**params, "calibrator_init": req.calib, "qat_epochs": req.qat_epochs, "qat_lr": req.qat_lr,
+                       "qat_loss": req.qat_loss, "selection": f"validation {req.qat_select}, start included",
                        "activation_scales": "frozen from PTQ calibration", "weight_scales": "max|w|/qmax, frozen at export"},
             "calibration": calib.describe(), "history": history,
             "parity": {"fake_quant_vs_onnx_int8": gate, "vs_fp32_torch": parity(ref, shipped, y, torso),
@@ -341,6 +347,14 @@ def _validate(req: ExportRequest) -> None:
         raise EdgeposeError(f"unknown calibrator {req.calib!r}; choose from {', '.join(CALIBRATORS)}")
     if req.target not in TARGETS:
         raise EdgeposeError(f"unknown target {req.target!r}; choose from {', '.join(TARGETS)}")
+    from .qat import QAT_LOSSES, QAT_SELECTIONS
+
+    if req.qat_loss not in QAT_LOSSES:
+        raise EdgeposeError(f"unknown QAT loss {req.qat_loss!r}; choose from {', '.join(QAT_LOSSES)}")
+    if req.qat_select not in QAT_SELECTIONS:
+        raise EdgeposeError(f"unknown QAT selection {req.qat_select!r}; choose from {', '.join(QAT_SELECTIONS)}")
+    if req.qat_device == "cuda" and not torch.cuda.is_available():
+        raise EdgeposeError("--qat-device cuda: no CUDA GPU visible to torch")
     if req.engine and req.precision == "fp32":
         raise EdgeposeError("TensorRT engines are built from fp16 or int8 ONNX (strongly typed networks); "
                             "use --precision fp16 or int8")

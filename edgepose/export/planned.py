@@ -107,20 +107,11 @@ def export_planned(ctx) -> Path:
     notes: list[str] = [] if guard.met else [f"{guard.notes[0]}: no group may be int8"]
     ranked = [r.name for r in sorted(records.values(), key=lambda r: r.sort_key())]
 
-    def graph_bytes(config: frozenset) -> bytes:
-        if not config:
-            return fp32_bytes
-        path = probe.build(sorted(config))
-        try:
-            return path.read_bytes()
-        finally:
-            path.unlink(missing_ok=True)
-
     # 2. speed
     key = profile_key(hashlib.sha256(fp32_bytes).hexdigest(), f"{probe.target.name}/{req.calib}", adapter,
                       req.threads)
     cache = ProfileCache(key, enabled=req.profile_cache)
-    timer = GraphTimer(graph_bytes, adapter, req.threads, batch_inputs(probe.x, req.batches),
+    timer = GraphTimer(probe.graph_bytes, adapter, req.threads, batch_inputs(probe.x, req.batches),
                        seconds=req.timing_seconds, cache=cache)
     search_doc: dict = {}
     gains: dict = {}

@@ -160,9 +160,7 @@ def search(allowed: Sequence[str], measure: Measure, batches: Sequence[int], tol
                 cand_rel = {b: rel[b] * m[b][0] / m[b][1] for b in batches}
                 trials.append((u, cand, cand_rel))
                 if stage == stages[-1][0] and len(u.groups) == 1:
-                    # µs the group saves by being int8 = (time with it float) − (time with it int8)
-                    sign = 1.0 if u.groups[0] in inc else -1.0
-                    gains[u.groups[0]] = {b: sign * 1e3 * (m[b][0] - m[b][1]) for b in batches}
+                    gains[u.groups[0]] = int8_gain_us(u.groups[0], inc, m)
             cur = objective(rel)
             better = sorted((t for t in trials if objective(t[2]) < cur * (1 - tol)), key=lambda t: objective(t[2]))
             if not better:
@@ -206,6 +204,26 @@ def search(allowed: Sequence[str], measure: Measure, batches: Sequence[int], tol
                         time.perf_counter() - t0, fell_back, stopped, notes)
 
 
+def int8_gain_us(group: str, context: frozenset, m: dict[int, tuple[float, float]]) -> dict[int, float]:
+    """µs ``group`` saves by being int8, from ``m`` = measure(context with ``group`` flipped, context).
+
+    Gain = (time with the group float) − (time with it int8); negative means int8 is slower.
+    """
+    sign = 1.0 if group in context else -1.0
+    return {b: sign * 1e3 * (cand - inc) for b, (cand, inc) in m.items()}
+
+
+def flip_gains(context: frozenset, groups: Sequence[str], measure: Measure,
+               tick: Callable[[], None] = lambda: None) -> dict[str, dict[int, float]]:
+    """Each group's int8 gain in µs around ``context``: that group flipped alone, the rest as in ``context``."""
+    out = {}
+    for g in groups:
+        cand = context - {g} if g in context else context | {g}
+        out[g] = int8_gain_us(g, context, measure(cand, context))
+        tick()
+    return out
+
+
 def exhaustive(units: Iterable[Unit], measure: Measure, batches: Sequence[int]) -> tuple[frozenset, dict[int, float]]:
     """Brute force over every subset of ``units`` (for checking the search on small models).
 
@@ -226,5 +244,5 @@ def exhaustive(units: Iterable[Unit], measure: Measure, batches: Sequence[int]) 
     return best, best_rel
 
 
-__all__ = ["Config", "Measure", "SearchResult", "Step", "Unit", "block_units", "exhaustive", "group_units",
-           "objective", "search"]
+__all__ = ["Config", "Measure", "SearchResult", "Step", "Unit", "block_units", "exhaustive", "flip_gains",
+           "group_units", "int8_gain_us", "objective", "search"]

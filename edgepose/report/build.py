@@ -14,7 +14,7 @@ from ..bench.run import SCHEMA
 from ..errors import EdgeposeError
 from ..io import atomic_path, read_json
 from ..metrics import pck_at
-from .plots import accuracy_plot, pareto, speed_plot
+from .plots import accuracy_plot, pareto, plan_plot, speed_plot
 from .render import Block, Figure, to_html, to_markdown
 from .verdict import MAX_DROP_PP, pck20, sentence, verdict_choices
 
@@ -172,8 +172,64 @@ def _figures(rows: list[dict], batches: list[str]) -> list[Block]:
     return blocks
 
 
-def build_report(paths: list[Path], out_dir: Path, max_drop_pp: float = MAX_DROP_PP) -> tuple[Path, Path]:
-    """Write ``report.md`` (+ its PNG figures beside it) and a self-contained ``report.html`` into ``out_dir``."""
+def _plan_blocks(rows: list[dict], batches: list[str]) -> list[Block]:
+    """The per-layer plan against the other recipes: ΔPCK@20 vs speed, one figure per batch."""
+    plans = [r for r in rows if str((r.get("recipe") or {}).get("recipe") or "").startswith("plan-")]
+    if not plans:
+        return []
+    return [Block("h2", "Per-layer int8 plan vs the other recipes"),
+            Block("p", "Each point: an artifact's paired speed ratio to fp32 ONNX (median, inter-quartile range) "
+                       "against its ΔPCK@20 vs fp32 (paired bootstrap 95 % interval over test recordings). Stars are "
+                       "plans made by `export --objective`: int8 only where this machine measured it faster, within "
+                       "the accuracy budget."),
+            Block("figs", figures=[Figure(f"ΔPCK@20 vs speed, batch {b}", f"plan-b{b}.png",
+                                          plan_plot(rows, b, f"Per-layer plan vs recipes, batch {b}")) for b in batches])]
+
+
+def find_sensitivity(paths: list[Path]) -> list[Path]:
+    """``sensitivity.json`` files beside the given results files (as ``edgepose analyze --out`` writes them)."""
+    seen: list[Path] = []
+    for p in paths:
+        cand = Path(p).parent / "sensitivity.json"
+        if cand.is_file() and cand.resolve() not in [s.resolve() for s in seen]:
+            seen.append(cand)
+    return seen
+
+
+def _sensitivity_blocks(paths: list[Path], top: int = 12) -> list[Block]:
+    """Per sensitivity file: the ranked table's top rows and the plot."""
+    from ..analyze.plot import sensitivity_png
+    from ..analyze.sensitivity import load_result
+
+    blocks: list[Block] = []
+    for i, path in enumerate(paths):
+        res = load_result(Path(path))
+        speed = any(g.int8_gain_us for g in res.groups)
+        head = ["rank", "group", "kind", "ΔPCK@20 pp", "ΔMPJPE", "SQNR dB"] + (["int8 gain µs"] if speed else [])
+        body = []
+        for k, g in enumerate(res.ranked()[:top], 1):
+            row = [str(k), g.name, g.kind, f"{g.delta_pck20_pp:+.2f}", f"{g.delta_mpjpe:+.5f}", f"{g.sqnr_db:.1f}"]
+            if speed:
+                row.append(", ".join(f"b{b}: {v:+.0f}" for b, v in (g.int8_gain_us or {}).items()) or "–")
+            body.append(row)
+        all8 = (f" Every group int8 at once: ΔPCK@20 {res.all_int8_delta_pck20_pp:+.2f} pp."
+                if res.all_int8_delta_pck20_pp is not None else "")
+        blocks += [Block("h3", f"{res.model} ({res.target}, {res.calibrator}) — {Path(path).name}"),
+                   Block("p", f"Each group alone int8, scored on {res.windows} clean {res.split} windows against fp32 "
+                              f"(PCK@20 {100 * res.fp32_pck20:.2f} %); the {min(top, len(res.groups))} most harmful of "
+                              f"{len(res.groups)} shown.{all8}"),
+                   Block("table", head=head, rows=body),
+                   Block("figs", figures=[Figure(f"int8 sensitivity, {res.model}", f"sensitivity-{i}.png",
+                                                 sensitivity_png(res))])]
+    return ([Block("h2", "int8 sensitivity (validation)")] + blocks) if blocks else []
+
+
+def build_report(paths: list[Path], out_dir: Path, max_drop_pp: float = MAX_DROP_PP,
+                 sensitivity: list[Path] | None = None) -> tuple[Path, Path]:
+    """Write ``report.md`` (+ its PNG figures beside it) and a self-contained ``report.html`` into ``out_dir``.
+
+    ``sensitivity``: ``sensitivity.json`` files to include (default: those beside the results files).
+    """
     docs = load_results([Path(p) for p in paths])
     rows = _rows(docs)
     batches = sorted({b for d in docs for b in map(str, d["batches"])}, key=int)
@@ -205,6 +261,8 @@ def build_report(paths: list[Path], out_dir: Path, max_drop_pp: float = MAX_DROP
                              "*full* (corrupt windows zero-filled). MPJPE in pixel/1000. The interval resamples whole "
                              "test recordings (windows of one recording are correlated), the same draw for both models."))
     blocks += [Block("h2", "Plots")] + _figures(rows, batches)
+    blocks += _plan_blocks(rows, batches)
+    blocks += _sensitivity_blocks(list(sensitivity) if sensitivity is not None else find_sensitivity(list(paths)))
     skipped = _skipped_lines(docs)
     if skipped:
         blocks += [Block("h2", "Skipped backends"), Block("ul", items=skipped)]

@@ -106,3 +106,33 @@ def speed_plot(rows: list[dict], batch: str, title: str) -> bytes:
     ax.grid(alpha=0.3, axis="x", which="both")
     fig.tight_layout()
     return _png(fig)
+
+
+def plan_plot(rows: list[dict], batch: str, title: str) -> bytes:
+    """ΔPCK@20 (95 % CI) against paired speed vs fp32 at ``batch``: int8 plans against every other recipe."""
+    plt = _pyplot()
+    pts = []
+    for r in rows:
+        ci, sp = r.get("delta_pck20_ci"), r.get("speed_vs_fp32_onnx", {}).get(batch)
+        if ci and sp and sp.get("n"):
+            pts.append((r, sp, ci))
+    fig, ax = plt.subplots(figsize=(7.5, 4.6), dpi=110)
+    several = len({r["_machine"] for r, _, _ in pts}) > 1
+    cmap = plt.get_cmap("tab10")
+    for i, (r, sp, ci) in enumerate(pts):
+        is_plan = str((r.get("recipe") or {}).get("recipe") or "").startswith("plan-")
+        ax.errorbar(sp["median"], ci["delta_pp"], yerr=[[ci["delta_pp"] - ci["low_pp"]], [ci["high_pp"] - ci["delta_pp"]]],
+                    xerr=[[sp["median"] - sp["q1"]], [sp["q3"] - sp["median"]]], fmt="*" if is_plan else "o",
+                    markersize=13 if is_plan else 6, color=cmap(i % 10), capsize=3, zorder=3,
+                    label=_name(r, several) + ("  (per-layer plan)" if is_plan else ""))
+    ax.axvline(1.0, color="black", linestyle=":", linewidth=1)
+    ax.axhline(0.0, color="black", linestyle=":", linewidth=1)
+    if pts:
+        _log_x(ax)
+        ax.legend(loc="upper center", bbox_to_anchor=(0.5, -0.16), fontsize=7, frameon=False, ncol=2)
+    ax.set_xlabel(f"× fp32 ONNX at batch {batch} (paired median, IQR; log; > 1 faster)")
+    ax.set_ylabel("ΔPCK@20 vs fp32 (pp, 95 % CI)")
+    ax.set_title(title, fontsize=10)
+    ax.grid(alpha=0.3, which="both")
+    fig.tight_layout()
+    return _png(fig)
