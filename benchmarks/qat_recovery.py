@@ -2,9 +2,10 @@
 
 For each case (zoo model, int8 target, recipe) the PTQ artifact and a set of QAT variants
 (loss: labels or distillation from the fp32 model's outputs; learning rate; epochs) are exported
-from the shipped checkpoint on its default dataset. Each QAT run keeps its best epoch by
-validation PCK@20 (the start, i.e. the PTQ initialisation, included); the case's QAT result is
-the variant with the best kept validation PCK@20. Reported on the clean test split against the
+from the shipped checkpoint on its default dataset. Each QAT run keeps one epoch chosen on
+validation (the start, i.e. the PTQ initialisation, included), and the case's QAT result is one
+variant chosen the same way: by ``--select fidelity`` (closest to the fp32 outputs, the default)
+or ``pck20`` (highest validation PCK@20). Reported on the clean test split against the
 fp32 ONNX graph: ΔPCK@20 with a paired bootstrap 95 % interval over recordings, the recovery
 ``(Δ_QAT − Δ_PTQ) / −Δ_PTQ`` and the gap between the fake-quant model and the shipped int8 graph.
 

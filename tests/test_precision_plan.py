@@ -176,7 +176,21 @@ def test_plan_options_are_checked_before_any_work(tmp_path, teacher):
         export(ExportRequest(ckpt, tmp_path, precision="int8", objective="latency", runtime="tvm", data=data))
     with pytest.raises(EdgeposeError, match="positive batch"):
         export(ExportRequest(ckpt, tmp_path, precision="int8", objective="latency", batches=(0,), data=data))
+    with pytest.raises(EdgeposeError, match="use --target ort-cpu"):
+        export(ExportRequest(ckpt, tmp_path, precision="int8", objective="latency", target="tensorrt", data=data))
     assert list(tmp_path.iterdir()) == []
+
+
+def test_plan_options_without_objective_are_a_usage_error(tmp_path, teacher):
+    from click.testing import CliRunner
+
+    from edgepose.cli.main import cli
+
+    ckpt, data = teacher
+    r = CliRunner().invoke(cli, ["export", str(ckpt), "--precision", "int8", "--batch", "1,8", "--threads", "1",
+                                 "--data", str(data), "--out", str(tmp_path / "o")])
+    assert r.exit_code == 2 and "--batch, --threads apply to --objective latency plans only" in r.output
+    assert not (tmp_path / "o").exists()
 
 
 def test_profile_cache_replays_the_search_without_timing(tmp_path, teacher, slow_node, monkeypatch):

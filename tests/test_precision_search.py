@@ -131,3 +131,73 @@ def test_exhaustive_enumerates_every_subset():
     exhaustive(units, measure, [1])
     want = {frozenset(g for u in combo for g in u.groups) for k in range(1, 4) for combo in itertools.combinations(units, k)}
     assert set(seen) == want and len(seen) == 7
+
+
+def test_a_plan_faster_everywhere_beats_one_that_loses_at_a_batch():
+    # all-int8 is 3× faster at batch 1 but 1 % slower at batch 64; group "b" alone int8 is 3 %
+    # faster at both. The search must keep "b" alone, not fall back to all-float.
+    def measure(cand, inc):
+        def t(cfg, batch):
+            if cfg == frozenset({"a", "b"}):
+                return 0.3 if batch == 1 else 1.01
+            if cfg == frozenset({"b"}):
+                return 0.97
+            if cfg == frozenset({"a"}):
+                return 0.5 if batch == 1 else 1.2
+            return 1.0
+        return {b: (t(cand, b), t(inc, b)) for b in (1, 64)}
+
+    res = search(["a", "b"], measure, [1, 64], log=lambda s: None)
+    assert res.int8 == frozenset({"b"})
+    assert max(res.rel_to_fp32.values()) < 1.0 and set(res.verified) == {1, 64}
+
+
+def test_when_verification_fails_an_earlier_plan_that_wins_everywhere_is_kept():
+    # the search's timings say {a, b} wins, but the longer verification finds it slower at batch
+    # 64; the earlier accepted plan {a} verifies as faster everywhere and is kept
+    calls = []
+
+    def measure(cand, inc):  # the very first timing of all-int8 is unlucky, so the search climbs from float
+        calls.append(cand)
+        t = {frozenset(): 1.0, frozenset({"a"}): 0.9, frozenset({"b"}): 1.05,
+             frozenset({"a", "b"}): 1.05 if len(calls) == 1 else 0.8}
+        return {b: (t[cand], t[inc]) for b in (1, 64)}
+
+    def verify(cand, inc):
+        t = {frozenset(): 1.0, frozenset({"a"}): 0.92, frozenset({"a", "b"}): 1.02}
+        return {b: (t[cand] if b == 64 else 0.5, t[inc]) for b in (1, 64)}
+
+    res = search(["a", "b"], measure, [1, 64], stages=[("groups", group_units(["a", "b"]))], log=lambda s: None,
+                 verify=verify)
+    assert res.int8 == frozenset({"a"}) and not res.fell_back
+    assert any("earlier plan" in n for n in res.notes)
+    assert res.verified[64] == (0.92, 1.0)
+
+
+def test_when_nothing_verifies_the_plan_is_all_float_with_nothing_verified():
+    def measure(cand, inc):
+        return {1: (0.5 if cand else 1.0, 0.5 if inc else 1.0)}
+
+    res = search(["a"], measure, [1], log=lambda s: None, verify=lambda c, i: {1: (1.1, 1.0)})
+    assert res.int8 == frozenset() and res.fell_back and res.verified == {}
+    assert any("all-float" in n for n in res.notes)
+
+
+def test_profile_cache_replays_in_order_and_ignores_other_keys_and_damage(tmp_path):
+    from edgepose.precision.timer import ProfileCache
+
+    key = {"graph_sha256": "x", "threads": 2}
+    a, b = frozenset({"g1"}), frozenset()
+    c = ProfileCache(key, tmp_path)
+    assert c.get(a, b, 1) is None
+    c.put(a, b, 1, (1.0, 2.0))
+    c.get(a, b, 1)  # second ask of the same comparison: a fresh measurement, appended
+    c.put(a, b, 1, (1.5, 2.5))
+    c.save()
+    again = ProfileCache(key, tmp_path)
+    assert again.get(a, b, 1) == (1.0, 2.0) and again.get(a, b, 1) == (1.5, 2.5) and again.get(a, b, 1) is None
+    assert again.get(a, b, 64) is None and again.hits == 2
+    assert ProfileCache({**key, "threads": 1}, tmp_path).get(a, b, 1) is None  # another key: another file
+    assert ProfileCache(key, tmp_path, enabled=False).get(a, b, 1) is None
+    again.path.write_text("{not json")
+    assert ProfileCache(key, tmp_path).get(a, b, 1) is None  # a damaged cache is a cold cache

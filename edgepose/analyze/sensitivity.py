@@ -24,7 +24,7 @@ from ..errors import EdgeposeError
 from .probe import Probe
 
 SCHEMA = "edgepose-sensitivity"
-SCHEMA_VERSION = 1
+SCHEMA_VERSION = 2  # 2: optional ``speed`` (how ``int8_gain_us`` was measured); 1 still reads
 
 
 @dataclass
@@ -216,6 +216,9 @@ def load_result(path: Path) -> SensitivityResult:
     d = read_json(path)
     if d.get("format") != SCHEMA:
         raise EdgeposeError(f"not an edgepose sensitivity file (format {d.get('format')!r})", path)
+    if d.get("version", 1) > SCHEMA_VERSION:
+        raise EdgeposeError(f"sensitivity file version {d.get('version')} is newer than this edgepose reads "
+                            f"({SCHEMA_VERSION}): upgrade edgepose", path)
     return SensitivityResult.from_dict(d)
 
 

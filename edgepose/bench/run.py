@@ -320,7 +320,8 @@ def _baseline(jobs: list[_Job], failed: dict) -> int | None:
     """Index of the fp32 ONNX job on the device's first ONNX Runtime backend (the ratios' denominator)."""
     cands = [i for i, j in enumerate(jobs) if j.art.kind == "onnx" and j.art.precision == "fp32" and i not in failed]
     order = ("ort-cpu", "ort-cuda", "ort-trt")
-    cands.sort(key=lambda i: (order.index(jobs[i].backend) if jobs[i].backend in order else 9, jobs[i].art.path.name))
+    cands.sort(key=lambda i: (order.index(jobs[i].backend) if jobs[i].backend in order else 9,
+                              "plan" in jobs[i].art.card, jobs[i].art.path.name))  # the plain export before a plan
     return cands[0] if cands else None
 
 

@@ -31,7 +31,7 @@ from ._options import LazyDefaultOption, RegistryChoice, batches_option, echo_js
               help="With --speed: intra-op threads to time with (0 = the runtime's default).")
 @click.option("--runtime", type=RegistryChoice("edgepose.bench.adapters", "ADAPTERS"), default="onnxruntime",
               show_default=True, help="With --speed: the runtime to time on.")
-@click.option("--json", "as_json", is_flag=True, help="Print the result as JSON (schema edgepose-sensitivity v1).")
+@click.option("--json", "as_json", is_flag=True, help="Print the result as JSON (schema edgepose-sensitivity v2).")
 @click.option("--out", type=path_arg(), default=None,
               help="Write sensitivity.json, sensitivity.md and sensitivity.png here.")
 def analyze_cmd(checkpoint: str, data_dir: Path | None, target: str, calib: str, calib_count: int,

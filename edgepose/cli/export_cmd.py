@@ -34,6 +34,10 @@ from ._options import LazyDefaultOption, RegistryChoice, batches_option, path_ar
 @click.option("--qat-loss", type=RegistryChoice("edgepose.export.qat", "QAT_LOSSES"), default=request_default("qat_loss"),
               show_default=True, cls=LazyDefaultOption,
               help="QAT target: the labels, or the fp32 model's outputs (distillation).")
+@click.option("--qat-select", type=RegistryChoice("edgepose.export.qat", "QAT_SELECTIONS"),
+              default=request_default("qat_select"), show_default=True, cls=LazyDefaultOption,
+              help="Which QAT epoch to keep (the PTQ start included): closest to the fp32 outputs on validation, "
+                   "or best validation PCK@20.")
 @click.option("--qat-device", type=click.Choice(["cpu", "cuda"]), default=request_default("qat_device"),
               show_default=True, cls=LazyDefaultOption, help="Where QAT fine-tunes.")
 @click.option("--max-drop", type=float, default=request_default("max_drop"), cls=LazyDefaultOption, metavar="PP",
@@ -54,14 +58,15 @@ from ._options import LazyDefaultOption, RegistryChoice, batches_option, path_ar
               default=request_default("runtime"), show_default=True, cls=LazyDefaultOption,
               help="With --objective latency: the runtime the plan is measured on.")
 @click.option("--search-minutes", type=float, default=request_default("search_minutes"), show_default=True,
-              cls=LazyDefaultOption, help="With --objective latency: stop the search after this long (best so far).")
+              cls=LazyDefaultOption, help="With --objective latency: start no new search round after this many minutes "
+              "from the start of the export (accuracy scan included; at least 1); the best plan so far is kept.")
 @click.option("--no-profile-cache", is_flag=True, help="Re-time everything instead of replaying this machine's "
               "cached measurements.")
 @click.option("--opset", type=int, default=request_default("opset"), show_default=True, cls=LazyDefaultOption)
 @click.option("--out", required=True, type=path_arg(), help="Artifact folder.")
 def export_cmd(checkpoint: str, precision: str, method: str | None, calib: str, target: str, recipe: str,
                engine: bool, data_dir: Path | None, calib_count: int, calib_seed: int, qat_epochs: int,
-               qat_lr: float, qat_loss: str, qat_device: str, max_drop: float | None, best_effort: bool, objective: str | None,
+               qat_lr: float, qat_loss: str, qat_select: str, qat_device: str, max_drop: float | None, best_effort: bool, objective: str | None,
                batches: tuple[int, ...], threads: int, runtime: str, search_minutes: float, no_profile_cache: bool,
                opset: int, out: Path) -> None:
     """Export a checkpoint to ONNX (fp32, fp16, int8 PTQ/QAT as QDQ) and optionally a TensorRT engine.
@@ -81,10 +86,17 @@ def export_cmd(checkpoint: str, precision: str, method: str | None, calib: str, 
     """
     from ..api import export
 
+    if objective is None:
+        src = click.get_current_context().get_parameter_source
+        given = [f"--{n.replace('_', '-')}" for n in ("batches", "threads", "runtime", "search_minutes", "no_profile_cache")
+                 if src(n) == click.core.ParameterSource.COMMANDLINE]
+        if given:
+            raise click.UsageError(f"{', '.join(given).replace('--batches', '--batch')} appl"
+                                   f"{'ies' if len(given) == 1 else 'y'} to --objective latency plans only")
     for art in export(checkpoint, precision=precision, method=method, data=data_dir, out=out, log=click.echo,
                       calib=calib, target=target, recipe=recipe, engine=engine, calib_count=calib_count,
                       calib_seed=calib_seed, qat_epochs=qat_epochs, qat_lr=qat_lr, qat_loss=qat_loss,
-                      qat_device=qat_device, opset=opset,
+                      qat_select=qat_select, qat_device=qat_device, opset=opset,
                       max_drop=max_drop, best_effort=best_effort,
                       **(dict(objective=objective, batches=batches, threads=threads, runtime=runtime,
                               search_minutes=search_minutes, profile_cache=not no_profile_cache) if objective else {})):

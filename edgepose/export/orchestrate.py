@@ -55,9 +55,9 @@ class ExportRequest:
     calib_count: int = 512
     calib_seed: int = 0
     qat_epochs: int = 2
-    qat_lr: float = 2e-5
+    qat_lr: float = 3e-5
     qat_max_windows: int | None = None
-    qat_loss: str = "labels"
+    qat_loss: str = "distill"
     qat_select: str = "fidelity"
     qat_device: str = "cpu"
     opset: int = DEFAULT_OPSET

@@ -56,7 +56,8 @@ def _progress(label_prefix: str = "plan") -> tuple[Callable[[int, str], Callable
     return start, close
 
 
-def _why(int8: bool, allowed: bool, restored: bool, gain: dict | None, cost: float | None) -> str:
+def _why(int8: bool, allowed: bool, restored: bool, gain: dict | None, cost: float | None,
+         fell_back: bool = False, groups_timed: bool = True) -> str:
     """One line saying why a group has the precision the plan gives it."""
     g = ", ".join(f"b{b} {v:+.1f} µs" for b, v in gain.items()) if gain else None
     c = f"alone ΔPCK@20 {cost:+.2f} pp" if cost is not None else "PCK cost not measured"
@@ -65,13 +66,18 @@ def _why(int8: bool, allowed: bool, restored: bool, gain: dict | None, cost: flo
             return f"int8: inside the accuracy budget; {c}"
         if all(v > 0 for v in gain.values()):
             return f"int8 pays: saves {g} in this plan; {c}"
-        return f"int8: no measurable loss in this plan ({g}), and its weights are 4× smaller; {c}"
+        if all(v <= 0 for v in gain.values()):
+            return f"int8, though flipping it alone measured no gain here ({g}): its block as a whole was faster; {c}"
+        return f"int8: mixed across batches ({g}), the plan's objective was better with it; {c}"
     if restored:
         return f"float for accuracy: restored after the speed search; {c}"
     if not allowed:
         return f"float for accuracy: the guard keeps it float; {c}"
+    if fell_back:
+        return "float: no int8 plan was faster than fp32 at every batch when verified" + (f" ({g})" if g else "")
     if g is None:
-        return "float for speed: its block ran faster in float"
+        return ("float for speed: its block ran faster in float" if groups_timed
+                else "float: the search stopped before timing single groups")
     if any(v < 0 for v in gain.values()):
         return f"float for speed: int8 is slower here ({g})"
     return f"float for speed: int8 gains less than the search's noise tolerance here ({g})"
@@ -115,48 +121,66 @@ def export_planned(ctx) -> Path:
                        seconds=req.timing_seconds, cache=cache)
     search_doc: dict = {}
     gains: dict = {}
-    if req.objective == "latency":
-        start, close = _progress()
-        try:
-            remaining = max(60.0, 60.0 * req.search_minutes - (time.perf_counter() - t0))
-            result = search(allowed, timer, req.batches, deadline_s=remaining, log=log, progress=start)
-        finally:
-            close()
-        int8 = set(result.int8)
-        gains = result.gains_us
-        notes += result.notes
-        search_doc = {"evaluations": result.evaluations, "seconds": result.seconds, "fell_back": result.fell_back,
-                      "stopped_early": result.stopped_early,
-                      "steps": [{"stage": s.stage, "round": s.round, "flipped": s.flipped,
-                                 "speedup_vs_fp32": {str(b): 1.0 / r for b, r in s.rel_to_fp32.items()},
-                                 "int8_groups": s.int8_groups} for s in result.steps]}
-    else:
-        int8 = set(allowed)
-
-    # 3. verify accuracy of the mix on validation; restore the most sensitive groups if needed
-    restored: list[str] = []
-    while True:
-        path = probe.build(sorted(int8)) if int8 else None
-        dp, dm = probe.delta(probe.score(path)) if path else (0.0, 0.0)
-        if path:
-            path.unlink(missing_ok=True)
-        if dp >= -budget or not int8:
-            break
-        g = next(n for n in ranked if n in int8)
-        int8.discard(g)
-        restored.append(g)
-        log(f"  plan: validation ΔPCK@20 {dp:+.2f} pp misses the budget; {g} back to float")
-    if restored:
-        notes.append(f"{len(restored)} group(s) restored to float after the speed search to meet the budget")
-    final = frozenset(int8)
-    ms = {b: timer(final, frozenset())[b] for b in req.batches} if final else {}
-    if final and req.objective == "latency" and any(ms[b][0] >= ms[b][1] for b in req.batches):
-        notes.append("after accuracy restores the plan was not faster than fp32 at every batch: all-float")
-        final, ms = frozenset(), {}
-    cache.save()
+    fell_back = False
+    reached: list[str] = []
+    try:
+        if req.objective == "latency" and allowed:
+            start, close = _progress()
+            try:
+                remaining = max(60.0, 60.0 * req.search_minutes - (time.perf_counter() - t0))
+                result = search(allowed, timer, req.batches, deadline_s=remaining, log=log, progress=start,
+                                verify=lambda c, i: timer(c, i, seconds=3 * req.timing_seconds))
+            finally:
+                close()
+            int8 = set(result.int8)
+            gains, fell_back, reached = result.gains_us, result.fell_back, result.reached
+            notes += result.notes
+            search_doc = {"evaluations": result.evaluations, "seconds": result.seconds, "fell_back": result.fell_back,
+                          "stopped_early": result.stopped_early, "stages": result.reached,
+                          "steps": [{"stage": s.stage, "round": s.round, "flipped": s.flipped,
+                                     "speedup_vs_fp32": {str(b): 1.0 / r for b, r in s.rel_to_fp32.items()},
+                                     "int8_groups": s.int8_groups} for s in result.steps]}
+        else:
+            int8 = set(allowed)
+        # 3. verify accuracy of the mix on validation; restore the most sensitive groups if needed
+        restored: list[str] = []
+        while True:
+            path = probe.build(sorted(int8)) if int8 else None
+            dp, dm = probe.delta(probe.score(path)) if path else (0.0, 0.0)
+            if path:
+                path.unlink(missing_ok=True)
+            if dp >= -budget or not int8:
+                break
+            g = next(n for n in ranked if n in int8)
+            int8.discard(g)
+            restored.append(g)
+            log(f"  plan: validation ΔPCK@20 {dp:+.2f} pp misses the budget; {g} back to float")
+        if restored:
+            notes.append(f"{len(restored)} group(s) restored to float after the speed search to meet the budget")
+        final = frozenset(int8)
+        ms: dict = {}
+        searched = bool(search_doc)
+        if final and searched and not restored and cache.hits == 0:
+            ms = dict(result.verified)  # the search's own final check, timed in this run
+        elif final:  # restored, replayed from the cache, or never searched: time it now
+            m = timer(final, frozenset(), fresh=True, seconds=3 * req.timing_seconds)
+            ms = {b: m[b] for b in req.batches}
+            slow = [b for b in req.batches if ms[b][0] >= ms[b][1]]
+            if slow and restored and req.objective == "latency":
+                notes.append("after accuracy restores the plan was not faster than fp32 at batch "
+                             + ", ".join(map(str, slow)) + ": all-float")
+                final, ms = frozenset(), {}
+            elif slow and req.objective == "latency":
+                notes.append("re-timed now (the search was replayed from the cache), the plan is not faster than "
+                             "fp32 at batch " + ", ".join(map(str, slow)) + "; rerun with --no-profile-cache")
+    finally:
+        cache.save()  # measurements survive an interrupted or failed export
     is_int8 = bool(final)
     if not is_int8:
-        log("plan: no int8 group pays for itself here within the budget — the artifact is the fp32 graph")
+        why = ("no configuration with int8 groups met the accuracy budget" if not allowed
+               else "no int8 plan was faster than fp32 at every batch here" if req.objective == "latency"
+               else "every allowed group was restored for accuracy")
+        log(f"plan: {why} — the artifact is the fp32 graph")
 
     tag = f"{'int8' if is_int8 else 'fp32'}-plan-{req.objective}-{probe.target.name}"
     out = ctx.work / f"{ctx.name}.{tag}.onnx"
@@ -173,7 +197,7 @@ def export_planned(ctx) -> Path:
         cost = rec.delta_pck20_pp if rec else None
         layers.append({"name": g.name, "kind": g.kind, "precision": "int8" if g.name in final else "float",
                        "why": _why(g.name in final, g.name in allowed, g.name in restored,
-                                   gains.get(g.name), cost),
+                                   gains.get(g.name), cost, fell_back, "groups" in reached),
                        "int8_gain_us": {str(b): v for b, v in gains.get(g.name, {}).items()} or None,
                        "pck_cost_pp": cost})
     plan = {
@@ -216,6 +240,12 @@ def validate(req) -> None:
         raise EdgeposeError(f"unknown objective {req.objective!r}; choose from {', '.join(OBJECTIVES)}")
     if req.precision != "int8" or (req.method or "ptq") != "ptq":
         raise EdgeposeError("--objective plans int8 PTQ layer by layer: use --precision int8 (method ptq)")
+    if req.engine:
+        raise EdgeposeError("--objective plans are timed on a CPU runtime; --engine builds TensorRT engines, "
+                            "which choose layer precisions themselves: drop one of the two")
+    if req.target == "tensorrt":
+        raise EdgeposeError("--objective plans are timed on a CPU runtime (--runtime); the tensorrt layout is for "
+                            "TensorRT: use --target ort-cpu")
     if req.runtime not in ADAPTERS:
         raise EdgeposeError(f"unknown runtime {req.runtime!r}; choose from {', '.join(ADAPTERS)}")
     if not req.batches or any(int(b) < 1 for b in req.batches):

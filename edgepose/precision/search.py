@@ -11,10 +11,11 @@ by more than the noise tolerance. It is a best-improvement local search in two s
 
 It starts from whichever of *all allowed groups int8* and *all float* is faster, and each round
 re-anchors the incumbent against the all-float graph, so chained ratios do not drift. The
-objective is the worst batch's latency relative to fp32 plus a tenth of the mean, so a plan that
-wins at batch 1 and loses at batch 64 does not count as a win. The final plan is timed against
-fp32 once more; if it is not faster at every batch, the answer is the all-float plan, and the
-result says so.
+objective is the worst batch's latency relative to fp32 plus a tenth of the mean, and a plan
+slower than fp32 at any batch scores worse than all-float, so a plan that wins at batch 1 and
+loses at batch 64 does not count as a win. The final plan is timed against fp32 once more
+(``verify``, longer than a search step); if it is not faster at every batch, the earlier accepted
+plans are verified in turn, and if none is, the answer is the all-float plan; the result says so.
 
 ``measure(candidate, incumbent)`` returns, per batch size, the two median latencies in ms; in
 tests it is a cost model, in exports a :class:`edgepose.precision.timer.GraphTimer`.
@@ -32,9 +33,16 @@ Measure = Callable[[frozenset, frozenset], dict[int, tuple[float, float]]]
 
 
 def objective(rel: dict[int, float]) -> float:
-    """Worst batch's latency relative to fp32, plus a tenth of the mean (lower is better)."""
+    """Worst batch's latency relative to fp32, plus a tenth of the mean (lower is better).
+
+    A plan slower than fp32 at any batch scores above all-float (1.1) whatever it does at the
+    others, so a plan that wins everywhere always beats one that loses somewhere.
+    """
     vals = list(rel.values())
-    return max(vals) + 0.1 * sum(vals) / len(vals)
+    worst = max(vals)
+    if worst >= 1.0:
+        return 1.1 + (worst - 1.0)
+    return worst + 0.1 * sum(vals) / len(vals)
 
 
 @dataclass
@@ -46,6 +54,7 @@ class Step:
     flipped: list[str]
     rel_to_fp32: dict[int, float]
     int8_groups: int
+    config: tuple[str, ...] = ()
 
 
 @dataclass
@@ -54,7 +63,10 @@ class SearchResult:
 
     ``gains_us``: group → batch → microseconds the group saves by being int8 *in the final plan's
     context* (the last round's single-group flips; negative = int8 is slower there).
-    ``verified``: the final plan against fp32, per batch: (plan ms, fp32 ms).
+    ``verified``: the final plan against fp32, per batch: (plan ms, fp32 ms); empty when the
+    plan is all-float. ``fell_back``: the search found int8 plans but none verified faster than
+    fp32 at every batch, so the answer is all-float.
+    ``reached``: the stages the search started (a deadline can stop it before the last).
     """
 
     int8: frozenset
@@ -67,6 +79,7 @@ class SearchResult:
     fell_back: bool = False
     stopped_early: bool = False
     notes: list[str] = field(default_factory=list)
+    reached: list[str] = field(default_factory=list)
 
 
 @dataclass
@@ -99,7 +112,8 @@ def _flip(inc: frozenset, unit: Unit) -> frozenset:
 def search(allowed: Sequence[str], measure: Measure, batches: Sequence[int], tol: float = 0.01,
            max_rounds: int = 4, stages: Sequence[tuple[str, list[Unit]]] | None = None,
            deadline_s: float | None = None, log: Callable[[str], None] = print,
-           progress: Callable[[int, str], Callable[[], None]] | None = None) -> SearchResult:
+           progress: Callable[[int, str], Callable[[], None]] | None = None,
+           verify: Measure | None = None) -> SearchResult:
     """Choose the subset of ``allowed`` groups to run int8 that minimises measured latency.
 
     Args:
@@ -111,6 +125,8 @@ def search(allowed: Sequence[str], measure: Measure, batches: Sequence[int], tol
         stages: (name, units) pairs; default blocks then single groups.
         deadline_s: stop starting new rounds after this many seconds (the best plan so far is kept).
         progress: ``progress(total, label)`` returns a tick function, called once per measurement.
+        verify: the measurement of the final check against fp32 (default ``measure``); give a
+            longer one, since the plan's claim rests on it.
     """
     t0 = time.perf_counter()
     allowed_set = frozenset(allowed)
@@ -135,12 +151,21 @@ def search(allowed: Sequence[str], measure: Measure, batches: Sequence[int], tol
         inc, rel = allowed_set, rel_full
     else:
         inc, rel = empty, dict(ones)
-    steps.append(Step("start", 0, sorted(inc), dict(rel), len(inc)))
+    steps.append(Step("start", 0, sorted(inc), dict(rel), len(inc), tuple(sorted(inc))))
     log(f"  plan: all {len(allowed_set)} allowed groups int8 run at "
         + ", ".join(f"b{b} {1 / rel_full[b]:.2f}×" for b in batches) + " of fp32; starting from "
         + ("all-int8" if inc else "all-float"))
     stopped = False
+    settled = False
+    reached: list[str] = []
     for stage, units in stages:
+        if deadline_s is not None and time.perf_counter() - t0 > deadline_s:
+            stopped = True
+            notes.append(f"search stopped at its {deadline_s:.0f} s deadline before the {stage} stage; "
+                         "the best plan so far is kept")
+            break
+        reached.append(stage)
+        settled = False
         units = [Unit(u.name, tuple(g for g in u.groups if g in allowed_set)) for u in units]
         units = [u for u in units if u.groups]
         for rnd in range(1, max_rounds + 1):
@@ -164,6 +189,7 @@ def search(allowed: Sequence[str], measure: Measure, batches: Sequence[int], tol
             cur = objective(rel)
             better = sorted((t for t in trials if objective(t[2]) < cur * (1 - tol)), key=lambda t: objective(t[2]))
             if not better:
+                settled = True
                 log(f"  plan: {stage} round {rnd}: no move beats the incumbent by > {100 * tol:.0f} %; "
                     f"{len(inc)} groups int8, " + ", ".join(f"b{b} {1 / rel[b]:.2f}×" for b in batches))
                 break
@@ -178,30 +204,58 @@ def search(allowed: Sequence[str], measure: Measure, batches: Sequence[int], tol
                 if objective(comb_rel) <= objective(best_rel):
                     chosen = ([u for u, _, _ in better], combined, comb_rel)
             moved, inc, rel = chosen
-            steps.append(Step(stage, rnd, [u.name for u in moved], dict(rel), len(inc)))
+            steps.append(Step(stage, rnd, [u.name for u in moved], dict(rel), len(inc), tuple(sorted(inc))))
             log(f"  plan: {stage} round {rnd}: flipped {len(moved)} unit(s) "
                 f"({', '.join(u.name for u in moved[:4])}{' …' if len(moved) > 4 else ''}); {len(inc)} groups int8, "
                 + ", ".join(f"b{b} {1 / rel[b]:.2f}×" for b in batches))
         if stopped:
-            notes.append(f"search stopped at its {deadline_s:.0f} s deadline; the best plan so far is kept")
+            notes.append(f"search stopped at its {deadline_s:.0f} s deadline in the {stage} stage; "
+                         "the best plan so far is kept")
             break
-    # verify end to end against fp32, once more and never from the chain
-    if inc:
-        m = timed(inc, empty)
-        verified = {b: m[b] for b in batches}
-        rel = {b: m[b][0] / m[b][1] for b in batches}
-    else:
-        verified, rel = {}, dict(ones)
-    fell_back = False
-    if inc and max(rel.values()) >= 1.0:
-        slow = [b for b in batches if rel[b] >= 1.0]
-        notes.append("the best int8 plan found was not faster than fp32 at batch "
-                     + ", ".join(str(b) for b in slow) + " when verified end to end; the plan is all-float")
-        fell_back, inc = True, empty
-    if not inc and not fell_back:
-        notes.append("no int8 group paid for itself on this machine: the plan is all-float (fp32-equivalent)")
-    return SearchResult(inc, rel if inc else dict(ones), verified, steps, gains, count[0],
-                        time.perf_counter() - t0, fell_back, stopped, notes)
+    if gains and (stopped or not settled):
+        notes.append("the per-group gains were measured around the plan before the search's last move "
+                     "(it ran out of rounds or time)")
+    # verify end to end against fp32, once more and never from the chain; if the final plan does
+    # not win at every batch, verify the earlier accepted plans, newest first
+    check = verify or measure
+    candidates = [inc] + [frozenset(x) for x in _earlier(steps, inc)]
+    verified: dict[int, tuple[float, float]] = {}
+    final: frozenset = frozenset()
+    for k, cand in enumerate(candidates[:3]):
+        if not cand:
+            break
+        count[0] += 1
+        m = check(cand, empty)
+        rel_c = {b: m[b][0] / m[b][1] for b in batches}
+        if max(rel_c.values()) < 1.0:
+            final, verified, rel = cand, {b: m[b] for b in batches}, rel_c
+            if k:
+                notes.append(f"the final plan was not faster than fp32 at every batch when verified; an earlier plan "
+                             f"({len(cand)} groups int8) was, and is kept")
+            break
+        slow = [b for b in batches if rel_c[b] >= 1.0]
+        if k == 0:
+            notes.append("the best plan found was not faster than fp32 at batch " + ", ".join(map(str, slow))
+                         + " when verified end to end")
+    fell_back = bool(inc) and not final
+    if not final:
+        rel = dict(ones)
+        notes.append("no int8 plan was faster than fp32 at every batch on this machine: the plan is all-float "
+                     "(fp32-equivalent)")
+    return SearchResult(final, rel, verified, steps, gains, count[0], time.perf_counter() - t0, fell_back, stopped,
+                        notes, reached)
+
+
+def _earlier(steps: list[Step], current: frozenset) -> list[frozenset]:
+    """The configurations of the accepted steps before the last, newest first, without repeats."""
+    seen = {current}
+    out = []
+    for s in reversed(steps):
+        cfg = frozenset(s.config)
+        if cfg not in seen and cfg:
+            seen.add(cfg)
+            out.append(cfg)
+    return out
 
 
 def int8_gain_us(group: str, context: frozenset, m: dict[int, tuple[float, float]]) -> dict[int, float]:

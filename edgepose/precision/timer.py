@@ -37,7 +37,12 @@ def config_id(config: frozenset) -> str:
 def profile_key(fp32_sha256: str, layout: str, adapter: RuntimeAdapter, threads: int) -> dict:
     """What a cached measurement depends on (the batch size is stored with each entry)."""
     flags = sorted(cpu_flags())
+    try:
+        cores = len(os.sched_getaffinity(0))
+    except AttributeError:  # not Linux
+        cores = os.cpu_count() or 0
     return {"version": CACHE_VERSION, "graph_sha256": fp32_sha256, "layout": layout, "cpu_model": cpu_model(),
+            "usable_cores": cores,
             "cpu_flags_sha256": hashlib.sha256(" ".join(flags).encode()).hexdigest()[:16],
             "runtime": adapter.name, "runtime_version": adapter.version(), "threads": int(threads)}
 
@@ -161,11 +166,17 @@ class GraphTimer:
             self._loaded.popitem(last=False)
         return calls
 
-    def __call__(self, cand: frozenset, inc: frozenset) -> dict[int, tuple[float, float]]:
+    def __call__(self, cand: frozenset, inc: frozenset, fresh: bool = False,
+                 seconds: float | None = None) -> dict[int, tuple[float, float]]:
+        """Per batch (candidate ms, incumbent ms).
+
+        ``fresh`` times even what the cache holds (and does not store it); ``seconds`` overrides
+        the timing length of this comparison.
+        """
         out: dict[int, tuple[float, float]] = {}
         todo = []
         for b in self.inputs:
-            hit = self.cache.get(cand, inc, b) if self.cache is not None else None
+            hit = self.cache.get(cand, inc, b) if self.cache is not None and not fresh else None
             if hit is not None:
                 out[b] = hit
             else:
@@ -173,9 +184,9 @@ class GraphTimer:
         if todo:
             ca, ci = self._calls(cand), self._calls(inc)
             for b in todo:
-                out[b] = paired_medians(ca[b], ci[b], self.seconds)
+                out[b] = paired_medians(ca[b], ci[b], self.seconds if seconds is None else seconds)
                 self.timed += 1
-                if self.cache is not None:
+                if self.cache is not None and not fresh:
                     self.cache.put(cand, inc, b, out[b])
         return out
 
