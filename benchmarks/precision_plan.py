@@ -68,8 +68,25 @@ def peer_modelopt(fp32: Path, out: Path, calib: np.ndarray) -> Path:
     out.mkdir(parents=True, exist_ok=True)
     path = out / f"{fp32.name.split('.')[0]}.int8-modelopt.onnx"
     quantize(str(fp32), quantize_mode="int8", calibration_data={"csi": calib.astype(np.float32)},
-             output_path=str(path), calibration_eps=["cpu"])
+             output_path=str(path), calibration_eps=["cpu"], high_precision_dtype="fp32")
     return path
+
+
+def make_peers(name: str, work: Path, modules: list[str], log=print) -> None:
+    """Only write the peer artifacts into ``work`` (for a peer installed in another environment).
+
+    ModelOpt pins other onnx/onnxruntime versions than edgepose's, so it lives in its own virtual
+    environment: run the table once in edgepose's environment (it saves the calibration windows),
+    then this there (``--make-peers modelopt``), then the table again (it reuses every artifact).
+    """
+    path = work / "calibration-512.npy"
+    if not path.is_file():
+        raise SystemExit(f"{path} is missing: run the table once in edgepose's environment first")
+    calib = np.load(path)  # the same 512 windows edgepose calibrates with, saved by measure()
+    fp32 = sorted((work / "fp32").glob("*.onnx"))[0]
+    for row, (module, make) in PEERS.items():
+        if module in modules:
+            log(f"  {name} {row}: {make(fp32, work / module, calib)}")
 
 
 PEERS = {"NNCF 3.x PTQ": ("nncf", peer_nncf), "ModelOpt ONNX PTQ": ("modelopt", peer_modelopt)}
@@ -108,12 +125,13 @@ def measure(name: str, work: Path, threads: int, rounds: int, calls: dict[int, i
         arts[row], cards[row] = path, json.loads(path.with_name(path.name + ".json").read_text())
         log(f"  {name} {row}: {path.name} ({seconds[row]:.0f} s)")
     calib = CalibrationSet.from_dataset(ds, 512, 0, SplitSpec(), tuple(ds.window_shape)).windows
+    np.save(work / "calibration-512.npy", calib)  # for peers made in another environment (make_peers)
     for row, (module, make) in PEERS.items():
-        if importlib.util.find_spec(module) is None:
-            log(f"  {row}: {module} not installed, skipped")
-            continue
         out = work / module
         existing = sorted(out.glob("*.onnx")) if out.is_dir() else []
+        if not existing and importlib.util.find_spec(module) is None:
+            log(f"  {row}: {module} not installed and no artifact in {out}, skipped")
+            continue
         try:
             arts[row] = existing[0] if existing else make(arts["fp32"], out, calib)
             cards[row] = {}
@@ -268,6 +286,8 @@ def main() -> None:
     ap.add_argument("--calls", default="1=200,64=10")
     ap.add_argument("--out", type=Path, default=None, help="results stem (default benchmarks/results/precision-plan-<cpu>)")
     ap.add_argument("--markdown-only", action="store_true")
+    ap.add_argument("--make-peers", default="", help="comma-separated peer packages (nncf, modelopt): only write "
+                    "their artifacts into the work folders of --models (run where the package is installed)")
     ap.add_argument("--exhaustive-only", action="store_true",
                     help="rerun only the brute-force check of --exhaustive models, from the plans already in --work, "
                          "into the existing results file")
@@ -280,6 +300,10 @@ def main() -> None:
     out = a.out or Path("benchmarks/results") / f"precision-plan-{tag}-{a.threads}t"
     if a.markdown_only:
         out.with_suffix(".md").write_text(to_markdown(json.loads(out.with_suffix(".json").read_text())))
+        return
+    if a.make_peers:
+        for name in [m for m in a.models.split(",") if m]:
+            make_peers(name, a.work / f"{name}-{a.threads}t", a.make_peers.split(","))
         return
     if a.exhaustive_only:
         res = json.loads(out.with_suffix(".json").read_text())
@@ -297,14 +321,23 @@ def main() -> None:
     res = {"tool": "benchmarks/precision_plan.py", "created": dt.datetime.now(dt.timezone.utc).isoformat(timespec="seconds"),
            "machine": cpu_summary(), "threads": a.threads, "rounds": a.rounds, "calls": a.calls,
            "onnxruntime": onnxruntime.__version__, "models": []}
-    for name in [m for m in a.models.split(",") if m]:
+    previous = json.loads(out.with_suffix(".json").read_text()) if out.with_suffix(".json").is_file() else {}
+    before = {m["model"]: m for m in previous.get("models", [])}
+    names = [m for m in a.models.split(",") if m]
+    for name in names:
         model = measure(name, a.work / f"{name}-{a.threads}t", a.threads, a.rounds, loop.parse_calls(a.calls))
+        old = before.get(name, {})
+        plan_file = lambda m: next((r["file"] for r in m.get("rows", []) if "plan" in r), None)  # noqa: E731
+        if "exhaustive" in old and plan_file(old) == plan_file(model) and name not in a.exhaustive.split(","):
+            model["exhaustive"] = old["exhaustive"]  # the same plan: its brute-force check still holds
         if name in a.exhaustive.split(","):
             plan_row = next(r for r in model["rows"] if "plan" in r)
             card = json.loads((a.work / f"{name}-{a.threads}t" / "int8_objective_latency" /
                                (plan_row["file"] + ".json")).read_text())
             model["exhaustive"] = exhaustive_check(name, card, a.threads, 0.4)
         res["models"].append(model)
+        res["models"] += [m for m in previous.get("models", []) if m["model"] not in names
+                          and m["model"] not in {x["model"] for x in res["models"]}]
         out.parent.mkdir(parents=True, exist_ok=True)
         out.with_suffix(".json").write_text(json.dumps(res, indent=2, default=str) + "\n")
         out.with_suffix(".md").write_text(to_markdown(res))

@@ -178,17 +178,20 @@ def finetune(qat: QATModel, ds: CSIDataset, spec: SplitSpec, epochs: int = 2, lr
         return model(torch.from_numpy(np.ascontiguousarray(x)).to(dev)).float().cpu().numpy()
 
     val_x, _ = ds.read(val_idx)
+
+    def outputs(net: Callable[[np.ndarray], np.ndarray]) -> np.ndarray:
+        return np.concatenate([net(val_x[i : i + 256]) for i in range(0, len(val_x), 256)])
+
     with torch.no_grad():
-        ref = None if teacher is None else np.concatenate(
-            [teacher(torch.from_numpy(val_x[i : i + 256]).to(dev)).float().cpu().numpy()
-             for i in range(0, len(val_x), 256)])
+        ref = None if teacher is None or not len(val_x) else outputs(
+            lambda x: teacher(torch.from_numpy(x).to(dev)).float().cpu().numpy())
 
     def validate() -> dict:
         s = score(predict, ds, val_idx)
         out = {"val_pck20": pck_at(s["pck"], 0.2), "val_mpjpe": s["mpjpe"]}
-        if ref is not None:  # mean joint distance to the fp32 model's outputs
-            pred = np.concatenate([predict(val_x[i : i + 256]) for i in range(0, len(val_x), 256)])
-            out["val_fidelity"] = float(np.linalg.norm(pred - ref, axis=-1).mean())
+        if teacher is not None:  # mean joint distance to the fp32 model's outputs (NaN: no validation windows)
+            out["val_fidelity"] = (float(np.linalg.norm(outputs(predict) - ref, axis=-1).mean())
+                                   if ref is not None else float("nan"))
         return out
 
     def key(v: dict) -> tuple[float, float]:
@@ -197,6 +200,8 @@ def finetune(qat: QATModel, ds: CSIDataset, spec: SplitSpec, epochs: int = 2, lr
         return (round(v["val_pck20"], 9), -v["val_mpjpe"])
 
     v0 = validate()
+    if not len(val_idx):
+        log("  QAT: no clean validation windows to choose an epoch on; the PTQ start is kept")
     best = (v0, 0, copy.deepcopy(qat.inner.state_dict()))
     history = [{"epoch": 0, **v0}]
     for epoch in range(epochs):
