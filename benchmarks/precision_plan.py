@@ -255,7 +255,7 @@ def to_markdown(res: dict) -> str:
                 p = r["plan"]
                 lines += ["", f"Plan: {len(p['int8_groups'])} of {len(p['int8_groups']) + len(p['float_groups'])} "
                           f"groups int8; search {p['search'].get('evaluations')} paired comparisons in "
-                          f"{p['search'].get('seconds', 0):.0f} s, whole export {r['export_seconds']:.0f} s "
+                          f"{p['search'].get('seconds', 0):.0f} s, whole export {p.get('seconds', r['export_seconds']):.0f} s "
                           f"(accuracy scan, guard, search, verification); validation ΔPCK@20 "
                           f"{p['validation']['delta_pck20_pp']:+.2f} pp. Float groups: "
                           + (", ".join(f"`{g}`" for g in p["float_groups"]) or "none") + "."]

@@ -263,3 +263,18 @@ def test_onnxruntime_and_openvino_adapters_time_the_same_graph(tmp_path, teacher
         pytest.skip(why)
     ov_out = adapters.get_adapter("openvino").load(path.read_bytes(), 1)(x)()
     np.testing.assert_allclose(np.asarray(ov_out[0]), np.asarray(ort_out[0]), atol=1e-4)
+
+
+def test_size_objective_keeps_every_group_the_guard_allows_without_timing_a_search(tmp_path, teacher, monkeypatch):
+    ckpt, data = teacher
+    corrupt_ranges(monkeypatch)
+    monkeypatch.setitem(adapters.ADAPTERS, "spin", SpinRuntime())
+    (path,) = export(ExportRequest(ckpt, tmp_path, data=data, precision="int8", objective="size", runtime="spin",
+                                   batches=(1,), timing_seconds=0.03, calib_count=24, parity_windows=8,
+                                   profile_cache=False, max_drop=0.5, log=lambda s: None))
+    plan = json.loads(path.with_name(path.name + ".json").read_text())["plan"]
+    assert plan["search"] == {} and plan["objective"] == "size"
+    assert sorted(plan["int8_groups"]) == sorted(plan["allowed_by_guard"]) and plan["int8_groups"]
+    assert not set(plan["int8_groups"]) & TOUCHING
+    assert plan["validation"]["delta_pck20_pp"] >= -0.5
+    assert set(plan["end_to_end"]) == {"1"}  # still timed once for the card
