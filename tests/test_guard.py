@@ -161,3 +161,17 @@ def test_export_cli_guard_exit_code(tmp_path, teacher, monkeypatch):
     assert res.exit_code == 2, res.output
     assert "best-effort" in res.output and "nothing written" in res.output
     assert not any((tmp_path / "o").iterdir())
+
+
+def test_lower_bound_criterion_is_at_least_as_strict_and_recorded(tmp_path, teacher, monkeypatch):
+    ckpt, data = teacher
+    corrupt_ranges(monkeypatch)
+    (p_point,) = export(_req(ckpt, data, tmp_path / "point", max_drop=0.5))
+    (p_lower,) = export(_req(ckpt, data, tmp_path / "lower", max_drop=0.5, guard_criterion="lower"))
+    point, lower = _card(p_point)["guard"], _card(p_lower)["guard"]
+    assert point["criterion"] == "point" and lower["criterion"] == "lower"
+    assert lower["met"] and lower["validation"]["low_pp"] >= -0.5
+    assert lower["validation"]["low_pp"] <= lower["validation"]["delta_pck20_pp"] <= lower["validation"]["high_pp"]
+    assert len(lower["float_groups"]) >= len(point["float_groups"])
+    with pytest.raises(EdgeposeError, match="guard criterion"):
+        export(_req(ckpt, data, tmp_path / "bad", max_drop=0.5, guard_criterion="median"))

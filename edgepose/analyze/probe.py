@@ -53,6 +53,7 @@ class Probe:
     work: Path
     threads: int = 2
     sqnr_windows: int = 32
+    recordings: np.ndarray | None = None  # recording of each scoring window (for intervals)
     reference: Score = field(init=False)
     _ref_pred: np.ndarray = field(init=False, repr=False)
     _counter: itertools.count = field(default_factory=itertools.count, repr=False)
@@ -107,6 +108,24 @@ class Probe:
     def delta(self, s: Score) -> tuple[float, float]:
         """(ΔPCK@20 in pp, ΔMPJPE) of ``s`` against the fp32 graph."""
         return 100.0 * (s.pck20 - self.reference.pck20), s.mpjpe - self.reference.mpjpe
+
+    def delta_interval(self, path: Path, level: float = 0.95) -> tuple[float, float, float]:
+        """ΔPCK@20 (pp) of the graph at ``path`` against fp32 with a paired bootstrap interval.
+
+        Resamples whole recordings (``recordings``); without them every window is its own.
+        Returns (delta, low, high).
+        """
+        from ..bench.stats import paired_bootstrap_delta
+        from ..metrics import joint_errors
+
+        def hits(pred: np.ndarray) -> np.ndarray:
+            dist, d = joint_errors(pred, self.y, self.torso)
+            with np.errstate(invalid="ignore"):
+                return np.mean(dist / d[:, None] <= 0.2, axis=1)
+
+        recs = self.recordings if self.recordings is not None else np.arange(len(self.x))
+        ci = paired_bootstrap_delta(hits(self.predict(path)), hits(self._ref_pred), recs, level=level)
+        return ci.delta_pp, ci.low_pp, ci.high_pp
 
     def sqnr_db(self, quant_path: Path, group: Group) -> float:
         """SQNR (dB) of ``group``'s output tensor in ``quant_path`` against fp32, on a few windows.

@@ -7,6 +7,11 @@ scored afterwards, for the card. A configuration must still run at least one con
 matmul in int8 (a graph where only pooling or reshapes are "int8" is fp32 in disguise): when
 no such configuration meets the budget, nothing qualifies, and the caller either fails or
 (best effort) ships the closest graph seen.
+
+Two criteria (:data:`CRITERIA`): ``point`` compares the validation ΔPCK@20 itself with the
+budget; ``lower`` compares the lower end of its 95 % paired bootstrap interval over validation
+recordings, so a configuration passes only when validation is confident it is within budget —
+the stricter reading when the validation split holds few recordings.
 """
 
 from __future__ import annotations
@@ -18,6 +23,9 @@ from ..analyze.probe import Probe
 from ..errors import EdgeposeError
 from ..analyze.sensitivity import GroupRecord
 
+#: How a configuration is judged against the budget.
+CRITERIA = ("point", "lower")
+
 
 @dataclass
 class GuardStep:
@@ -27,6 +35,8 @@ class GuardStep:
     float_groups: list[str]
     delta_pck20_pp: float
     delta_mpjpe: float
+    low_pp: float | None = None
+    high_pp: float | None = None
 
 
 @dataclass
@@ -40,6 +50,7 @@ class GuardResult:
     restore_order: list[str]
     all_groups: list[str]
     notes: list[str] = field(default_factory=list)
+    criterion: str = "point"
 
     @property
     def choice(self) -> GuardStep:
@@ -55,22 +66,26 @@ class GuardResult:
         return [g for g in self.all_groups if g not in kept]
 
     def to_dict(self) -> dict:
-        return {"max_drop_pp": self.budget_pp, "met": self.met, "float_groups": self.float_groups,
+        return {"max_drop_pp": self.budget_pp, "criterion": self.criterion, "met": self.met,
+                "float_groups": self.float_groups,
                 "int8_groups": self.int8_groups, "restore_order": self.restore_order,
                 "validation": {"delta_pck20_pp": self.choice.delta_pck20_pp,
-                               "delta_mpjpe": self.choice.delta_mpjpe},
+                               "delta_mpjpe": self.choice.delta_mpjpe, "low_pp": self.choice.low_pp,
+                               "high_pp": self.choice.high_pp},
                 "steps": [asdict(s) for s in self.steps], "notes": list(self.notes)}
 
 
 def guard_search(probe: Probe, records: list[GroupRecord] | Callable[[], list[GroupRecord]], max_drop: float,
-                 log: Callable[[str], None] = print) -> GuardResult:
+                 log: Callable[[str], None] = print, criterion: str = "point") -> GuardResult:
     """Restore groups to float, most sensitive first, until validation ΔPCK@20 ≥ −``max_drop``.
 
     ``records`` are the per-group measurements (their ranking gives the restore order), or a
     function measuring them — called only when the all-int8 graph misses the budget. Returns
-    the first configuration within budget (``met``), else the closest one seen (highest ΔPCK@20,
-    then fewest float groups).
+    the first configuration within budget (``met``), else the closest one seen (highest ΔPCK@20 —
+    or lower bound, with ``criterion="lower"`` — then fewest float groups).
     """
+    if criterion not in CRITERIA:
+        raise ValueError(f"unknown guard criterion {criterion!r}; choose from {', '.join(CRITERIA)}")
     if max_drop < 0:
         raise ValueError(f"max_drop is a drop in percentage points, ≥ 0; got {max_drop}")
     groups = probe.group_names
@@ -93,19 +108,26 @@ def guard_search(probe: Probe, records: list[GroupRecord] | Callable[[], list[Gr
                 floats.pop()
             break
         dp, dm = probe.delta(probe.score(path))
+        lo = hi = None
+        if criterion == "lower":
+            _, lo, hi = probe.delta_interval(path)
         path.unlink(missing_ok=True)
-        steps.append(GuardStep(restored, list(floats), dp, dm))
+        steps.append(GuardStep(restored, list(floats), dp, dm, lo, hi))
+        interval = f" [{lo:+.2f}, {hi:+.2f}]" if lo is not None else ""
         log(f"  guard: {len(floats):>3} float / {len(int8):>3} int8 groups"
-            f"{' (+' + restored + ')' if restored else ''}: validation ΔPCK@20 {dp:+.2f} pp")
-        if dp >= -max_drop:
-            return GuardResult(max_drop, True, len(steps) - 1, steps, order[:k], groups)
+            f"{' (+' + restored + ')' if restored else ''}: validation ΔPCK@20 {dp:+.2f}{interval} pp")
+        judged = lo if criterion == "lower" else dp
+        if judged >= -max_drop:
+            return GuardResult(max_drop, True, len(steps) - 1, steps, order[:k], groups, criterion=criterion)
     if not steps:
         raise EdgeposeError("no group of this graph runs a convolution or matmul in int8 for this target")
-    best = max(range(len(steps)), key=lambda i: (round(steps[i].delta_pck20_pp, 9), -len(steps[i].float_groups)))
+    value = (lambda st: st.low_pp) if criterion == "lower" else (lambda st: st.delta_pck20_pp)
+    best = max(range(len(steps)), key=lambda i: (round(value(steps[i]), 9), -len(steps[i].float_groups)))
+    what = "the lower end of validation ΔPCK@20's 95 % interval" if criterion == "lower" else "validation ΔPCK@20"
     return GuardResult(max_drop, False, best, steps, [s.restored for s in steps[1:]], groups,
-                       [f"no configuration with an int8 group kept validation ΔPCK@20 ≥ −{max_drop} pp; "
-                        f"closest: {steps[best].delta_pck20_pp:+.2f} pp with {len(steps[best].float_groups)} "
-                        "group(s) float"])
+                       [f"no configuration with an int8 group kept {what} ≥ −{max_drop} pp; "
+                        f"closest: {value(steps[best]):+.2f} pp with {len(steps[best].float_groups)} "
+                        "group(s) float"], criterion=criterion)
 
 
 def int8_weighted_ops(path) -> int:
@@ -117,4 +139,4 @@ def int8_weighted_ops(path) -> int:
     return sum(1 for n in proto.graph.node if n.op_type in ("Conv", "MatMul", "Gemm") and n.input[0] in dq)
 
 
-__all__ = ["GuardResult", "GuardStep", "guard_search", "int8_weighted_ops"]
+__all__ = ["CRITERIA", "GuardResult", "GuardStep", "guard_search", "int8_weighted_ops"]

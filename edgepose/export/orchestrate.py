@@ -67,6 +67,7 @@ class ExportRequest:
     max_drop: float | None = None
     best_effort: bool = False
     guard_val_windows: int | None = None
+    guard_criterion: str = "point"
     objective: str | None = None
     batches: tuple[int, ...] = (1, 64)
     threads: int = 0
@@ -160,7 +161,8 @@ class _Context:
         groups = quant_groups(onnx.load(str(self.fp32_onnx())), target, leaf_module_paths(self.model))
         calib = calib or self.calibration()
         return Probe.calibrate(self.fp32_onnx(), groups, target, self.req.calib, calib.windows, x, y,
-                               ds.layout.torso, self.work / "probe", threads=threads)
+                               ds.layout.torso, self.work / "probe", threads=threads,
+                               recordings=np.asarray(ds.window_file)[idx])
 
 
 def _export_fp32(ctx: _Context) -> list[Path]:
@@ -300,7 +302,7 @@ def _guarded(ctx: _Context) -> Path:
         records.extend(measure_groups(probe, req.log, sqnr=False))
         return records
 
-    result = guard_search(probe, scan, req.max_drop, req.log)
+    result = guard_search(probe, scan, req.max_drop, req.log, criterion=req.guard_criterion)
     if not result.met and not req.best_effort:
         raise EdgeposeError(f"{result.notes[0]}; nothing written (pass --best-effort to write the closest)",
                             req.checkpoint)
@@ -369,6 +371,10 @@ def _validate(req: ExportRequest) -> None:
     from .planned import validate as validate_plan
 
     validate_plan(req)
+    from .guard import CRITERIA
+
+    if req.guard_criterion not in CRITERIA:
+        raise EdgeposeError(f"unknown guard criterion {req.guard_criterion!r}; choose from {', '.join(CRITERIA)}")
     if req.best_effort and (req.max_drop is None or req.objective is not None):
         raise EdgeposeError("--best-effort applies to the accuracy guard alone: add --max-drop PP "
                             "(an --objective plan is never outside its budget: it falls back to float)")
