@@ -93,23 +93,15 @@ PEERS = {"NNCF 3.x PTQ": ("nncf", peer_nncf), "ModelOpt ONNX PTQ": ("modelopt", 
 
 
 def measure(name: str, work: Path, threads: int, rounds: int, calls: dict[int, int], log=print) -> dict:
-    import edgepose as ep
     from edgepose.bench.stats import paired_bootstrap_delta
-    from edgepose.data import SplitSpec, open_dataset
+    from edgepose.data import SplitSpec
     from edgepose.export import ExportRequest, export
     from edgepose.export.calibration import CalibrationSet
     from edgepose.runtime.session import ort_predict, ort_session
-    from edgepose.zoo import resolve_checkpoint, resolve_dataset
 
     qt = _load("quant_table")
     loop = _load("paired_loop")
-    ckpt = resolve_checkpoint(name)
-    card = ep.load_checkpoint(name).card
-    data = resolve_dataset(card, None, "calibration")
-    ds = open_dataset(data)
-    idx = ds.indices("test", clean=True)
-    x, y = ds.read(idx)
-    recs = ds.window_file[idx]
+    ckpt, data, ds, idx, x, y, recs = qt.test_split(name)
     arts: dict[str, Path] = {}
     cards: dict[str, dict] = {}
     seconds: dict[str, float] = {}
@@ -172,7 +164,7 @@ def exhaustive_check(name: str, plan_card: dict, threads: int, seconds: float, k
 
     from edgepose.bench.adapters import get_adapter
     from edgepose.export.orchestrate import ExportRequest, load_context
-    from edgepose.precision.search import block_units, objective
+    from edgepose.precision.search import block_units, exhaustive, objective
     from edgepose.precision.timer import GraphTimer, batch_inputs
 
     plan = plan_card["plan"]
@@ -187,32 +179,24 @@ def exhaustive_check(name: str, plan_card: dict, threads: int, seconds: float, k
         ctx = load_context(ExportRequest(checkpoint=name, out=Path(tmp), precision="int8", log=lambda s: None),
                            Path(tmp))
         probe = ctx.probe()
-        timer = GraphTimer(probe.graph_bytes, get_adapter("onnxruntime"), threads, batch_inputs(probe.x, batches), seconds=seconds)
-        results = []
+        timer = GraphTimer(probe.graph_bytes, get_adapter("onnxruntime"), threads, batch_inputs(probe.x, batches),
+                           seconds=seconds)
         t0 = time.perf_counter()
-        for mask in range(2 ** len(chosen)):
-            cfg = fixed | {g for i, u in enumerate(chosen) if mask >> i & 1 for g in u.groups}
-            m = timer(frozenset(cfg), frozenset())
+        results = exhaustive(chosen, timer, batches, fixed)
+
+        def retime(cfg: frozenset) -> tuple[float, frozenset, dict]:
+            m = timer(cfg, frozenset(), seconds=4 * seconds)
             rel = {b: m[b][0] / m[b][1] for b in batches}
-            results.append((objective(rel), mask, rel))
-        m = timer(frozenset(plan["int8_groups"]), frozenset())
-        plan_rel = {b: m[b][0] / m[b][1] for b in batches}
+            return objective(rel), cfg, rel
+
         # the best of 256 noisy timings is biased low (winner's curse): re-time the five best and
         # the plan, longer, against fp32, before comparing
-        results.sort(key=lambda r: r[0])
-        timer.seconds = 4 * seconds
-        retimed = []
-        for _, mask, _ in results[:5]:
-            cfg = fixed | {g for i, u in enumerate(chosen) if mask >> i & 1 for g in u.groups}
-            m = timer(frozenset(cfg), frozenset())
-            rel = {b: m[b][0] / m[b][1] for b in batches}
-            retimed.append((objective(rel), mask, rel))
-        m = timer(frozenset(plan["int8_groups"]), frozenset())
-        plan_rel = {b: m[b][0] / m[b][1] for b in batches}
+        retimed = [retime(cfg) for _, cfg, _ in results[:5]]
+        _, _, plan_rel = retime(frozenset(plan["int8_groups"]))
     best = min(retimed, key=lambda r: r[0])
     plan_rank = sum(1 for r in retimed if r[0] < objective(plan_rel))
     out = {"model": name, "blocks": [u.name for u in chosen], "subsets": len(results),
-           "seconds": time.perf_counter() - t0, "best_blocks_int8": [u.name for i, u in enumerate(chosen) if best[1] >> i & 1],
+           "seconds": time.perf_counter() - t0, "best_blocks_int8": [u.name for u in chosen if set(u.groups) <= best[1]],
            "best_speedup": {str(b): 1 / r for b, r in best[2].items()},
            "plan_speedup": {str(b): 1 / r for b, r in plan_rel.items()},
            "first_pass_best_speedup": {str(b): 1 / r for b, r in results[0][2].items()},

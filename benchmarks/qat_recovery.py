@@ -22,7 +22,6 @@ import json
 import time
 from pathlib import Path
 
-import numpy as np
 
 HERE = Path(__file__).parent
 
@@ -36,28 +35,23 @@ VARIANTS = {
 }
 
 
-def _window_hits(pred, gt, torso):
+def _quant_table():
+    """``benchmarks/quant_table.py`` as a module (its test-split loader and per-window PCK hits)."""
     spec = importlib.util.spec_from_file_location("quant_table", HERE / "quant_table.py")
     mod = importlib.util.module_from_spec(spec)
     spec.loader.exec_module(mod)
-    return mod._window_hits(pred, gt, torso)
+    return mod
 
 
 def run_case(model: str, target: str, recipe: str, variants: list[str], work: Path, device: str,
              deadline: float, select: str = "fidelity", save=lambda case: None, log=print) -> dict:
-    import edgepose as ep
     from edgepose.bench.stats import paired_bootstrap_delta
-    from edgepose.data import open_dataset
     from edgepose.export import ExportRequest, export
     from edgepose.runtime.session import ort_predict, ort_session
-    from edgepose.zoo import resolve_checkpoint, resolve_dataset
 
-    ckpt = resolve_checkpoint(model)
-    data = resolve_dataset(ep.load_checkpoint(model).card, None, "calibration")
-    ds = open_dataset(data)
-    idx = ds.indices("test", clean=True)
-    x, y = ds.read(idx)
-    recs = ds.window_file[idx]
+    qt = _quant_table()
+    _window_hits = qt._window_hits
+    ckpt, _data, ds, _idx, x, y, recs = qt.test_split(model)
     torso = ds.layout.torso
     quiet = lambda s: log(f"    {s}")  # noqa: E731
     base = dict(checkpoint=ckpt, target=target, recipe=recipe, log=quiet)

@@ -54,22 +54,30 @@ def _window_hits(pred: np.ndarray, gt: np.ndarray, torso: tuple[int, int]) -> np
         return np.mean(dist / d[:, None] <= 0.2, axis=1)
 
 
-def measure_model(name: str, work: Path, rows: list[str], threads: int, rounds: int, calls: dict[int, int],
-                  qat_max_windows: int | None, log=print) -> dict:
+def test_split(name: str):
+    """A zoo model's checkpoint, its default dataset and the clean test split it is scored on.
+
+    Returns ``(checkpoint, data, dataset, idx, x, y, recordings)``; shared by the benchmark scripts.
+    """
     import edgepose as ep
-    from edgepose.bench.stats import paired_bootstrap_delta
     from edgepose.data import open_dataset
-    from edgepose.export import ExportRequest, export
-    from edgepose.runtime.session import ort_predict, ort_session
     from edgepose.zoo import resolve_checkpoint, resolve_dataset
 
     ckpt = resolve_checkpoint(name)
-    card = ep.load_checkpoint(name).card
-    data = resolve_dataset(card, None, "calibration")
+    data = resolve_dataset(ep.load_checkpoint(name).card, None, "calibration")
     ds = open_dataset(data)
     idx = ds.indices("test", clean=True)
     x, y = ds.read(idx)
-    recs = ds.window_file[idx]
+    return ckpt, data, ds, idx, x, y, ds.window_file[idx]
+
+
+def measure_model(name: str, work: Path, rows: list[str], threads: int, rounds: int, calls: dict[int, int],
+                  qat_max_windows: int | None, log=print) -> dict:
+    from edgepose.bench.stats import paired_bootstrap_delta
+    from edgepose.export import ExportRequest, export
+    from edgepose.runtime.session import ort_predict, ort_session
+
+    ckpt, data, ds, idx, x, y, recs = test_split(name)
     work.mkdir(parents=True, exist_ok=True)
     arts: dict[str, Path] = {}
     cards: dict[str, dict] = {}

@@ -25,7 +25,6 @@ import time
 from pathlib import Path
 from typing import Callable
 
-import onnx
 
 from ..errors import EdgeposeError
 from .card import write_card
@@ -88,7 +87,7 @@ def export_planned(ctx) -> Path:
     from ..analyze.sensitivity import measure_groups
     from ..bench.adapters import get_adapter
     from ..precision.search import search
-    from ..precision.timer import GraphTimer, ProfileCache, batch_inputs, paired_medians, profile_key
+    from ..precision.timer import GraphTimer, ProfileCache, batch_inputs, profile_key
     from ..runtime.cpu import cpu_summary
     from .guard import guard_search
     from .orchestrate import ort_predict, ort_session, parity, test_delta

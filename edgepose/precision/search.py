@@ -278,24 +278,27 @@ def flip_gains(context: frozenset, groups: Sequence[str], measure: Measure,
     return out
 
 
-def exhaustive(units: Iterable[Unit], measure: Measure, batches: Sequence[int]) -> tuple[frozenset, dict[int, float]]:
-    """Brute force over every subset of ``units`` (for checking the search on small models).
+def exhaustive(units: Iterable[Unit], measure: Measure, batches: Sequence[int],
+               fixed: frozenset = frozenset()) -> list[tuple[float, frozenset, dict[int, float]]]:
+    """Brute force: every subset of ``units`` int8 (plus ``fixed``), each timed against all-float.
 
-    Returns the subset with the lowest objective and its latency relative to fp32.
+    Returns (objective, configuration, latency relative to fp32) for every subset, best first —
+    for checking the search on small models.
     """
     import itertools
 
     units = list(units)
-    empty: frozenset = frozenset()
-    best, best_rel = empty, {b: 1.0 for b in batches}
-    for k in range(1, len(units) + 1):
+    out = []
+    for k in range(len(units) + 1):
         for combo in itertools.combinations(units, k):
-            cand = frozenset(g for u in combo for g in u.groups)
-            m = measure(cand, empty)
-            rel = {b: m[b][0] / m[b][1] for b in batches}
-            if objective(rel) < objective(best_rel):
-                best, best_rel = cand, rel
-    return best, best_rel
+            cand = fixed | frozenset(g for u in combo for g in u.groups)
+            if not cand:
+                rel = {b: 1.0 for b in batches}
+            else:
+                m = measure(cand, frozenset())
+                rel = {b: m[b][0] / m[b][1] for b in batches}
+            out.append((objective(rel), cand, rel))
+    return sorted(out, key=lambda r: r[0])
 
 
 __all__ = ["Config", "Measure", "SearchResult", "Step", "Unit", "block_units", "exhaustive", "flip_gains",

@@ -15,7 +15,6 @@ from __future__ import annotations
 import hashlib
 import json
 import os
-import time
 from collections import OrderedDict
 from pathlib import Path
 from typing import Callable, Sequence
@@ -111,23 +110,15 @@ class ProfileCache:
 
 def paired_medians(a: Callable[[], object], b: Callable[[], object], seconds: float, min_pairs: int = 5,
                    warmup: int = 2) -> tuple[float, float]:
-    """Median ms per call of ``a`` and ``b``, timed in alternation (A B B A …) for about ``seconds``."""
-    for _ in range(warmup):
-        a()
-        b()
-    ta: list[float] = []
-    tb: list[float] = []
-    fns = ((a, ta), (b, tb))
-    start = time.perf_counter()
-    k = 0
-    while len(ta) < min_pairs or time.perf_counter() - start < seconds:
-        for which in ((0, 1) if k % 2 == 0 else (1, 0)):
-            fn, out = fns[which]
-            t = time.perf_counter()
-            fn()
-            out.append(time.perf_counter() - t)
-        k += 1
-    return 1e3 * float(np.median(ta)), 1e3 * float(np.median(tb))
+    """Median ms per call of ``a`` and ``b``, alternated call by call (A B B A …) for about ``seconds``.
+
+    A thin use of the bench's :func:`~edgepose.bench.timing.measure_interleaved` with blocks of one call.
+    """
+    from ..bench.timing import TimingPlan, measure_interleaved
+
+    plan = TimingPlan(warmup=warmup, iters=min_pairs, min_seconds=seconds / 2, block_seconds=0.0)
+    sa, sb = measure_interleaved(a, b, lambda: None, 1, plan)
+    return sa["p50_ms"], sb["p50_ms"]
 
 
 class GraphTimer:
