@@ -210,8 +210,9 @@ def _export_int8(ctx: _Context) -> list[Path]:
             raise EdgeposeError(f"--max-drop searches PTQ configurations; it does not apply to --method {method}")
         return [_guarded(ctx)]
     target, recipe = get_target(req.target), get_recipe(req.recipe)
-    if recipe.quantize_all_ops and (method == "qat" or target.name == "tensorrt"):
-        raise EdgeposeError(f"recipe 'global' is a PTQ baseline for ort-cpu only, not {method}/{target.name}")
+    if recipe.quantize_all_ops and target.name == "tensorrt":
+        raise EdgeposeError("recipe 'global' is for the ort-cpu target only (TensorRT places Q/DQ on the "
+                            "inputs of weighted ops)")
     calib = ctx.calibration()
     tag = f"int8-ptq-{req.calib}-{recipe.name}-{target.name}"
     ptq_path = ctx.work / f"{ctx.name}.{tag}.onnx"
@@ -231,33 +232,58 @@ def _export_int8(ctx: _Context) -> list[Path]:
 
 
 def _qat(ctx, ptq_path, calib, params, recipe, target, x, y, ref) -> Path:
+    """Fine-tune a fake-quant simulation of the PTQ graph and export it as QDQ ONNX.
+
+    Recipes that quantize only convolutions use the conv-level simulation over torch modules
+    (:mod:`edgepose.export.qat`); recipes that quantize every op (``global``) put Q/DQ pairs on
+    tensors with no torch module, so they are fine-tuned on the PTQ graph itself, interpreted in
+    torch (:mod:`edgepose.export.qat_graph`).
+    """
     from .qat import build_qat_model, finetune
-    from .qdq import insert_qdq
 
     req = ctx.req
     folded = fold_batchnorm(ctx.model)
-    qat = build_qat_model(folded, onnx.load(str(ctx.fp32_onnx())), onnx.load(str(ptq_path)), recipe, target)
+    fp32_proto, ptq_proto = onnx.load(str(ctx.fp32_onnx())), onnx.load(str(ptq_path))
+    if recipe.quantize_all_ops:
+        from .qat_graph import build_graph_qat
+
+        qat = build_graph_qat(ptq_proto, fp32_proto, {n for n, _ in folded.named_parameters()})
+        counts = qat.count()
+        what = (f"the PTQ graph ({counts['activations']} activation, {counts['weights']} weight and "
+                f"{counts['biases']} bias fake-quants)")
+        simulation = {"simulation": "graph", **counts}
+    else:
+        qat = build_qat_model(folded, fp32_proto, ptq_proto, recipe, target)
+        what = f"{len(qat.wrappers)} fake-quant convs"
+        simulation = {"simulation": "modules", "convs": len(qat.wrappers)}
     with torch.no_grad():
         before = torch_predictor(qat.fake)(x)
-    req.log(f"QAT: fine-tuning {len(qat.wrappers)} fake-quant convs for {req.qat_epochs} epoch(s), lr {req.qat_lr}, "
+    req.log(f"QAT: fine-tuning {what} for {req.qat_epochs} epoch(s), lr {req.qat_lr}, "
             f"loss {req.qat_loss}, on {req.qat_device}")
     history = finetune(qat, ctx.dataset, ctx.spec, req.qat_epochs, req.qat_lr, seed=req.calib_seed,
                        max_windows=req.qat_max_windows, loss=req.qat_loss, teacher=fold_batchnorm(ctx.model),
                        device=req.qat_device, select=req.qat_select, log=req.log)
-    fp32_tuned = ctx.work / "qat-float.onnx"
-    export_onnx(qat.inner, fp32_tuned, ctx.window_shape, req.opset)
-    proto = onnx.load(str(fp32_tuned))
-    qdq = insert_qdq(proto, qat.export_plan(proto, target))
+    if recipe.quantize_all_ops:
+        qdq = qat.to_qdq()
+    else:
+        from .qdq import insert_qdq
+
+        fp32_tuned = ctx.work / "qat-float.onnx"
+        export_onnx(qat.inner, fp32_tuned, ctx.window_shape, req.opset)
+        proto = onnx.load(str(fp32_tuned))
+        qdq = insert_qdq(proto, qat.export_plan(proto, target))
     path = ctx.work / f"{ctx.name}.int8-qat-{recipe.name}-{target.name}.onnx"
     onnx.save(qdq, str(path))
-    fake = torch_predictor(qat.fake)(x)
+    with torch.no_grad():
+        fake = torch_predictor(qat.fake)(x)
     shipped = ort_predict(ort_session(path), x)
     torso = ctx.dataset.layout.torso
     gate = parity(fake, shipped, y, torso)
     card = {**ctx.base_card("int8"), "method": "qat", "target": target.name,
             "recipe": {**params, "calibrator_init": req.calib, "qat_epochs": req.qat_epochs, "qat_lr": req.qat_lr,
                        "qat_loss": req.qat_loss, "selection": f"validation {req.qat_select}, start included",
-                       "activation_scales": "frozen from PTQ calibration", "weight_scales": "max|w|/qmax, frozen at export"},
+                       "activation_scales": "frozen from PTQ calibration", "weight_scales": "max|w|/qmax, frozen at export",
+                       **simulation},
             "calibration": calib.describe(), "history": history,
             "parity": {"fake_quant_vs_onnx_int8": gate, "vs_fp32_torch": parity(ref, shipped, y, torso),
                        "fake_quant_before_finetune_vs_fp32": parity(ref, before, y, torso)}}
