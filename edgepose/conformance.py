@@ -65,13 +65,14 @@ SIZES = {
 
 @dataclass(frozen=True)
 class Precision:
-    """One export: precision, int8 method, calibrator, target."""
+    """One export: precision, int8 method, calibrator, target, recipe."""
 
     name: str
     precision: str
     method: str | None = None
     calib: str = "percentile"
     target: str = "ort-cpu"
+    recipe: str = "safe"
 
 
 PRECISIONS = {p.name: p for p in [
@@ -80,6 +81,7 @@ PRECISIONS = {p.name: p for p in [
     *[Precision(f"ptq-{c}-{t}", "int8", "ptq", c, t) for t in ("ort-cpu", "tensorrt")
       for c in ("minmax", "entropy", "percentile")],
     *[Precision(f"qat-{t}", "int8", "qat", "percentile", t) for t in ("ort-cpu", "tensorrt")],
+    Precision("qat-global-ort-cpu", "int8", "qat", "percentile", "ort-cpu", "global"),
 ]}
 
 
@@ -208,7 +210,7 @@ def run_export(cell: Cell, ckpt: Path, data: Path, out: Path, size: DataSize) ->
     t0 = time.perf_counter()
     try:
         paths = export(ExportRequest(checkpoint=ckpt, out=out, precision=p.precision, method=p.method, calib=p.calib,
-                                     target=p.target, data=data, calib_count=size.calib_count, qat_epochs=1,
+                                     target=p.target, recipe=p.recipe, data=data, calib_count=size.calib_count, qat_epochs=1,
                                      parity_windows=16, log=lambda s: log.debug(s)))
         cell.artifact = paths[0]
         sess = ort_session(paths[0], threads=1)

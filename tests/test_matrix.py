@@ -30,7 +30,8 @@ def test_every_model_exports_int8(tmp_path, model):
 
 
 def test_mmfi_shape_17_joints_with_one_clean_training_window(tmp_path):
-    _assert_all_pass(run_group("wiflow-tiny", "mmfi", "one-clean-train", ["fp32", "ptq-percentile-ort-cpu"],
+    _assert_all_pass(run_group("wiflow-tiny", "mmfi", "one-clean-train", ["fp32", "ptq-percentile-ort-cpu",
+                                                                          "qat-global-ort-cpu"],
                                tmp_path))
 
 

@@ -191,8 +191,12 @@ class GraphQAT(nn.Module):
             for i in n.input:
                 consumers.setdefault(i, []).append(n)
         producer = {o: n for n in graph.node for o in n.output}
+        self._fp32_by_output = {o: n for n in fp32.graph.node for o in n.output}
+        self._consumers = consumers
 
         def keep_param(name: str, value: np.ndarray) -> None:
+            if name in self._key:  # one float tensor quantized twice (ONNX Runtime renames the copies)
+                return
             key = f"p{len(self._key)}"
             self._key[name] = key
             self.params[key] = nn.Parameter(torch.from_numpy(np.asarray(value, np.float32).copy()),
@@ -256,6 +260,14 @@ class GraphQAT(nn.Module):
         q, scale = inits[n.input[0]], np.asarray(inits[n.input[1]], np.float32)
         zp = inits[n.input[2]] if len(n.input) > 2 else None
         base = n.input[0].removesuffix("_quantized")
+        if base not in floats:  # a renamed copy: find the float tensor the same input of the same node reads
+            for c in self._consumers.get(n.output[0], []):
+                orig = self._fp32_by_output.get(c.output[0])
+                if orig is not None and orig.op_type == c.op_type:
+                    k = list(c.input).index(n.output[0])
+                    if k < len(orig.input) and orig.input[k] in floats:
+                        base = orig.input[k]
+                        break
         if base not in floats:
             raise EdgeposeError(f"QAT on the graph: no float value for quantized initializer {n.input[0]} "
                                 "in the fp32 graph")
@@ -270,7 +282,7 @@ class GraphQAT(nn.Module):
                     rule, qmax = "weight", cand
                     break
         elif q.dtype == np.int32:
-            consumer = next((c for c in self.proto.graph.node if n.output[0] in c.input), None)
+            consumer = next(iter(self._consumers.get(n.output[0], [])), None)
             if consumer is not None and consumer.op_type in ("Conv", "BatchNormalization", "Gemm"):
                 srcs = [producer.get(consumer.input[k]) for k in (0, 1)]
                 if all(s is not None and s.op_type == "DequantizeLinear" for s in srcs):
