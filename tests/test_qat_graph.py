@@ -134,10 +134,11 @@ def test_unsupported_ops_are_refused_by_name():
 
 def test_qat_export_of_the_global_recipe(tmp_path, tiny_run, tiny_data):
     (path,) = export(ExportRequest(checkpoint=tiny_run, out=tmp_path, data=tiny_data, precision="int8", method="qat",
-                                   recipe="global", qat_epochs=1, qat_max_windows=64, calib_count=37,
+                                   recipe="global", qat_epochs=1, qat_max_windows=64, calib_count=37, qat_schedule="cosine",
                                    parity_windows=32, log=lambda s: None))
     card = json.loads(path.with_name(path.name + ".json").read_text())
     assert card["method"] == "qat" and card["recipe"]["simulation"] == "graph"
+    assert card["recipe"]["qat_schedule"] == "cosine"
     gate = card["parity"]["fake_quant_vs_onnx_int8"]
     assert abs(gate["reference_pck20"] - gate["candidate_pck20"]) <= 0.005
     assert [h["epoch"] for h in card["history"]] == [0, 1] and sum(h["kept"] for h in card["history"]) == 1
@@ -145,6 +146,9 @@ def test_qat_export_of_the_global_recipe(tmp_path, tiny_run, tiny_data):
     dq = {o for n in proto.graph.node if n.op_type == "DequantizeLinear" for o in n.output}
     users = {n.op_type for n in proto.graph.node for i in n.input if i in dq}
     assert {"Sigmoid", "Mul", "MatMul", "Softmax"} <= users  # int8 beyond the convolutions, as PTQ placed it
+    with pytest.raises(EdgeposeError, match="unknown QAT schedule 'step'"):
+        export(ExportRequest(checkpoint=tiny_run, out=tmp_path / "bad", data=tiny_data, precision="int8",
+                             method="qat", qat_schedule="step", log=lambda s: None))
     with pytest.raises(EdgeposeError, match="ort-cpu target only"):
         export(ExportRequest(checkpoint=tiny_run, out=tmp_path / "trt", data=tiny_data, precision="int8",
                              method="qat", recipe="global", target="tensorrt", log=lambda s: None))

@@ -38,6 +38,9 @@ from ._options import LazyDefaultOption, RegistryChoice, batches_option, path_ar
               default=request_default("qat_select"), show_default=True, cls=LazyDefaultOption,
               help="Which QAT epoch to keep (the PTQ start included): closest to the fp32 outputs on validation, "
                    "or best validation PCK@20.")
+@click.option("--qat-schedule", type=RegistryChoice("edgepose.export.qat", "QAT_SCHEDULES"),
+              default=request_default("qat_schedule"), show_default=True, cls=LazyDefaultOption,
+              help="QAT learning rate: constant, or cosine decay to zero over the fine-tune.")
 @click.option("--qat-device", type=click.Choice(["cpu", "cuda"]), default=request_default("qat_device"),
               show_default=True, cls=LazyDefaultOption, help="Where QAT fine-tunes.")
 @click.option("--max-drop", type=float, default=request_default("max_drop"), cls=LazyDefaultOption, metavar="PP",
@@ -70,7 +73,7 @@ from ._options import LazyDefaultOption, RegistryChoice, batches_option, path_ar
 @click.option("--out", required=True, type=path_arg(), help="Artifact folder.")
 def export_cmd(checkpoint: str, precision: str, method: str | None, calib: str, target: str, recipe: str,
                engine: bool, data_dir: Path | None, calib_count: int, calib_seed: int, qat_epochs: int,
-               qat_lr: float, qat_loss: str, qat_select: str, qat_device: str, max_drop: float | None, guard_criterion: str, best_effort: bool, objective: str | None,
+               qat_lr: float, qat_loss: str, qat_select: str, qat_schedule: str, qat_device: str, max_drop: float | None, guard_criterion: str, best_effort: bool, objective: str | None,
                batches: tuple[int, ...], threads: int, runtime: str, search_minutes: float, no_profile_cache: bool,
                opset: int, out: Path) -> None:
     """Export a checkpoint to ONNX (fp32, fp16, int8 PTQ/QAT as QDQ) and optionally a TensorRT engine.
@@ -100,7 +103,7 @@ def export_cmd(checkpoint: str, precision: str, method: str | None, calib: str, 
     for art in export(checkpoint, precision=precision, method=method, data=data_dir, out=out, log=click.echo,
                       calib=calib, target=target, recipe=recipe, engine=engine, calib_count=calib_count,
                       calib_seed=calib_seed, qat_epochs=qat_epochs, qat_lr=qat_lr, qat_loss=qat_loss,
-                      qat_select=qat_select, qat_device=qat_device, opset=opset,
+                      qat_select=qat_select, qat_schedule=qat_schedule, qat_device=qat_device, opset=opset,
                       max_drop=max_drop, guard_criterion=guard_criterion, best_effort=best_effort,
                       **(dict(objective=objective, batches=batches, threads=threads, runtime=runtime,
                               search_minutes=search_minutes, profile_cache=not no_profile_cache) if objective else {})):

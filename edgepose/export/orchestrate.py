@@ -59,6 +59,7 @@ class ExportRequest:
     qat_max_windows: int | None = None
     qat_loss: str = "distill"
     qat_select: str = "fidelity"
+    qat_schedule: str = "constant"
     qat_device: str = "cpu"
     opset: int = DEFAULT_OPSET
     keep_io_types: bool = True
@@ -262,7 +263,7 @@ def _qat(ctx, ptq_path, calib, params, recipe, target, x, y, ref) -> Path:
             f"loss {req.qat_loss}, on {req.qat_device}")
     history = finetune(qat, ctx.dataset, ctx.spec, req.qat_epochs, req.qat_lr, seed=req.calib_seed,
                        max_windows=req.qat_max_windows, loss=req.qat_loss, teacher=fold_batchnorm(ctx.model),
-                       device=req.qat_device, select=req.qat_select, log=req.log)
+                       device=req.qat_device, select=req.qat_select, schedule=req.qat_schedule, log=req.log)
     if recipe.quantize_all_ops:
         qdq = qat.to_qdq()
     else:
@@ -281,7 +282,7 @@ def _qat(ctx, ptq_path, calib, params, recipe, target, x, y, ref) -> Path:
     gate = parity(fake, shipped, y, torso)
     card = {**ctx.base_card("int8"), "method": "qat", "target": target.name,
             "recipe": {**params, "calibrator_init": req.calib, "qat_epochs": req.qat_epochs, "qat_lr": req.qat_lr,
-                       "qat_loss": req.qat_loss, "selection": f"validation {req.qat_select}, start included",
+                       "qat_loss": req.qat_loss, "qat_schedule": req.qat_schedule, "selection": f"validation {req.qat_select}, start included",
                        "activation_scales": "frozen from PTQ calibration", "weight_scales": "max|w|/qmax, frozen at export",
                        **simulation},
             "calibration": calib.describe(), "history": history,
@@ -375,12 +376,14 @@ def _validate(req: ExportRequest) -> None:
         raise EdgeposeError(f"unknown calibrator {req.calib!r}; choose from {', '.join(CALIBRATORS)}")
     if req.target not in TARGETS:
         raise EdgeposeError(f"unknown target {req.target!r}; choose from {', '.join(TARGETS)}")
-    from .qat import QAT_LOSSES, QAT_SELECTIONS
+    from .qat import QAT_LOSSES, QAT_SCHEDULES, QAT_SELECTIONS
 
     if req.qat_loss not in QAT_LOSSES:
         raise EdgeposeError(f"unknown QAT loss {req.qat_loss!r}; choose from {', '.join(QAT_LOSSES)}")
     if req.qat_select not in QAT_SELECTIONS:
         raise EdgeposeError(f"unknown QAT selection {req.qat_select!r}; choose from {', '.join(QAT_SELECTIONS)}")
+    if req.qat_schedule not in QAT_SCHEDULES:
+        raise EdgeposeError(f"unknown QAT schedule {req.qat_schedule!r}; choose from {', '.join(QAT_SCHEDULES)}")
     if req.qat_device == "cuda" and not torch.cuda.is_available():
         raise EdgeposeError("--qat-device cuda: no CUDA GPU visible to torch")
     if req.engine and req.precision == "fp32":

@@ -135,12 +135,14 @@ class _ShareTree:
 QAT_LOSSES = ("labels", "distill")
 #: How the epoch to keep is chosen on validation: closeness to the fp32 model's outputs, or PCK@20 on the labels.
 QAT_SELECTIONS = ("fidelity", "pck20")
+#: Learning-rate schedule over the whole fine-tune: constant, or a per-step cosine decay to zero.
+QAT_SCHEDULES = ("constant", "cosine")
 
 
 def finetune(qat: QATModel, ds: CSIDataset, spec: SplitSpec, epochs: int = 2, lr: float = 2e-5,
              batch_size: int = 64, seed: int = 0, max_windows: int | None = None, loss: str = "labels",
              teacher: nn.Module | None = None, device: str = "cpu", select: str = "fidelity",
-             log: Callable[[str], None] = print) -> list[dict]:
+             schedule: str = "constant", log: Callable[[str], None] = print) -> list[dict]:
     """Fine-tune the fake-quant model on clean training windows (BN folded, dropout off).
 
     ``loss``: ``labels`` fits the pose loss to the labels; ``distill`` fits the fake-quant model's
@@ -152,6 +154,8 @@ def finetune(qat: QATModel, ds: CSIDataset, spec: SplitSpec, epochs: int = 2, lr
     distance; it does not depend on label noise, which on a validation split of a dozen
     recordings moves PCK@20 by about a point), ``"pck20"`` the highest PCK@20 (ties: MPJPE).
     ``device``: where to train (``cpu`` or ``cuda``); the model is back on the CPU afterwards.
+    ``schedule``: ``constant`` keeps ``lr``; ``cosine`` decays it per step to zero at the last step,
+    so late epochs move the weights less and adjacent epochs differ less.
     """
     from ..evaluate import score
     from ..metrics import pck_at
@@ -160,6 +164,8 @@ def finetune(qat: QATModel, ds: CSIDataset, spec: SplitSpec, epochs: int = 2, lr
         raise ValueError(f"unknown QAT loss {loss!r}; choose from {', '.join(QAT_LOSSES)}")
     if select not in QAT_SELECTIONS:
         raise ValueError(f"unknown QAT selection {select!r}; choose from {', '.join(QAT_SELECTIONS)}")
+    if schedule not in QAT_SCHEDULES:
+        raise ValueError(f"unknown QAT schedule {schedule!r}; choose from {', '.join(QAT_SCHEDULES)}")
     if (loss == "distill" or select == "fidelity") and teacher is None:
         raise ValueError(f"loss {loss!r} with selection {select!r} needs the fp32 teacher model")
     dev = torch.device(device)
@@ -199,6 +205,10 @@ def finetune(qat: QATModel, ds: CSIDataset, spec: SplitSpec, epochs: int = 2, lr
             return (-round(v["val_fidelity"], 12), round(v["val_pck20"], 9))
         return (round(v["val_pck20"], 9), -v["val_mpjpe"])
 
+    per_epoch = len(idx_all) if not max_windows else min(len(idx_all), max_windows)
+    total_steps = max(1, epochs * -(-per_epoch // batch_size))
+    sched = (torch.optim.lr_scheduler.LambdaLR(opt, lambda k: 0.5 * (1.0 + np.cos(np.pi * min(k, total_steps) / total_steps)))
+             if schedule == "cosine" else None)
     v0 = validate()
     if not len(val_idx):
         log("  QAT: no clean validation windows to choose an epoch on; the PTQ start is kept")
@@ -223,6 +233,8 @@ def finetune(qat: QATModel, ds: CSIDataset, spec: SplitSpec, epochs: int = 2, lr
             value.backward()
             nn.utils.clip_grad_norm_(params, 1.0)
             opt.step()
+            if sched is not None:
+                sched.step()
             total += float(value.detach()) * len(b)
         v = validate()
         history.append({"epoch": epoch + 1, "loss": total / max(len(order), 1), **v})
@@ -242,4 +254,4 @@ def finetune(qat: QATModel, ds: CSIDataset, spec: SplitSpec, epochs: int = 2, lr
     return history
 
 
-__all__ = ["FakeQuantConv", "QATModel", "QAT_LOSSES", "QAT_SELECTIONS", "build_qat_model", "finetune"]
+__all__ = ["FakeQuantConv", "QATModel", "QAT_LOSSES", "QAT_SCHEDULES", "QAT_SELECTIONS", "build_qat_model", "finetune"]
