@@ -47,7 +47,7 @@ class SpinRuntime(adapters.RuntimeAdapter):
     name: str = "spin"
     slow_node: str = ""
     float_us: float = 100.0
-    int8_us: float = 30.0
+    int8_us: float = 10.0  # a flip must win clearly even on a busy machine (the search needs > 1 %)
     slow_us: float = 2000.0
 
     def available(self):
