@@ -175,3 +175,86 @@ def test_lower_bound_criterion_is_at_least_as_strict_and_recorded(tmp_path, teac
     assert len(lower["float_groups"]) >= len(point["float_groups"])
     with pytest.raises(EdgeposeError, match="guard criterion"):
         export(_req(ckpt, data, tmp_path / "bad", max_drop=0.5, guard_criterion="median"))
+
+
+class _CostProbe:
+    """A probe whose validation ΔPCK@20 is a fixed cost per int8 group (no model, no ONNX)."""
+
+    def __init__(self, tmp_path, cost: dict[str, float], passengers: set[str] = frozenset()):
+        self.group_names = list(cost)
+        self.cost, self.passengers, self.tmp, self.builds = cost, set(passengers), tmp_path, []
+
+    def build(self, int8, out=None):
+        self.builds.append(list(int8))
+        path = self.tmp / f"g{len(self.builds)}.onnx"
+        path.write_text(",".join(int8))
+        return path
+
+    def score(self, path):
+        return [g for g in path.read_text().split(",") if g]
+
+    def delta(self, int8):
+        return -sum(self.cost[g] for g in int8), 0.0
+
+    def delta_interval(self, path):
+        dp = self.delta(self.score(path))[0]
+        return dp, dp - 0.3, dp + 0.3
+
+
+def _records(cost: dict[str, float]):
+    from edgepose.analyze.sensitivity import GroupRecord
+
+    return [GroupRecord(g, "conv", ["Conv"], -c, 0.0, 30.0) for g, c in cost.items()]
+
+
+@pytest.fixture
+def weighted_ops_from_text(monkeypatch):
+    from edgepose.export import guard
+
+    def count(path):
+        return sum(1 for g in path.read_text().split(",") if g and not g.startswith("pool"))
+
+    monkeypatch.setattr(guard, "int8_weighted_ops", count)
+
+
+@pytest.mark.parametrize("criterion", ["point", "lower"])
+def test_bisection_finds_the_linear_prefix_with_far_fewer_graphs(tmp_path, weighted_ops_from_text, criterion):
+    from edgepose.export.guard import guard_search
+
+    rng = np.random.default_rng(3)
+    cost = {f"conv{i}": float(c) for i, c in enumerate(rng.exponential(0.3, 60))}
+    cost["pool"] = 0.0
+    out = {}
+    for strategy in ("linear", "bisect"):
+        probe = _CostProbe(tmp_path, cost, {"pool"})
+        out[strategy] = (guard_search(probe, _records(cost), 1.0, log=lambda s: None, criterion=criterion,
+                                      strategy=strategy), len(probe.builds))
+    (lin, n_lin), (bis, n_bis) = out["linear"], out["bisect"]
+    assert lin.met and bis.met and bis.strategy == "bisect" and bis.to_dict()["strategy"] == "bisect"
+    # costs add up, so restoring more never hurts: both walks stop at the same shortest prefix
+    assert bis.float_groups == lin.float_groups and bis.restore_order == lin.restore_order
+    assert len(lin.float_groups) > 20 and n_bis <= 10 < n_lin
+    judged = bis.choice.low_pp if criterion == "lower" else bis.choice.delta_pck20_pp
+    assert judged >= -1.0
+    ks = [len(s.float_groups) for s in bis.steps]
+    assert ks == sorted(ks) and ks[0] == 0  # the card lists the measured graphs in restore order
+
+
+def test_bisection_when_nothing_meets_the_budget_reports_the_closest(tmp_path, weighted_ops_from_text):
+    from edgepose.export.guard import guard_search
+
+    cost = {"conv0": 2.0, "conv1": 3.0, "pool": 0.0}  # conv0 alone already costs 2 pp
+    probe = _CostProbe(tmp_path, cost, {"pool"})
+    res = guard_search(probe, _records(cost), 1.0, log=lambda s: None, strategy="bisect")
+    assert not res.met and res.float_groups == ["conv1"] and res.choice.delta_pck20_pp == -2.0
+    assert "closest: -2.00 pp" in res.notes[0]
+    # restoring both convs would leave only the pool int8: built, found to be no int8 graph, never a step
+    assert ["pool"] in probe.builds
+    assert [s.float_groups for s in res.steps] == [[], ["conv1"]]
+
+
+def test_unknown_guard_strategy_is_refused(tmp_path, teacher):
+    ckpt, _ = teacher
+    with pytest.raises(EdgeposeError, match="unknown guard strategy 'binary'"):
+        export(ExportRequest(checkpoint=ckpt, out=tmp_path, precision="int8", max_drop=0.5,
+                             guard_strategy="binary", log=lambda s: None))

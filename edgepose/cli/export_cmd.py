@@ -46,6 +46,10 @@ from ._options import LazyDefaultOption, RegistryChoice, batches_option, path_ar
 @click.option("--max-drop", type=float, default=request_default("max_drop"), cls=LazyDefaultOption, metavar="PP",
               help="int8 accuracy guard: everything the target runs in int8, groups put back to float (most "
                    "sensitive first) until validation PCK@20 drops at most PP percentage points.")
+@click.option("--guard-strategy", type=RegistryChoice("edgepose.export.guard", "STRATEGIES"),
+              default=request_default("guard_strategy"), show_default=True, cls=LazyDefaultOption,
+              help="With --max-drop: re-measure after every restored group (linear), or bisect over how many "
+                   "groups are restored (bisect: ~log2(groups) graphs; assumes restoring more never hurts).")
 @click.option("--guard-criterion", type=RegistryChoice("edgepose.export.guard", "CRITERIA"),
               default=request_default("guard_criterion"), show_default=True, cls=LazyDefaultOption,
               help="With --max-drop: judge the validation ΔPCK@20 itself (point) or the lower end of its 95 % "
@@ -73,7 +77,7 @@ from ._options import LazyDefaultOption, RegistryChoice, batches_option, path_ar
 @click.option("--out", required=True, type=path_arg(), help="Artifact folder.")
 def export_cmd(checkpoint: str, precision: str, method: str | None, calib: str, target: str, recipe: str,
                engine: bool, data_dir: Path | None, calib_count: int, calib_seed: int, qat_epochs: int,
-               qat_lr: float, qat_loss: str, qat_select: str, qat_schedule: str, qat_device: str, max_drop: float | None, guard_criterion: str, best_effort: bool, objective: str | None,
+               qat_lr: float, qat_loss: str, qat_select: str, qat_schedule: str, qat_device: str, max_drop: float | None, guard_criterion: str, guard_strategy: str, best_effort: bool, objective: str | None,
                batches: tuple[int, ...], threads: int, runtime: str, search_minutes: float, no_profile_cache: bool,
                opset: int, out: Path) -> None:
     """Export a checkpoint to ONNX (fp32, fp16, int8 PTQ/QAT as QDQ) and optionally a TensorRT engine.
@@ -104,7 +108,7 @@ def export_cmd(checkpoint: str, precision: str, method: str | None, calib: str, 
                       calib=calib, target=target, recipe=recipe, engine=engine, calib_count=calib_count,
                       calib_seed=calib_seed, qat_epochs=qat_epochs, qat_lr=qat_lr, qat_loss=qat_loss,
                       qat_select=qat_select, qat_schedule=qat_schedule, qat_device=qat_device, opset=opset,
-                      max_drop=max_drop, guard_criterion=guard_criterion, best_effort=best_effort,
+                      max_drop=max_drop, guard_criterion=guard_criterion, guard_strategy=guard_strategy, best_effort=best_effort,
                       **(dict(objective=objective, batches=batches, threads=threads, runtime=runtime,
                               search_minutes=search_minutes, profile_cache=not no_profile_cache) if objective else {})):
         path, card = art.path, art.card

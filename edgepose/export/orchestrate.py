@@ -69,6 +69,7 @@ class ExportRequest:
     best_effort: bool = False
     guard_val_windows: int | None = None
     guard_criterion: str = "point"
+    guard_strategy: str = "linear"
     objective: str | None = None
     batches: tuple[int, ...] = (1, 64)
     threads: int = 0
@@ -329,7 +330,8 @@ def _guarded(ctx: _Context) -> Path:
         records.extend(measure_groups(probe, req.log, sqnr=False))
         return records
 
-    result = guard_search(probe, scan, req.max_drop, req.log, criterion=req.guard_criterion)
+    result = guard_search(probe, scan, req.max_drop, req.log, criterion=req.guard_criterion,
+                          strategy=req.guard_strategy)
     if not result.met and not req.best_effort:
         raise EdgeposeError(f"{result.notes[0]}; nothing written (pass --best-effort to write the closest)",
                             req.checkpoint)
@@ -400,10 +402,12 @@ def _validate(req: ExportRequest) -> None:
     from .planned import validate as validate_plan
 
     validate_plan(req)
-    from .guard import CRITERIA
+    from .guard import CRITERIA, STRATEGIES
 
     if req.guard_criterion not in CRITERIA:
         raise EdgeposeError(f"unknown guard criterion {req.guard_criterion!r}; choose from {', '.join(CRITERIA)}")
+    if req.guard_strategy not in STRATEGIES:
+        raise EdgeposeError(f"unknown guard strategy {req.guard_strategy!r}; choose from {', '.join(STRATEGIES)}")
     if req.best_effort and (req.max_drop is None or req.objective is not None):
         raise EdgeposeError("--best-effort applies to the accuracy guard alone: add --max-drop PP "
                             "(an --objective plan is never outside its budget: it falls back to float)")

@@ -107,7 +107,8 @@ def export_planned(ctx) -> Path:
 
     # 1. accuracy: what each group costs alone, and the most-int8 set within budget
     records = {r.name: r for r in measure_groups(probe, log, sqnr=False)}
-    guard = guard_search(probe, list(records.values()), budget, log, criterion=req.guard_criterion)
+    guard = guard_search(probe, list(records.values()), budget, log, criterion=req.guard_criterion,
+                         strategy=req.guard_strategy)
     allowed = guard.int8_groups if guard.met else []
     notes: list[str] = [] if guard.met else [f"{guard.notes[0]}: no group may be int8"]
     ranked = [r.name for r in sorted(records.values(), key=lambda r: r.sort_key())]
