@@ -90,3 +90,29 @@ def test_verdict_names_a_faster_artifact_that_failed_the_gate():
     assert c.row is FP32 and [g["label"] for g, _ in c.gated_out] == ["int8"]
     text = sentence(c, "box")
     assert "outside the accuracy gate: int8" in text and "CI low -2.70 pp" in text
+
+
+def test_too_few_undisturbed_rounds_is_a_tie_said_in_words():
+    """One or two rounds left after disturbed ones are dropped: no IQR, so no clear win (a real report
+    once called fp32 'clear of the next fastest' from a single round)."""
+    fp32 = _row("fp32", "fp32", [1.0], (0.0, 0.0, 0.0), 3.4)
+    int8 = _row("int8", "int8", [1.4], (-0.1, -0.4, 0.2), 1.0)
+    c = choose([fp32, int8], "1")
+    assert c.outcome == "tie" and c.few_rounds == 1 and c.row is int8  # same accuracy class, smaller
+    text = sentence(c, "box")
+    assert "only 1 undisturbed paired round: too few to tell speeds apart" in text and "clear" not in text
+    two = choose([_row("fp32", "fp32", [1.0, 1.0], (0.0, 0.0, 0.0), 3.4),
+                  _row("int8", "int8", [1.5, 1.6], (-0.1, -0.4, 0.2), 1.0)], "1")
+    assert two.outcome == "tie" and two.few_rounds == 2
+    three = choose([_row("fp32", "fp32", [1.0] * 3, (0.0, 0.0, 0.0), 3.4),
+                    _row("int8", "int8", [1.5, 1.6, 1.55], (-0.1, -0.4, 0.2), 1.0)], "1")
+    assert three.outcome == "win" and three.few_rounds is None
+
+
+def test_tie_broken_by_accuracy_then_size_names_only_the_size_peers():
+    worse = _row("fp16", "fp16", [1.0, 1.01, 0.99, 1.0, 1.0], (-0.07, -0.14, -0.01), 1.7)  # CI wholly below 0
+    twin = _row("fp32 torch", "fp32", [0.99, 1.0, 1.01, 1.0, 1.0], (0.0, 0.0, 0.0), 3.5, kind="torch")
+    c = choose([FP32, worse, twin], "1")
+    assert c.row is FP32 and c.broken_by == "accuracy, then size" and c.size_peers == [twin]
+    text = sentence(c, "box")
+    assert "broken by accuracy, then by size (3.40 MB vs 3.50 MB)" in text and "1.70" not in text

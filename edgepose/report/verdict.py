@@ -7,7 +7,9 @@
    fp32". Results without an interval fall back to the point estimate and say so.
 2. **Speed.** Every candidate's speed is its ratio to fp32 ONNX timed in the same round, as a
    median and inter-quartile range over the undisturbed rounds. The fastest by median wins
-   outright only when its IQR stays clear of (wholly above) every other candidate's.
+   outright only when its IQR stays clear of (wholly above) every other candidate's, and only
+   when both were timed in at least ``MIN_ROUNDS`` undisturbed rounds (the IQR of one or two
+   rounds is not a spread: a noisy machine that leaves out most rounds yields a tie, not a win).
 3. **Tie.** Otherwise the candidates whose IQR overlaps the leader's are tied on speed; the tie is
    broken by accuracy (the interval classes of step 1), then by size on disk, and the verdict
    says "tie" in words.
@@ -22,6 +24,8 @@ from ..metrics import pck_at
 
 #: An artifact may lose at most this much PCK@20 (percentage points, CI lower end) against fp32.
 MAX_DROP_PP = 1.0
+#: Undisturbed paired rounds a candidate needs before its speed can be called clearly different.
+MIN_ROUNDS = 3
 #: Relative band given to a single p50 when a results file has no paired rounds (schema 1).
 UNPAIRED_BAND = 0.05
 
@@ -92,9 +96,11 @@ class Choice:
     speed: dict
     accuracy: Accuracy
     tied: list[dict] = field(default_factory=list)   # other rows tied on speed
-    broken_by: str | None = None                      # "accuracy" | "size" when tied
+    broken_by: str | None = None                      # "accuracy" | "size" | "accuracy, then size" when tied
     runner_up: dict | None = None
     gated_out: list[tuple[dict, dict]] = field(default_factory=list)  # faster rows that failed the accuracy gate
+    few_rounds: int | None = None                     # undisturbed rounds, when too few to separate speeds
+    size_peers: list[dict] = field(default_factory=list)  # tied rows as accurate as the choice (size decided)
 
     @property
     def outcome(self) -> str:
@@ -113,18 +119,30 @@ def choose(rows: list[dict], batch: str, max_drop_pp: float = MAX_DROP_PP, targe
         return None
     cands.sort(key=lambda c: -c[1]["median"])
     leader = cands[0]
-    tied = [c for c in cands if c is leader or not clear_of(leader[1], c[1])]
+    tied = [c for c in cands if c is leader or not _clearly_faster(leader[1], c[1])]
     if len(tied) == 1:
         runner = cands[1][0] if len(cands) > 1 else None
         choice = Choice(batch, target, leader[0], leader[1], leader[2], runner_up=runner)
     else:
         best = max(tied, key=lambda c: (c[2].rank, -c[0]["bytes"], c[1]["median"]))
         others = [c for c in tied if c is not best]
-        by_accuracy = best[2].rank > max(c[2].rank for c in others)
+        peers = [c[0] for c in others if c[2].rank == best[2].rank]  # as accurate: size decided among these
+        broken = "size" if len(peers) == len(others) else ("accuracy, then size" if peers else "accuracy")
         choice = Choice(batch, target, best[0], best[1], best[2], tied=[c[0] for c in others],
-                        broken_by="accuracy" if by_accuracy else "size")
+                        broken_by=broken, size_peers=peers)
     choice.gated_out = [(r, sp) for r, sp, _ in gated if sp["median"] > choice.speed["median"]]
+    rounds = min((c[1].get("n", 0) for c in cands if not c[1].get("unpaired")), default=None)
+    if choice.tied and rounds is not None and rounds < MIN_ROUNDS:
+        choice.few_rounds = rounds
     return choice
+
+
+def _clearly_faster(a: dict, b: dict) -> bool:
+    """``a``'s ratio spread is wholly above ``b``'s, over enough paired rounds to call it a spread."""
+    paired = not (a.get("unpaired") or b.get("unpaired"))
+    if paired and min(a.get("n", 0), b.get("n", 0)) < MIN_ROUNDS:
+        return False
+    return clear_of(a, b)
 
 
 def _ratio_text(rec: dict) -> str:
@@ -149,11 +167,12 @@ def sentence(c: Choice, machine: str) -> str:
             speed = f"the fastest candidate{nxt}"
     else:
         names = ", ".join(f"{t['label']} on {t['backend']}" for t in c.tied)
-        if c.broken_by == "accuracy":
-            why = "broken by accuracy"
-        else:
-            why = f"broken by size ({r['size_mb']:.2f} MB vs " + ", ".join(f"{t['size_mb']:.2f}" for t in c.tied) + " MB)"
-        speed = f"a speed tie with {names} at {_ratio_text(c.speed)}, {why}"
+        sizes = f"({r['size_mb']:.2f} MB vs " + ", ".join(f"{t['size_mb']:.2f}" for t in c.size_peers) + " MB)"
+        why = {"accuracy": "broken by accuracy", "size": f"broken by size {sizes}",
+               "accuracy, then size": f"broken by accuracy, then by size {sizes}"}[c.broken_by]
+        few = (f" (only {c.few_rounds} undisturbed paired round{'s' if c.few_rounds != 1 else ''}: too few to "
+               "tell speeds apart)" if c.few_rounds is not None else "")
+        speed = f"a speed tie with {names}{few} at {_ratio_text(c.speed)}, {why}"
     gated = ""
     if c.gated_out:
         gated = "; faster but outside the accuracy gate: " + ", ".join(
