@@ -16,7 +16,7 @@ from ..io import atomic_path, read_json
 from ..metrics import pck_at
 from .plots import accuracy_plot, pareto, plan_plot, speed_plot
 from .render import Block, Figure, to_html, to_markdown
-from .verdict import MAX_DROP_PP, pck20, sentence, verdict_choices
+from .verdict import MAX_DROP_PP, MIN_ROUNDS, pck20, sentence, verdict_choices
 
 __all__ = ["MAX_DROP_PP", "build_report", "load_results", "pareto", "verdicts"]
 
@@ -242,8 +242,8 @@ def build_report(paths: list[Path], out_dir: Path, max_drop_pp: float = MAX_DROP
               Block("p", f"Rule: an artifact qualifies when the lower end of the 95 % interval of its ΔPCK@20 vs fp32 "
                          f"(paired bootstrap over test recordings) is ≥ −{max_drop_pp:g} pp. Among those, the fastest "
                          "by its median speed ratio to fp32 ONNX in the same round wins only when its inter-quartile "
-                         "range stays above every other's; otherwise it is a tie, broken by accuracy (by the interval), "
-                         "then by size on disk."),
+                         f"range stays above every other's, over at least {MIN_ROUNDS} undisturbed rounds; otherwise it is a "
+                         "tie, broken by accuracy (by the interval), then by size on disk."),
               Block("h2", "Speed (paired rounds)"), _speed_table(rows, batches),
               Block("ul", items=_rounds_lines(docs)),
               Block("p", "Latency per batch call, median over the undisturbed rounds; × fp32 ONNX is the per-round "
