@@ -116,3 +116,12 @@ def test_tie_broken_by_accuracy_then_size_names_only_the_size_peers():
     assert c.row is FP32 and c.broken_by == "accuracy, then size" and c.size_peers == [twin]
     text = sentence(c, "box")
     assert "broken by accuracy, then by size (3.40 MB vs 3.50 MB)" in text and "1.70" not in text
+
+
+def test_rounds_that_were_all_disturbed_count_as_none():
+    fp32 = _row("fp32", "fp32", [1.0] * 5, (0.0, 0.0, 0.0), 3.4)
+    int8 = _row("int8", "int8", [1.5, 1.6, 1.55, 1.58, 1.52], (-0.1, -0.4, 0.2), 1.0)
+    for r in (fp32, int8):
+        r["speed_vs_fp32_onnx"]["1"]["all_rounds_disturbed"] = True
+    c = choose([fp32, int8], "1")
+    assert c.outcome == "tie" and c.few_rounds == 0

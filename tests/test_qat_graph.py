@@ -67,6 +67,15 @@ def test_graph_simulation_computes_what_onnx_runtime_computes(graphs):
     assert err.mean() < 0.25 * quant_err.mean(), (err.mean(), quant_err.mean())
 
 
+def test_the_simulation_survives_a_deep_copy(graphs):
+    """finetune snapshots state dicts; a module copy must run (node attributes are held by value)."""
+    import copy
+
+    g = build_graph_qat(onnx.load(str(graphs["glob"])), onnx.load(str(graphs["fp32"])), graphs["names"])
+    twin = copy.deepcopy(g)
+    np.testing.assert_array_equal(_sim(twin, graphs["x"]), _sim(g, graphs["x"]))
+
+
 def test_unchanged_parameters_write_back_the_ptq_graph(graphs):
     ptq, fp32 = onnx.load(str(graphs["glob"])), onnx.load(str(graphs["fp32"]))
     out = build_graph_qat(ptq, fp32, graphs["names"]).to_qdq()

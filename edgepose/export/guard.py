@@ -154,10 +154,12 @@ def guard_search(probe: Probe, records: list[GroupRecord] | Callable[[], list[Gr
         raise EdgeposeError("no group of this graph runs a convolution or matmul in int8 for this target")
     if passes(first):
         return result(0)
+    last = len(groups) - 1  # at least one group stays int8
+    if last < 1:
+        return result(None)
     measured = records() if callable(records) else records  # the all-int8 graph missed: rank the groups now
     order = [r.name for r in sorted(measured, key=GroupRecord.sort_key)]
     order += [g for g in groups if g not in set(order)]  # unmeasured groups go last
-    last = len(groups) - 1  # at least one group stays int8
     if strategy == "linear":
         for k in range(1, last + 1):
             step = measure(k)

@@ -284,7 +284,9 @@ def _qat(ctx, ptq_path, calib, params, recipe, target, x, y, ref) -> Path:
     card = {**ctx.base_card("int8"), "method": "qat", "target": target.name,
             "recipe": {**params, "calibrator_init": req.calib, "qat_epochs": req.qat_epochs, "qat_lr": req.qat_lr,
                        "qat_loss": req.qat_loss, "qat_schedule": req.qat_schedule, "selection": f"validation {req.qat_select}, start included",
-                       "activation_scales": "frozen from PTQ calibration", "weight_scales": "max|w|/qmax, frozen at export",
+                       "activation_scales": "frozen from PTQ calibration",
+                       "weight_scales": "max|w|/qmax, frozen at export" + (
+                           "; other quantized constants on their frozen PTQ grid" if recipe.quantize_all_ops else ""),
                        **simulation},
             "calibration": calib.describe(), "history": history,
             "parity": {"fake_quant_vs_onnx_int8": gate, "vs_fp32_torch": parity(ref, shipped, y, torso),

@@ -154,7 +154,7 @@ def finetune(qat: QATModel, ds: CSIDataset, spec: SplitSpec, epochs: int = 2, lr
     distance; it does not depend on label noise, which on a validation split of a dozen
     recordings moves PCK@20 by about a point), ``"pck20"`` the highest PCK@20 (ties: MPJPE).
     ``device``: where to train (``cpu`` or ``cuda``); the model is back on the CPU afterwards.
-    ``schedule``: ``constant`` keeps ``lr``; ``cosine`` decays it per step to zero at the last step,
+    ``schedule``: ``constant`` keeps ``lr``; ``cosine`` decays it per step towards zero over all steps,
     so late epochs move the weights less and adjacent epochs differ less.
     """
     from ..evaluate import score

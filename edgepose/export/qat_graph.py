@@ -111,8 +111,10 @@ def _average_pool(ins: list, a: dict) -> torch.Tensor:
     pads = list(a.get("pads", [0] * (2 * nd)))
     if pads[:nd] != pads[nd:] or a.get("auto_pad", b"NOTSET") not in (b"NOTSET", "NOTSET"):
         raise EdgeposeError("QAT on the graph: AveragePool with asymmetric or automatic padding is not supported")
+    if any(d != 1 for d in a.get("dilations", [1] * nd)):
+        raise EdgeposeError("QAT on the graph: AveragePool with dilations is not supported")
     fn = (F.avg_pool1d, F.avg_pool2d, F.avg_pool3d)[nd - 1]
-    return fn(x, k, stride=a.get("strides", k), padding=pads[:nd], ceil_mode=bool(a.get("ceil_mode", 0)),
+    return fn(x, k, stride=a.get("strides", [1] * nd), padding=pads[:nd], ceil_mode=bool(a.get("ceil_mode", 0)),
               count_include_pad=bool(a.get("count_include_pad", 0)))
 
 
@@ -176,6 +178,9 @@ class GraphQAT(nn.Module):
         super().__init__()
         self.proto = qdq
         graph = qdq.graph
+        opset = next((o.version for o in qdq.opset_import if o.domain in ("", "ai.onnx")), 0)
+        if opset < 13:  # Squeeze/Unsqueeze axes as inputs and Softmax over one axis need opset ≥ 13
+            raise EdgeposeError(f"QAT on the graph needs an opset ≥ 13 graph; this one is opset {opset}")
         inits = {t.name: numpy_helper.to_array(t) for t in graph.initializer}
         floats = {t.name: numpy_helper.to_array(t) for t in fp32.graph.initializer}
         unsupported = sorted({n.op_type for n in graph.node} - set(OPS) - {"QuantizeLinear", "DequantizeLinear"})
@@ -205,7 +210,7 @@ class GraphQAT(nn.Module):
         self.param_quant: dict[str, _ParamQuant] = {}
         self.act_quant: dict[str, tuple[float, int, int, int]] = {}  # DQ output → (scale, zp, qmin, qmax)
         self._consts: dict[str, torch.Tensor] = {}
-        self.steps: list[tuple[str, onnx.NodeProto]] = []
+        self.steps: list[tuple[str, onnx.NodeProto, dict]] = []
         for n in graph.node:
             if n.op_type == "DequantizeLinear" and n.input[0] in inits:
                 self._add_param_dq(n, inits, floats, producer, keep_param)
@@ -224,7 +229,7 @@ class GraphQAT(nn.Module):
                     if qmin is None:
                         raise EdgeposeError(f"QAT on the graph: activation type {zp.dtype} at {n.name}")
                     self.act_quant[c.output[0]] = (float(inits[n.input[1]]), int(zp), qmin, qmax)
-                    self.steps.append(("fq", c))
+                    self.steps.append(("fq", c, {}))
                 continue
             if n.op_type == "DequantizeLinear":
                 continue  # the partner of a QuantizeLinear, run as its fake-quant above
@@ -234,7 +239,7 @@ class GraphQAT(nn.Module):
                         keep_param(i, floats[i])
                     else:
                         self._consts[i] = torch.from_numpy(np.asarray(inits[i]).copy())
-            self.steps.append(("op", n))
+            self.steps.append(("op", n, _attrs(n)))  # attributes held by value: the module deep-copies
         for name, t in list(self._consts.items()):
             key = f"c{len(self._key)}"
             self._key[name] = key
@@ -244,7 +249,6 @@ class GraphQAT(nn.Module):
             if pq.rule == "bias" and pq.bias_scales[1] not in self.param_quant:
                 pq.rule, pq.bias_scales = "frozen", None
         self._q_input = {n.output[0]: n.input[0] for n in graph.node if n.op_type == "QuantizeLinear"}
-        self._attr = {id(n): _attrs(n) for _, n in self.steps}
 
     @property
     def fake(self) -> "GraphQAT":
@@ -333,7 +337,7 @@ class GraphQAT(nn.Module):
     def forward(self, x: torch.Tensor) -> torch.Tensor:
         env: dict[str, torch.Tensor] = {self.inputs[0]: x}
         cache: dict[str, torch.Tensor] = {}
-        for kind, n in self.steps:
+        for kind, n, attrs in self.steps:
             if kind == "fq":
                 s, zp, qmin, qmax = self.act_quant[n.output[0]]
                 src = self._get(env, self._q_input[n.input[0]])  # the float tensor the QuantizeLinear reads
@@ -349,7 +353,7 @@ class GraphQAT(nn.Module):
                     ins.append(cache[i])
                 else:
                     ins.append(self._get(env, i))
-            env[n.output[0]] = OPS[n.op_type](ins, self._attr[id(n)])
+            env[n.output[0]] = OPS[n.op_type](ins, attrs)
         return env[self.outputs[0]]
 
     # -- export ---------------------------------------------------------------------------------
@@ -374,9 +378,9 @@ class GraphQAT(nn.Module):
                 q = torch.clamp(torch.round(sim / s_b) + zp_b, qmin, qmax).numpy().astype(pq.dtype)
             values[pq.q_name] = q
             values[pq.scale_name] = s.numpy().astype(np.float32).reshape(np.shape(pq.frozen_scale))
-        for name, key in self._key.items():
-            if key.startswith("p") and name not in {pq.float_name for pq in self.param_quant.values()}:
-                values[name] = self.params[key].detach().cpu().numpy().astype(np.float32)
+        for name, key in self._key.items():  # float parameters the graph reads unquantized (written where present)
+            if key.startswith("p"):
+                values.setdefault(name, self.params[key].detach().cpu().numpy().astype(np.float32))
         for i, t in enumerate(out.graph.initializer):
             if t.name in values:
                 new = numpy_helper.from_array(values[t.name], t.name)

@@ -131,16 +131,21 @@ def choose(rows: list[dict], batch: str, max_drop_pp: float = MAX_DROP_PP, targe
         choice = Choice(batch, target, best[0], best[1], best[2], tied=[c[0] for c in others],
                         broken_by=broken, size_peers=peers)
     choice.gated_out = [(r, sp) for r, sp, _ in gated if sp["median"] > choice.speed["median"]]
-    rounds = min((c[1].get("n", 0) for c in cands if not c[1].get("unpaired")), default=None)
+    rounds = min((_undisturbed(c[1]) for c in cands if not c[1].get("unpaired")), default=None)
     if choice.tied and rounds is not None and rounds < MIN_ROUNDS:
         choice.few_rounds = rounds
     return choice
 
 
+def _undisturbed(rec: dict) -> int:
+    """Rounds behind a paired ratio record that the probe did not mark as disturbed."""
+    return 0 if rec.get("all_rounds_disturbed") else int(rec.get("n", 0))
+
+
 def _clearly_faster(a: dict, b: dict) -> bool:
     """``a``'s ratio spread is wholly above ``b``'s, over enough paired rounds to call it a spread."""
     paired = not (a.get("unpaired") or b.get("unpaired"))
-    if paired and min(a.get("n", 0), b.get("n", 0)) < MIN_ROUNDS:
+    if paired and min(_undisturbed(a), _undisturbed(b)) < MIN_ROUNDS:
         return False
     return clear_of(a, b)
 
