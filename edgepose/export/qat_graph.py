@@ -37,6 +37,7 @@ from onnx import numpy_helper
 from torch import nn
 
 from ..errors import EdgeposeError
+from .qat import _ste_round
 
 
 def _attrs(node: onnx.NodeProto) -> dict:
@@ -141,10 +142,6 @@ OPS: dict[str, Callable[[list, dict], torch.Tensor]] = {
 }
 
 _RANGES = {np.dtype(np.uint8): (0, 255), np.dtype(np.int8): (-128, 127)}
-
-
-def _ste_round(x: torch.Tensor) -> torch.Tensor:
-    return x + (torch.round(x) - x).detach()
 
 
 class _ParamQuant:
