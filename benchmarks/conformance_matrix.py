@@ -57,7 +57,7 @@ def main() -> None:
               f"{cpu_summary()['cpu_model']} ({platform.machine()}).\n\nEach cell writes its dataset with plain "
               "numpy / scipy (not the synthetic generator), makes an untrained checkpoint (BatchNorm statistics "
               "re-estimated on the data so the output depends on the input), exports through "
-              "`edgepose.export.export` (its parity gate included), loads the artifact in ONNX Runtime and checks "
+              "`edgepose.exporting.export` (its parity gate included), loads the artifact in ONNX Runtime and checks "
               "finite, input-dependent outputs; each (model, input, data) group is then benched (batch 1 and 3, "
               "in-process) and reported. Data sizes: "
               + "; ".join(f"`{s.name}` {s.files} files × {s.windows_per_file} windows, calib-count {s.calib_count}"

@@ -28,15 +28,7 @@ from pathlib import Path
 
 import numpy as np
 
-HERE = Path(__file__).parent
-
-
-def _load(name: str):
-    spec = importlib.util.spec_from_file_location(name, HERE / f"{name}.py")
-    mod = importlib.util.module_from_spec(spec)
-    spec.loader.exec_module(mod)
-    return mod
-
+from common import parse_calls, score_and_time, test_split, window_hits
 
 def rows(threads: int) -> dict[str, dict]:
     return {
@@ -93,15 +85,12 @@ PEERS = {"NNCF 3.x PTQ": ("nncf", peer_nncf), "ModelOpt ONNX PTQ": ("modelopt", 
 
 
 def measure(name: str, work: Path, threads: int, rounds: int, calls: dict[int, int], log=print) -> dict:
-    from edgepose.bench.stats import paired_bootstrap_delta
     from edgepose.data import SplitSpec
-    from edgepose.export import ExportRequest, export
-    from edgepose.export.calibration import CalibrationSet
+    from edgepose.exporting import ExportRequest, export
+    from edgepose.quantization.calibration import CalibrationSet
     from edgepose.runtime.session import ort_predict, ort_session
 
-    qt = _load("quant_table")
-    loop = _load("paired_loop")
-    ckpt, data, ds, idx, x, y, recs = qt.test_split(name)
+    ckpt, data, ds, idx, x, y, recs = test_split(name)
     arts: dict[str, Path] = {}
     cards: dict[str, dict] = {}
     seconds: dict[str, float] = {}
@@ -132,19 +121,11 @@ def measure(name: str, work: Path, threads: int, rounds: int, calls: dict[int, i
             log(f"  {row}: failed: {type(exc).__name__}: {exc}")
     torso = ds.layout.torso
     preds = {row: ort_predict(ort_session(p, threads=threads), x) for row, p in arts.items()}
-    base_hits = qt._window_hits(preds["fp32"], y, torso)
+    base_hits = window_hits(preds["fp32"], y, torso)
     res = {"model": name, "test_windows": int(len(idx)), "test_recordings": int(len(np.unique(recs))), "rows": []}
     for row, path in arts.items():
-        hits = qt._window_hits(preds[row], y, torso)
-        ci = paired_bootstrap_delta(hits, base_hits, recs)
-        entry = {"row": row, "file": path.name, "bytes": path.stat().st_size, "pck20": float(hits.mean()),
-                 "delta_pck20": ci.to_dict()}
-        if row != "fp32":
-            t = loop.run([arts["fp32"], path], threads, rounds, calls, False, data)
-            entry["p50_ms"] = {b: float(np.median(t["median_ms"][path.name][b])) for b in t["median_ms"][path.name]}
-            entry["fp32_p50_ms"] = {b: float(np.median(t["median_ms"][arts["fp32"].name][b]))
-                                    for b in t["median_ms"][arts["fp32"].name]}
-            entry["speed_vs_fp32"] = {b: s for b, s in t["speed_vs_baseline"][path.name].items()}
+        entry, ci = score_and_time(row, path, preds[row], base_hits, y, torso, recs, arts["fp32"], data, threads,
+                                   rounds, calls)
         plan = cards[row].get("plan")
         if plan:
             entry["plan"] = {k: plan[k] for k in ("int8_groups", "float_groups", "end_to_end", "validation", "notes",
@@ -162,10 +143,10 @@ def exhaustive_check(name: str, plan_card: dict, threads: int, seconds: float, k
     """Brute force over the ``k`` most consequential blocks, the rest as the plan has them."""
     import tempfile
 
-    from edgepose.bench.adapters import get_adapter
-    from edgepose.export.orchestrate import ExportRequest, load_context
-    from edgepose.precision.search import block_units, exhaustive, objective
-    from edgepose.precision.timer import GraphTimer, batch_inputs
+    from edgepose.timing.adapters import get_adapter
+    from edgepose.exporting import ExportRequest, load_context
+    from edgepose.quantization.planning.search import block_units, exhaustive, objective
+    from edgepose.quantization.planning.timer import GraphTimer, batch_inputs
 
     plan = plan_card["plan"]
     batches = [int(b) for b in plan["batches"]]
@@ -301,7 +282,6 @@ def main() -> None:
         out.with_suffix(".md").write_text(to_markdown(res))
         print(to_markdown(res))
         return
-    loop = _load("paired_loop")
     res = {"tool": "benchmarks/precision_plan.py", "created": dt.datetime.now(dt.timezone.utc).isoformat(timespec="seconds"),
            "machine": cpu_summary(), "threads": a.threads, "rounds": a.rounds, "calls": a.calls,
            "onnxruntime": onnxruntime.__version__, "models": []}
@@ -309,7 +289,7 @@ def main() -> None:
     before = {m["model"]: m for m in previous.get("models", [])}
     names = [m for m in a.models.split(",") if m]
     for name in names:
-        model = measure(name, a.work / f"{name}-{a.threads}t", a.threads, a.rounds, loop.parse_calls(a.calls))
+        model = measure(name, a.work / f"{name}-{a.threads}t", a.threads, a.rounds, parse_calls(a.calls))
         old = before.get(name, {})
         plan_file = lambda m: next((r["file"] for r in m.get("rows", []) if "plan" in r), None)  # noqa: E731
         if "exhaustive" in old and plan_file(old) == plan_file(model) and name not in a.exhaustive.split(","):

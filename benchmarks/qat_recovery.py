@@ -17,15 +17,15 @@ from __future__ import annotations
 
 import argparse
 import datetime as dt
-import importlib.util
 import json
 import time
 from pathlib import Path
 
 import numpy as np
 
+from common import test_split, window_hits
 
-HERE = Path(__file__).parent
+
 
 #: name → ExportRequest QAT fields
 VARIANTS = {
@@ -39,23 +39,13 @@ VARIANTS = {
 }
 
 
-def _quant_table():
-    """``benchmarks/quant_table.py`` as a module (its test-split loader and per-window PCK hits)."""
-    spec = importlib.util.spec_from_file_location("quant_table", HERE / "quant_table.py")
-    mod = importlib.util.module_from_spec(spec)
-    spec.loader.exec_module(mod)
-    return mod
-
-
 def run_case(model: str, target: str, recipe: str, variants: list[str], work: Path, device: str,
              deadline: float, select: str = "fidelity", save=lambda case: None, log=print) -> dict:
-    from edgepose.bench.stats import paired_bootstrap_delta
-    from edgepose.export import ExportRequest, export
+    from edgepose.stats import paired_bootstrap_delta
+    from edgepose.exporting import ExportRequest, export
     from edgepose.runtime.session import ort_predict, ort_session
 
-    qt = _quant_table()
-    _window_hits = qt._window_hits
-    ckpt, _data, ds, _idx, x, y, recs = qt.test_split(model)
+    ckpt, _data, ds, _idx, x, y, recs = test_split(model)
     torso = ds.layout.torso
     quiet = lambda s: log(f"    {s}")  # noqa: E731
     base = dict(checkpoint=ckpt, target=target, recipe=recipe, log=quiet)
@@ -63,12 +53,12 @@ def run_case(model: str, target: str, recipe: str, variants: list[str], work: Pa
     (fp32,) = export(ExportRequest(out=work / tag / "fp32", precision="fp32", **base))
     (ptq,) = export(ExportRequest(out=work / tag / "ptq", precision="int8", **base))
     fp32_out = ort_predict(ort_session(fp32), x)
-    ref = _window_hits(fp32_out, y, torso)
+    ref = window_hits(fp32_out, y, torso)
 
     def test_delta(path: Path) -> dict:
         out = ort_predict(ort_session(path), x)
         # fidelity: mean joint distance to the fp32 graph's outputs (no labels, so far less noisy than ΔPCK)
-        return {**paired_bootstrap_delta(_window_hits(out, y, torso), ref, recs).to_dict(),
+        return {**paired_bootstrap_delta(window_hits(out, y, torso), ref, recs).to_dict(),
                 "fidelity": float(np.linalg.norm(out - fp32_out, axis=-1).mean())}
 
     case = {"model": model, "target": target, "recipe": recipe, "ptq": {"file": ptq.name, "test": test_delta(ptq)},

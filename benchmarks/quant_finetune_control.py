@@ -3,7 +3,7 @@
     python benchmarks/quant_finetune_control.py wiflow-tiny 1024 2e-5,2e-4
 
 Arguments: zoo model, training windows per epoch, comma-separated learning rates. Prints the
-validation MPJPE history per lr (``edgepose.export.qat.finetune`` with no fake-quant wrappers),
+validation MPJPE history per lr (``edgepose.quantization.qat.finetune`` with no fake-quant wrappers),
 as JSON on the last line. The numbers in docs/quantization.md came from this script.
 """
 
@@ -15,9 +15,9 @@ import sys
 import tempfile
 from pathlib import Path
 
-from edgepose.export.fold import fold_batchnorm
-from edgepose.export.orchestrate import ExportRequest, load_context
-from edgepose.export.qat import QATModel, finetune
+from edgepose.exporting.fold import fold_batchnorm
+from edgepose.exporting import ExportRequest, load_context
+from edgepose.quantization.qat import QATModel, finetune
 
 
 def main() -> None:

@@ -1,11 +1,11 @@
 """The int8 comparison table: fp32, fp16, all-int8 PTQ, `safe` PTQ, `--max-drop 0.5`, QAT.
 
 For each model of the zoo given (default ``wiflow-half`` and ``wiflow-tiny``) every artifact is
-exported through ``edgepose.export`` from the shipped checkpoint on its default dataset, then:
+exported through ``edgepose.exporting`` from the shipped checkpoint on its default dataset, then:
 
 * size (bytes on disk);
 * PCK@20 on the clean test split and ΔPCK@20 against the fp32 ONNX graph with a paired bootstrap
-  95 % interval over test *recordings* (``edgepose.bench.stats.paired_bootstrap_delta``);
+  95 % interval over test *recordings* (``edgepose.stats.paired_bootstrap_delta``);
 * p50 latency at batch 1 and 64, each artifact timed against the fp32 graph with the two ONNX
   Runtime sessions alternated in one process (``benchmarks/paired_loop.py``), and the paired
   speed ratio (> 1: faster than fp32).
@@ -21,12 +21,13 @@ from __future__ import annotations
 
 import argparse
 import datetime as dt
-import importlib.util
 import json
 import time
 from pathlib import Path
 
 import numpy as np
+
+from common import parse_calls, score_and_time, test_split, window_hits
 
 ROWS = {  # row label → ExportRequest fields
     "fp32": dict(precision="fp32"),
@@ -38,43 +39,9 @@ ROWS = {  # row label → ExportRequest fields
 }
 
 
-def _paired_loop():
-    spec = importlib.util.spec_from_file_location("paired_loop", Path(__file__).with_name("paired_loop.py"))
-    mod = importlib.util.module_from_spec(spec)
-    spec.loader.exec_module(mod)
-    return mod
-
-
-def _window_hits(pred: np.ndarray, gt: np.ndarray, torso: tuple[int, int]) -> np.ndarray:
-    """Fraction of joints within PCK@20 per window."""
-    from edgepose.metrics import joint_errors
-
-    dist, d = joint_errors(pred, gt, torso)
-    with np.errstate(invalid="ignore"):
-        return np.mean(dist / d[:, None] <= 0.2, axis=1)
-
-
-def test_split(name: str):
-    """A zoo model's checkpoint, its default dataset and the clean test split it is scored on.
-
-    Returns ``(checkpoint, data, dataset, idx, x, y, recordings)``; shared by the benchmark scripts.
-    """
-    import edgepose as ep
-    from edgepose.data import open_dataset
-    from edgepose.zoo import resolve_checkpoint, resolve_dataset
-
-    ckpt = resolve_checkpoint(name)
-    data = resolve_dataset(ep.load_checkpoint(name).card, None, "calibration")
-    ds = open_dataset(data)
-    idx = ds.indices("test", clean=True)
-    x, y = ds.read(idx)
-    return ckpt, data, ds, idx, x, y, ds.window_file[idx]
-
-
 def measure_model(name: str, work: Path, rows: list[str], threads: int, rounds: int, calls: dict[int, int],
                   qat_max_windows: int | None, log=print) -> dict:
-    from edgepose.bench.stats import paired_bootstrap_delta
-    from edgepose.export import ExportRequest, export
+    from edgepose.exporting import ExportRequest, export
     from edgepose.runtime.session import ort_predict, ort_session
 
     ckpt, data, ds, idx, x, y, recs = test_split(name)
@@ -98,20 +65,14 @@ def measure_model(name: str, work: Path, rows: list[str], threads: int, rounds: 
     torso = ds.layout.torso
     preds = {row: ort_predict(ort_session(p, threads=threads), x) for row, p in arts.items()}
     base = preds["fp32"]
-    loop = _paired_loop()
     result = {"model": name, "checkpoint": str(ckpt), "dataset": str(data), "test_windows": int(len(idx)),
               "test_recordings": int(len(np.unique(recs))), "rows": []}
+    base_hits = window_hits(base, y, torso)
     for row, path in arts.items():
-        hits = _window_hits(preds[row], y, torso)
-        ci = paired_bootstrap_delta(hits, _window_hits(base, y, torso), recs)
-        entry = {"row": row, "file": path.name, "bytes": path.stat().st_size, "pck20": float(hits.mean()),
-                 "delta_pck20": ci.to_dict()}
-        if row != "fp32":
-            t = loop.run([arts["fp32"], path], threads, rounds, calls, False, data)
-            entry["p50_ms"] = {b: float(np.median(t["median_ms"][path.name][b])) for b in t["median_ms"][path.name]}
-            entry["fp32_p50_ms"] = {b: float(np.median(t["median_ms"][arts["fp32"].name][b]))
-                                    for b in t["median_ms"][arts["fp32"].name]}
-            entry["speed_vs_fp32"] = {b: s["median"] for b, s in t["speed_vs_baseline"][path.name].items()}
+        entry, ci = score_and_time(row, path, preds[row], base_hits, y, torso, recs, arts["fp32"], data, threads,
+                                   rounds, calls)
+        if "speed_vs_fp32" in entry:
+            entry["speed_vs_fp32"] = {b: s["median"] for b, s in entry["speed_vs_fp32"].items()}
         guard = cards[row].get("guard")
         if guard:
             entry["guard"] = {k: guard[k] for k in ("met", "best_effort", "float_groups", "validation", "test")}
@@ -174,12 +135,11 @@ def main() -> None:
         return
     from edgepose.runtime.cpu import cpu_summary
 
-    loop = _paired_loop()
     rows = [r for r in a.rows.split(";") if r]
     res = {"tool": "benchmarks/quant_table.py", "created": dt.datetime.now(dt.timezone.utc).isoformat(timespec="seconds"),
            "machine": cpu_summary(), "threads": a.threads, "rounds": a.rounds, "calls": a.calls, "models": []}
     for name in [m for m in a.models.split(",") if m]:
-        res["models"].append(measure_model(name, a.work / name, rows, a.threads, a.rounds, loop.parse_calls(a.calls),
+        res["models"].append(measure_model(name, a.work / name, rows, a.threads, a.rounds, parse_calls(a.calls),
                                            a.qat_max_windows))
     a.out.parent.mkdir(parents=True, exist_ok=True)
     a.out.with_suffix(".json").write_text(json.dumps(res, indent=2, default=str) + "\n")

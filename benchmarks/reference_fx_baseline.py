@@ -22,10 +22,10 @@ import numpy as np
 import torch
 
 from edgepose.data import SplitSpec, open_dataset
-from edgepose.evaluate import score, torch_predictor
+from edgepose.evaluation import score, torch_predictor
 from edgepose.io import write_json
-from edgepose.train import load_checkpoint
-from edgepose.train.loss import PoseLoss
+from edgepose.training import load_checkpoint
+from edgepose.training.loss import PoseLoss
 
 
 def _batches(ds, idx, batch, rng):
@@ -51,8 +51,7 @@ def main() -> None:
     torch.backends.quantized.engine = "fbgemm"
     model, card = load_checkpoint(args.checkpoint)
     ds = open_dataset(args.data)
-    s = card.get("split", {})
-    spec = SplitSpec(s.get("seed", 42), tuple(s.get("fractions", (0.7, 0.15, 0.15))))
+    spec = SplitSpec.from_card(card)
     test = ds.indices("test", spec=spec)
     train = ds.indices("train", spec=spec)
     example = (torch.from_numpy(ds.read(train[:2])[0]),)

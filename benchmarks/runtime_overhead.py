@@ -41,9 +41,9 @@ REPO = Path(__file__).resolve().parents[1]
 
 def build_bundles(work: Path, model: str) -> list[Path]:
     from edgepose.data.synth import SynthConfig, synthesize
-    from edgepose.deploy import package
-    from edgepose.export import ExportRequest, export
-    from edgepose.train import TrainConfig, fit
+    from edgepose.deployment import package
+    from edgepose.exporting import ExportRequest, export
+    from edgepose.training import TrainConfig, fit
 
     quiet = dict(log=lambda s: None)
     data, run, art = work / "data", work / "run", work / "artifacts"
@@ -187,7 +187,7 @@ def _loadavg() -> list[float] | None:
 def write_markdown(doc: dict, path: Path) -> None:
     cpu = doc["machine"]
     flags = ", ".join(k for k, v in cpu["cpu_flags"].items() if v)
-    lines = [f"# Edge runtime: overhead and small-box latency", "",
+    lines = ["# Edge runtime: overhead and small-box latency", "",
              f"{doc['created']} · {cpu['cpu_model']} ({cpu['arch']}, {cpu['cpu_count']} logical cores; flags: {flags}) · "
              f"onnxruntime {doc['versions']['onnxruntime']} · load average at start {doc['loadavg_start']}, "
              f"at end {doc['loadavg_end']} (machine shared with other jobs)", "",

@@ -49,7 +49,7 @@ def _pck(row: dict, t: str = "0.2", which: str = "clean") -> float:
 
 def default_int8(rows: list[dict]) -> dict | None:
     """The row of what ``edgepose export --precision int8`` writes with every other option at its default."""
-    from edgepose.export import ExportRequest
+    from edgepose.exporting import ExportRequest
 
     fields = ExportRequest.__dataclass_fields__
     calib, recipe, target = fields["calib"].default, fields["recipe"].default, fields["target"].default
@@ -77,7 +77,7 @@ class Summary:
 
 
 def _machine_line(res: dict) -> str:
-    from edgepose.bench.machine import describe_machine
+    from edgepose.benchmarking.machine import describe_machine
 
     return describe_machine(res["machine"], res.get("threads"), res.get("spinning"))
 

@@ -23,7 +23,7 @@ import torch
 from edgepose.data import open_dataset
 from edgepose.io import write_json
 from edgepose.models import create
-from edgepose.train.loss import PoseLoss
+from edgepose.training.loss import PoseLoss
 
 
 def main() -> None:

@@ -24,9 +24,9 @@ import torch
 
 from edgepose.data import SplitSpec, open_dataset
 from edgepose.data.synth.recording import SynthConfig
-from edgepose.evaluate import torch_predictor
+from edgepose.evaluation import torch_predictor
 from edgepose.metrics import pck
-from edgepose.train import load_checkpoint
+from edgepose.training import load_checkpoint
 
 
 def coverage(cfg: SynthConfig, split: dict) -> dict[int, str]:

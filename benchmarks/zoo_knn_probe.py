@@ -21,7 +21,7 @@ import numpy as np
 import torch
 
 from edgepose.data import SplitSpec, open_dataset
-from edgepose.evaluate import baseline_scores
+from edgepose.evaluation import baseline_scores
 from edgepose.metrics import PoseMeter
 
 

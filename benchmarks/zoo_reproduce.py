@@ -23,9 +23,9 @@ import torch
 
 from edgepose import zoo
 from edgepose.data import SplitSpec, open_dataset
-from edgepose.evaluate import evaluate, torch_predictor
+from edgepose.evaluation import score_splits, torch_predictor
 from edgepose.runtime.cpu import cpu_summary
-from edgepose.train import load_checkpoint
+from edgepose.training import load_checkpoint
 
 
 def _flatten(d, prefix=""):
@@ -72,7 +72,7 @@ def main() -> None:
         model, card = load_checkpoint(e.path)
         spec = SplitSpec(card["split"]["seed"], tuple(card["split"]["fractions"]))
         split_ok = ds.split_fingerprint(spec) == card["split"]["fingerprint"]
-        again = json.loads(json.dumps(evaluate(torch_predictor(model), ds, spec, splits=("test",))))
+        again = json.loads(json.dumps(score_splits(torch_predictor(model), ds, spec, splits=("test",))))
         diffs = {part: compare(card["metrics"]["test"][part], again["test"][part])
                  for part in ("clean", "full", "mean_pose")}
         ok = split_ok and not any(diffs.values())

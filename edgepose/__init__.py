@@ -1,9 +1,12 @@
 """edgepose: take a WiFi-CSI human-pose network from training to a measured, deployable edge artifact.
 
-``import edgepose as ep`` gives the whole chain as plain functions with typed results
-(:mod:`edgepose.api`). ``ep.train``, ``ep.evaluate``, ``ep.export``, ``ep.analyze``, ``ep.bench``, ``ep.report`` and
-``ep.doctor`` are also modules of the package; calling them calls the API function of the same name. Names import lazily: plain ``import edgepose`` loads no torch, onnx or
-onnxruntime.
+``import edgepose as ep`` gives the whole chain as plain functions (verbs) with typed results:
+``ep.synthesize``, ``ep.train``, ``ep.evaluate``, ``ep.export``, ``ep.analyze``, ``ep.bench``,
+``ep.report``, ``ep.run``, ``ep.package``, ``ep.verify``, ``ep.doctor`` (:mod:`edgepose.api`);
+the packages behind them are nouns (:mod:`edgepose.training`, :mod:`edgepose.quantization`,
+:mod:`edgepose.exporting`, :mod:`edgepose.benchmarking`, :mod:`edgepose.reporting`, …), so no
+function shares a name with a module. Names resolve lazily: ``import edgepose`` and reaching
+``ep.export`` load no torch, onnx or onnxruntime until a function is called.
 """
 
 from __future__ import annotations
@@ -11,31 +14,27 @@ from __future__ import annotations
 import importlib
 from typing import TYPE_CHECKING, Any
 
-__version__ = "0.2.0"
+from edgepose.version import __version__
 
 #: public name → module that defines it
 _EXPORTS = {
-    "Artifact": "edgepose.api", "BenchResult": "edgepose.api", "Checkpoint": "edgepose.api", "Scores": "edgepose.api",
-    "list_models": "edgepose.api", "list_pretrained": "edgepose.api", "load_checkpoint": "edgepose.api",
-    "load_dataset": "edgepose.api", "package": "edgepose.api", "run": "edgepose.api",
-    "synthesize": "edgepose.api", "verify": "edgepose.api",
+    **{name: "edgepose.api" for name in (
+        "analyze", "bench", "doctor", "evaluate", "export", "list_models", "list_pretrained", "load_checkpoint",
+        "load_dataset", "package", "report", "run", "synthesize", "train", "verify")},
+    **{name: "edgepose.results" for name in ("Artifact", "BenchResult", "Checkpoint", "Scores")},
     "EdgeposeError": "edgepose.errors",
 }
 
-#: subpackages that are also API functions: the module itself is callable (see edgepose._callable)
-_CALLABLE_MODULES = ("analyze", "bench", "doctor", "evaluate", "export", "report", "train")
-
-__all__ = ["__version__", *sorted([*_EXPORTS, *_CALLABLE_MODULES])]
+__all__ = ["__version__", *sorted(_EXPORTS)]
 
 if TYPE_CHECKING:  # pragma: no cover
-    from .api import (Artifact, BenchResult, Checkpoint, Scores, analyze, bench, doctor, evaluate, export, list_models,
-                      list_pretrained, load_checkpoint, load_dataset, package, report, run, synthesize, train, verify)
-    from .errors import EdgeposeError
+    from edgepose.api import (analyze, bench, doctor, evaluate, export, list_models, list_pretrained, load_checkpoint,
+                              load_dataset, package, report, run, synthesize, train, verify)
+    from edgepose.errors import EdgeposeError
+    from edgepose.results import Artifact, BenchResult, Checkpoint, Scores
 
 
 def __getattr__(name: str) -> Any:
-    if name in _CALLABLE_MODULES:
-        return importlib.import_module(f"{__name__}.{name}")
     module = _EXPORTS.get(name)
     if module is None:
         raise AttributeError(f"module 'edgepose' has no attribute {name!r}")
@@ -45,4 +44,4 @@ def __getattr__(name: str) -> Any:
 
 
 def __dir__() -> list[str]:
-    return sorted(set(globals()) | set(_EXPORTS) | set(_CALLABLE_MODULES))
+    return sorted(set(globals()) | set(_EXPORTS))

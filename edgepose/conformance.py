@@ -20,7 +20,7 @@ from pathlib import Path
 
 import numpy as np
 
-from .errors import EdgeposeError
+from edgepose.errors import EdgeposeError
 
 log = logging.getLogger(__name__)
 
@@ -116,7 +116,7 @@ def write_wiflow(out: Path, shape: Shape, size: DataSize, seed: int = 0) -> Path
     poses = (base + rng.normal(0, 0.05, (n, shape.joints, 2))).astype(np.float32)
     w2file = np.repeat(np.arange(size.files), size.windows_per_file)
     if size.all_but_one_train_corrupt:
-        from .data.split import split_files
+        from edgepose.data.split import split_files
 
         train_files = set(split_files(size.files)[0])
         train_windows = [i for i in range(n) if w2file[i] in train_files]
@@ -139,7 +139,7 @@ def write_mmfi(out: Path, shape: Shape, size: DataSize, seed: int = 0) -> Path:
     rng = np.random.default_rng(seed)
     if shape.channels != 342 or shape.window != 10 or shape.joints != 17:
         raise EdgeposeError(f"the MM-Fi layout is 342×10 → 17 joints, not {shape.channels}×{shape.window}")
-    from .data.split import split_files
+    from edgepose.data.split import split_files
 
     train_files = set(split_files(size.files)[0])
     first_train = min(train_files) if train_files else -1
@@ -166,10 +166,10 @@ def make_checkpoint(model: str, data: Path, out: Path, seed: int = 0) -> Path:
     """An untrained ``model`` adapted to the dataset's shape, saved with a full card."""
     import torch
 
-    from .data import SplitSpec, open_dataset
-    from .models import create
-    from .train.checkpoint import describe_model, save_checkpoint, versions
-    from .train.trainer import dataset_record
+    from edgepose.data import SplitSpec, open_dataset
+    from edgepose.models import create
+    from edgepose.training.checkpoint import describe_model, save_checkpoint, versions
+    from edgepose.training.trainer import dataset_record
 
     ds = open_dataset(data)
     c, t = ds.window_shape
@@ -203,8 +203,8 @@ def make_checkpoint(model: str, data: Path, out: Path, seed: int = 0) -> Path:
 
 def run_export(cell: Cell, ckpt: Path, data: Path, out: Path, size: DataSize) -> Cell:
     """Export one cell's artifact and load it in ONNX Runtime; fills ``ok``/``reason``."""
-    from .export import ExportRequest, export
-    from .runtime.session import ort_predict, ort_session
+    from edgepose.exporting import ExportRequest, export
+    from edgepose.runtime.session import ort_predict, ort_session
 
     p = PRECISIONS[cell.precision]
     t0 = time.perf_counter()
@@ -236,8 +236,8 @@ def bench_and_report(cells: list[Cell], artifact_dir: Path, data: Path, out: Pat
     A cell whose artifact does not appear in the bench rows, or whose bench or report failed, is
     marked ✗ with the reason.
     """
-    from .bench import TimingPlan, bench, write_results
-    from .report import build_report
+    from edgepose.benchmarking import TimingPlan, bench, write_results
+    from edgepose.reporting import build_report
 
     todo = [c for c in cells if c.ok]
     if not todo:

@@ -22,8 +22,8 @@ from typing import Any, Iterator
 
 import numpy as np
 
-from .errors import EdgeposeError
-from .runtime.jsonable import json_default as _json_default
+from edgepose.errors import EdgeposeError
+from edgepose.runtime.jsonable import json_default as _json_default
 
 
 @contextlib.contextmanager

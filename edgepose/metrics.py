@@ -18,7 +18,7 @@ from typing import Sequence
 
 import numpy as np
 
-from .errors import EdgeposeError
+from edgepose.errors import EdgeposeError
 
 THRESHOLDS: tuple[float, ...] = (0.1, 0.2, 0.3, 0.4, 0.5)
 MIN_TORSO = 0.01

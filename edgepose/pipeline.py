@@ -58,15 +58,15 @@ def run(out: str | Path = "runs/default", data: str | Path | None = None, model:
     Starting point, in order: ``from_checkpoint`` (a path or zoo name) → with no ``data`` and no
     ``train``, the shipped zoo entry of ``model`` if there is one → otherwise training ``model``
     with ``preset`` on ``data`` (synthesising the default set into ``out/data`` when no ``data``).
-    ``timing`` (a :class:`edgepose.bench.TimingPlan`) and ``isolate`` go to the bench stage.
+    ``timing`` (a :class:`edgepose.benchmarking.TimingPlan`) and ``isolate`` go to the bench stage.
     """
-    from .bench import TimingPlan, bench, write_results
-    from .evaluate import format_table
-    from .export import ExportRequest, export
-    from .metrics import pck_at
-    from .report import build_report
-    from .train import TrainConfig, fit, read_card
-    from .zoo import list_pretrained, resolve_checkpoint, resolve_dataset
+    from edgepose.benchmarking import TimingPlan, bench, write_results
+    from edgepose.evaluation import format_table
+    from edgepose.exporting import ExportRequest, export
+    from edgepose.metrics import pck_at
+    from edgepose.reporting import build_report
+    from edgepose.training import TrainConfig, fit, read_card
+    from edgepose.zoo import list_pretrained, resolve_checkpoint, resolve_dataset
 
     log = log or _default_log
     t0 = time.perf_counter()
@@ -86,7 +86,7 @@ def run(out: str | Path = "runs/default", data: str | Path | None = None, model:
         log(f"[2/5] train: skipped — starting from {ckpt} ({card.get('model')})")
     else:
         if data is None:
-            from .data.synth import synthesize
+            from edgepose.data.synth import synthesize
 
             data_dir = out / "data"
             if resume and (data_dir / "csi_windows.npy").is_file():

@@ -22,8 +22,8 @@ import os
 from dataclasses import dataclass
 from pathlib import Path
 
-from .errors import EdgeposeError
-from .io import read_json
+from edgepose.errors import EdgeposeError
+from edgepose.io import read_json
 
 log = logging.getLogger(__name__)
 
@@ -151,7 +151,7 @@ def _card_of(card: dict | str | Path) -> dict:
 
 
 def _fingerprint(path: Path) -> str:
-    from .data import open_dataset
+    from edgepose.data import open_dataset
 
     return open_dataset(path).fingerprint
 
@@ -172,8 +172,8 @@ def default_dataset(card: dict | str | Path, cache_dir: str | Path | None = None
     synthetic set). The data goes to ``<cache>/<fingerprint[:12]>``; its fingerprint is checked
     against the card's, and a mismatch is an :class:`EdgeposeError` naming both.
     """
-    from .data.synth import SynthConfig, synthesize
-    from .data.synth.generate import GENERATOR_VERSION
+    from edgepose.data.synth import SynthConfig, synthesize
+    from edgepose.data.synth.generate import GENERATOR_VERSION
 
     card = _card_of(card)
     ds = card.get("dataset") or {}

@@ -21,7 +21,7 @@ def tiny_data(tmp_path_factory):
 @pytest.fixture(scope="session")
 def tiny_run(tmp_path_factory, tiny_data):
     """A wiflow-tiny checkpoint trained for one epoch on the tiny dataset."""
-    from edgepose.train import TrainConfig, fit
+    from edgepose.training import TrainConfig, fit
 
     out = tmp_path_factory.mktemp("run") / "tiny"
     fit(TrainConfig(model="wiflow-tiny", epochs=1, batch_size=32, lr=1e-3, threads=1), tiny_data, out,

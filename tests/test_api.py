@@ -44,11 +44,18 @@ def test_import_is_lazy():
 
     assert set(edgepose.__all__) >= {"train", "evaluate", "export", "bench", "report", "run", "load_dataset",
                                      "Scores", "Artifact", "Checkpoint", "BenchResult", "doctor"}
+    import inspect
+
     for name in edgepose.__all__:
-        assert getattr(edgepose, name) is not None
-    # the subpackages named like API functions are callable and keep their own names
-    assert callable(edgepose.export) and edgepose.export.ExportRequest is not None
-    assert callable(edgepose.bench) and callable(edgepose.report) and callable(edgepose.doctor)
+        obj = getattr(edgepose, name)
+        if name == "__version__":
+            assert obj == edgepose.version.__version__
+        elif name == "EdgeposeError":
+            assert issubclass(obj, Exception)
+        elif name[0].isupper():  # typed results
+            assert inspect.isclass(obj) and obj.__module__ == "edgepose.results", name
+        else:  # verbs: the API's functions, never a module of the same name
+            assert inspect.isfunction(obj) and obj.__module__ == "edgepose.api", name
     with pytest.raises(AttributeError):
         edgepose.no_such_name  # noqa: B018
     assert (ROOT / "edgepose" / "py.typed").is_file()
@@ -96,7 +103,7 @@ def test_doctor_reports_a_missing_extra_without_raising(monkeypatch):
 
     import importlib
 
-    doctor = importlib.import_module("edgepose.doctor")
+    doctor = importlib.import_module("edgepose.diagnostics")
 
     real = md.version
 

@@ -8,7 +8,7 @@ from pathlib import Path
 
 import pytest
 
-from edgepose.bench import TimingPlan
+from edgepose.benchmarking import TimingPlan
 from edgepose.errors import EdgeposeError
 from edgepose.pipeline import run
 

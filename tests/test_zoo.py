@@ -16,8 +16,8 @@ import pytest
 from edgepose import zoo
 from edgepose.data import SplitSpec, open_dataset
 from edgepose.errors import EdgeposeError
-from edgepose.evaluate import evaluate, torch_predictor
-from edgepose.train import load_checkpoint, read_card
+from edgepose.evaluation import score_splits, torch_predictor
+from edgepose.training import load_checkpoint, read_card
 
 
 @pytest.fixture()
@@ -55,7 +55,7 @@ def test_card_figures_reproduce_exactly(tiny_run, tiny_data):
     spec = SplitSpec(card["split"]["seed"], tuple(card["split"]["fractions"]))
     ds = open_dataset(tiny_data)
     assert ds.split_fingerprint(spec) == card["split"]["fingerprint"]
-    again = json.loads(json.dumps(evaluate(torch_predictor(model), ds, spec, splits=("test",))))
+    again = json.loads(json.dumps(score_splits(torch_predictor(model), ds, spec, splits=("test",))))
     for part in ("clean", "full", "mean_pose"):
         assert again["test"][part] == card["metrics"]["test"][part]
 

@@ -56,12 +56,12 @@ class RegistryChoice(click.Choice):
 
 
 def request_default(field_name: str):
-    """The default of an :class:`edgepose.export.ExportRequest` field (read lazily)."""
+    """The default of an :class:`edgepose.exporting.ExportRequest` field (read lazily)."""
 
     def get():
         import dataclasses
 
-        from ..export.orchestrate import ExportRequest
+        from edgepose.exporting.request import ExportRequest
 
         return {f.name: f.default for f in dataclasses.fields(ExportRequest)}[field_name]
 

@@ -6,17 +6,17 @@ from pathlib import Path
 
 import click
 
-from ._options import LazyDefaultOption, RegistryChoice, batches_option, echo_json, path_arg, request_default
+from edgepose.cli._options import LazyDefaultOption, RegistryChoice, batches_option, echo_json, path_arg, request_default
 
 
 @click.command("analyze")
 @click.argument("checkpoint", type=str)
 @click.option("--data", "data_dir", type=path_arg(), default=None,
               help="Dataset [default: the checkpoint's, found by fingerprint].")
-@click.option("--target", type=RegistryChoice("edgepose.export.targets", "TARGETS"),
+@click.option("--target", type=RegistryChoice("edgepose.quantization.targets", "TARGETS"),
               default=request_default("target"), show_default=True, cls=LazyDefaultOption,
               help="int8 layout; decides which ops form groups.")
-@click.option("--calib", type=RegistryChoice("edgepose.export.calibrators", "CALIBRATORS"),
+@click.option("--calib", type=RegistryChoice("edgepose.quantization.calibrators", "CALIBRATORS"),
               default=request_default("calib"), show_default=True, cls=LazyDefaultOption)
 @click.option("--calib-count", type=int, default=request_default("calib_count"), show_default=True,
               cls=LazyDefaultOption, help="Calibration windows (clean training only).")
@@ -29,7 +29,7 @@ from ._options import LazyDefaultOption, RegistryChoice, batches_option, echo_js
               help="With --speed: batch sizes to time.")
 @click.option("--speed-threads", type=int, default=0, show_default=True,
               help="With --speed: intra-op threads to time with (0 = the runtime's default).")
-@click.option("--runtime", type=RegistryChoice("edgepose.bench.adapters", "ADAPTERS"), default="onnxruntime",
+@click.option("--runtime", type=RegistryChoice("edgepose.timing.adapters", "ADAPTERS"), default="onnxruntime",
               show_default=True, help="With --speed: the runtime to time on.")
 @click.option("--json", "as_json", is_flag=True, help="Print the result as JSON (schema edgepose-sensitivity v2).")
 @click.option("--out", type=path_arg(), default=None,
@@ -50,7 +50,7 @@ def analyze_cmd(checkpoint: str, data_dir: Path | None, target: str, calib: str,
       edgepose analyze wiflow-tiny --target tensorrt --val-windows 512 --out runs/sens-trt
       edgepose analyze wiflow-half --speed --batch 1,64 --speed-threads 2 --out runs/sensitivity
     """
-    from ..analyze import analyze
+    from edgepose.analysis import analyze
 
     log = (lambda s: click.echo(s, err=True)) if as_json else click.echo
     result = analyze(checkpoint, data=data_dir, target=target, calib=calib, calib_count=calib_count,

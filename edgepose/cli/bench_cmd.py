@@ -6,7 +6,7 @@ from pathlib import Path
 
 import click
 
-from ._options import batches_option, path_arg
+from edgepose.cli._options import batches_option, path_arg
 
 
 @click.command("bench")
@@ -40,8 +40,8 @@ def bench_cmd(artifact_dir: Path, device: str, batches, threads: int, warmup: in
       edgepose bench artifacts/ --device cpu --batch 1,64 --threads 2 --out benchmarks/results/cpu.json
       edgepose bench artifacts/ --threads 1 --rounds 7 --out results-1t.json
     """
-    from ..api import bench
-    from ..bench import ProbeSpec, TimingPlan
+    from edgepose.api import bench
+    from edgepose.benchmarking import ProbeSpec, TimingPlan
 
     plan = TimingPlan(warmup=warmup, iters=iters, min_seconds=min_seconds)
     result = bench(artifact_dir, device=device, batches=batches, threads=threads, data=data_dir, out=out,
@@ -72,7 +72,7 @@ def report_cmd(results: tuple[Path, ...], out: Path, max_drop: float, sensitivit
       edgepose report cpu.json --max-drop 0.5 --out report/
       edgepose report cpu.json --sensitivity runs/sensitivity/sensitivity.json --out report/
     """
-    from ..api import report
+    from edgepose.api import report
 
     page = report(list(results), out=out, max_drop_pp=max_drop, sensitivity=list(sensitivity) or None)
     click.echo(f"report: {page.with_name('report.md')} and {page}")

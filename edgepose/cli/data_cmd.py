@@ -6,7 +6,7 @@ from pathlib import Path
 
 import click
 
-from ._options import echo_json, path_arg
+from edgepose.cli._options import echo_json, path_arg
 
 
 @click.group()
@@ -52,7 +52,7 @@ def synth(out: Path, layout: str, seed: int | None, subjects: int | None, takes:
 
     from tqdm import tqdm
 
-    from ..data.synth import ACTIVITIES, default_config, synthesize
+    from edgepose.data.synth import ACTIVITIES, default_config, synthesize
 
     acts = tuple(a.strip() for a in activities.split(",")) if activities else None
     unknown = [a for a in acts or () if a not in ACTIVITIES]
@@ -96,7 +96,7 @@ def check(path: Path, as_json: bool, split_seed: int) -> None:
     Example:
       edgepose data check data/synth-default --json
     """
-    from ..data import SplitSpec, open_dataset
+    from edgepose.data import SplitSpec, open_dataset
 
     ds = open_dataset(path)
     spec = SplitSpec(seed=split_seed)

@@ -12,7 +12,7 @@ from pathlib import Path
 
 import click
 
-from ._options import echo_json, path_arg
+from edgepose.cli._options import echo_json, path_arg
 
 
 def _providers(value: str | None) -> list[str] | None:
@@ -49,7 +49,7 @@ def package_cmd(artifact: Path, out: Path, data, bench, ort_format: bool, ort_ta
       edgepose package artifacts/wiflow-half.fp32.onnx --bench results.json --ort --out half-fp32.edgepose
       edgepose package half.int8.onnx --out half-int8.edgepose --runtime-pyz edgepose-runtime.pyz
     """
-    from ..deploy import package, write_runtime_pyz
+    from edgepose.deployment import package, write_runtime_pyz
 
     package(artifact, out, data=data, bench=bench, ort_format=ort_format, ort_target=ort_target, golden=golden,
             checkpoint=checkpoint, hop=hop, frame_rate=frame_rate, log=lambda s: click.echo(s, err=True))
@@ -79,8 +79,8 @@ def infer_cmd(bundle: Path, source: str, output: str, hop, threads, providers, o
       edgepose infer half-int8.edgepose --input frames.npy --hop 4 --output poses.npy
       csi-reader | edgepose infer half-int8.edgepose --input - --output -
     """
-    from ..interrupt import terminate_as_interrupt
-    from ..runtime.commands import infer, summary_line
+    from edgepose.interrupt import terminate_as_interrupt
+    from edgepose.runtime.commands import infer, summary_line
 
     with terminate_as_interrupt():  # systemctl stop → KeyboardInterrupt → no half-written output file
         counts = infer(bundle, source, output, hop=hop, threads=threads, providers=_providers(providers),
@@ -103,7 +103,7 @@ def verify_cmd(bundle: Path, threads, providers, seconds: float, max_slowdown, a
       edgepose verify half-int8.edgepose
       taskset -c 0 edgepose verify half-int8.edgepose --threads 1 --json
     """
-    from ..runtime.verify import verify
+    from edgepose.runtime.verify import verify
 
     report = verify(bundle, threads=threads, providers=_providers(providers), seconds=seconds,
                     max_slowdown=max_slowdown)

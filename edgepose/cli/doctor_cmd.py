@@ -4,7 +4,7 @@ from __future__ import annotations
 
 import click
 
-from ._options import echo_json
+from edgepose.cli._options import echo_json
 
 
 @click.command("doctor")
@@ -19,8 +19,8 @@ def doctor_cmd(as_json: bool) -> None:
       edgepose doctor
       edgepose doctor --json > doctor.json
     """
-    from ..api import doctor
-    from ..doctor import format_text
+    from edgepose.api import doctor
+    from edgepose.diagnostics import format_text
 
     report = doctor()
     echo_json(report) if as_json else click.echo(format_text(report))

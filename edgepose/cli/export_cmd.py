@@ -6,22 +6,22 @@ from pathlib import Path
 
 import click
 
-from ._options import LazyDefaultOption, RegistryChoice, batches_option, path_arg, request_default
+from edgepose.cli._options import LazyDefaultOption, RegistryChoice, batches_option, path_arg, request_default
 
 
 @click.command("export")
 @click.argument("checkpoint", type=str)
-@click.option("--precision", type=RegistryChoice("edgepose.export.orchestrate", "PRECISIONS"), default="fp32",
+@click.option("--precision", type=RegistryChoice("edgepose.exporting.runner", "PRECISIONS"), default="fp32",
               show_default=True)
-@click.option("--method", type=RegistryChoice("edgepose.export.orchestrate", "METHODS"), default=None,
+@click.option("--method", type=RegistryChoice("edgepose.exporting.request", "METHODS"), default=None,
               help="int8 only. [default: ptq]")
-@click.option("--calib", type=RegistryChoice("edgepose.export.calibrators", "CALIBRATORS"),
+@click.option("--calib", type=RegistryChoice("edgepose.quantization.calibrators", "CALIBRATORS"),
               default=request_default("calib"), show_default=True, cls=LazyDefaultOption,
               help="PTQ calibrator (QAT initialises its activation scales from it).")
-@click.option("--target", type=RegistryChoice("edgepose.export.targets", "TARGETS"),
+@click.option("--target", type=RegistryChoice("edgepose.quantization.targets", "TARGETS"),
               default=request_default("target"), show_default=True, cls=LazyDefaultOption,
               help="int8 layout: ONNX Runtime CPU (u8/s8) or TensorRT (symmetric s8, inputs only).")
-@click.option("--recipe", type=RegistryChoice("edgepose.export.plan", "RECIPES"), default=request_default("recipe"),
+@click.option("--recipe", type=RegistryChoice("edgepose.quantization.recipes", "RECIPES"), default=request_default("recipe"),
               show_default=True, cls=LazyDefaultOption, help="Which ops become int8 (global = the reference's quantize-everything).")
 @click.option("--engine", is_flag=True, help="Also build a TensorRT .plan (needs the [trt] extra and a GPU).")
 @click.option("--data", "data_dir", type=path_arg(), default=None,
@@ -31,14 +31,14 @@ from ._options import LazyDefaultOption, RegistryChoice, batches_option, path_ar
 @click.option("--calib-seed", type=int, default=request_default("calib_seed"), show_default=True, cls=LazyDefaultOption)
 @click.option("--qat-epochs", type=int, default=request_default("qat_epochs"), show_default=True, cls=LazyDefaultOption)
 @click.option("--qat-lr", type=float, default=request_default("qat_lr"), show_default=True, cls=LazyDefaultOption)
-@click.option("--qat-loss", type=RegistryChoice("edgepose.export.qat", "QAT_LOSSES"), default=request_default("qat_loss"),
+@click.option("--qat-loss", type=RegistryChoice("edgepose.quantization.qat", "QAT_LOSSES"), default=request_default("qat_loss"),
               show_default=True, cls=LazyDefaultOption,
               help="QAT target: the labels, or the fp32 model's outputs (distillation).")
-@click.option("--qat-select", type=RegistryChoice("edgepose.export.qat", "QAT_SELECTIONS"),
+@click.option("--qat-select", type=RegistryChoice("edgepose.quantization.qat", "QAT_SELECTIONS"),
               default=request_default("qat_select"), show_default=True, cls=LazyDefaultOption,
               help="Which QAT epoch to keep (the PTQ start included): closest to the fp32 outputs on validation, "
                    "or best validation PCK@20.")
-@click.option("--qat-schedule", type=RegistryChoice("edgepose.export.qat", "QAT_SCHEDULES"),
+@click.option("--qat-schedule", type=RegistryChoice("edgepose.quantization.qat", "QAT_SCHEDULES"),
               default=request_default("qat_schedule"), show_default=True, cls=LazyDefaultOption,
               help="QAT learning rate: constant, or cosine decay to zero over the fine-tune.")
 @click.option("--qat-device", type=click.Choice(["cpu", "cuda"]), default=request_default("qat_device"),
@@ -46,18 +46,18 @@ from ._options import LazyDefaultOption, RegistryChoice, batches_option, path_ar
 @click.option("--max-drop", type=float, default=request_default("max_drop"), cls=LazyDefaultOption, metavar="PP",
               help="int8 accuracy guard: everything the target runs in int8, groups put back to float (most "
                    "sensitive first) until validation PCK@20 drops at most PP percentage points.")
-@click.option("--guard-strategy", type=RegistryChoice("edgepose.export.guard", "STRATEGIES"),
+@click.option("--guard-strategy", type=RegistryChoice("edgepose.quantization.guard", "STRATEGIES"),
               default=request_default("guard_strategy"), show_default=True, cls=LazyDefaultOption,
               help="With --max-drop: re-measure after every restored group (linear), or bisect over how many "
                    "groups are restored (bisect: ~log2(groups) graphs; assumes restoring more never hurts).")
-@click.option("--guard-criterion", type=RegistryChoice("edgepose.export.guard", "CRITERIA"),
+@click.option("--guard-criterion", type=RegistryChoice("edgepose.quantization.guard", "CRITERIA"),
               default=request_default("guard_criterion"), show_default=True, cls=LazyDefaultOption,
               help="With --max-drop: judge the validation ΔPCK@20 itself (point) or the lower end of its 95 % "
                    "interval over validation recordings (lower: stricter, for small validation splits).")
 @click.option("--best-effort", is_flag=True, default=request_default("best_effort"), cls=LazyDefaultOption,
               help="With --max-drop: when no configuration meets the budget, write the closest one (the card "
                    "says so) instead of failing.")
-@click.option("--objective", type=RegistryChoice("edgepose.export.planned", "OBJECTIVES"), default=None,
+@click.option("--objective", type=RegistryChoice("edgepose.exporting.request", "OBJECTIVES"), default=None,
               help="int8 per-layer plan: 'latency' keeps int8 only where it measures faster on this machine "
                    "(at --batch and --threads), 'size' keeps every group the accuracy guard allows; both stay "
                    "within --max-drop (default 0.5 pp).")
@@ -65,7 +65,7 @@ from ._options import LazyDefaultOption, RegistryChoice, batches_option, path_ar
               help="With --objective latency: batch sizes the plan must be fast at.")
 @click.option("--threads", type=int, default=request_default("threads"), show_default=True, cls=LazyDefaultOption,
               help="With --objective latency: intra-op threads to time with (0 = the runtime's default).")
-@click.option("--runtime", type=RegistryChoice("edgepose.bench.adapters", "ADAPTERS"),
+@click.option("--runtime", type=RegistryChoice("edgepose.timing.adapters", "ADAPTERS"),
               default=request_default("runtime"), show_default=True, cls=LazyDefaultOption,
               help="With --objective latency: the runtime the plan is measured on.")
 @click.option("--search-minutes", type=float, default=request_default("search_minutes"), show_default=True,
@@ -95,7 +95,7 @@ def export_cmd(checkpoint: str, precision: str, method: str | None, calib: str, 
       edgepose export wiflow-tiny --precision int8 --max-drop 0.5 --best-effort --out artifacts/
       edgepose export wiflow-half --precision int8 --objective latency --batch 1,64 --threads 2 --out artifacts/
     """
-    from ..api import export
+    from edgepose.api import export
 
     if objective is None:
         src = click.get_current_context().get_parameter_source

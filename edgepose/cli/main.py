@@ -17,8 +17,8 @@ from pathlib import Path
 
 import click
 
-from .. import __version__
-from ..errors import EdgeposeError
+from edgepose.version import __version__
+from edgepose.errors import EdgeposeError
 
 EXIT_BAD_INPUT = 2
 EXIT_INTERNAL = 3
@@ -87,7 +87,7 @@ def cli(ctx: click.Context, debug: bool) -> None:
 
 
 def _register() -> None:
-    from . import bench_cmd, data_cmd, export_cmd, pipeline_cmd, train_cmd
+    from edgepose.cli import bench_cmd, data_cmd, export_cmd, pipeline_cmd, train_cmd
 
     for command in (data_cmd.data, train_cmd.models, train_cmd.train, train_cmd.eval_cmd, export_cmd.export_cmd,
                     bench_cmd.bench_cmd, bench_cmd.report_cmd, pipeline_cmd.run):

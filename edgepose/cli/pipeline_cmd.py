@@ -6,7 +6,7 @@ from pathlib import Path
 
 import click
 
-from ._options import batches_option, path_arg
+from edgepose.cli._options import batches_option, path_arg
 
 
 @click.command()
@@ -37,7 +37,7 @@ def run(out: Path, data_dir: Path | None, from_checkpoint: str | None, retrain: 
       edgepose run --from models/wiflow-half --out runs/half
       edgepose run --data data/mmfi-synth --model wiflow-tiny --out runs/mmfi
     """
-    from ..pipeline import run as run_pipeline
+    from edgepose.pipeline import run as run_pipeline
 
     run_pipeline(out, data=data_dir, model=model, from_checkpoint=from_checkpoint, train=retrain, preset=preset,
                  epochs=epochs, threads=threads, rounds=rounds, batches=batches, resume=resume, log=click.echo)

@@ -6,7 +6,7 @@ from pathlib import Path
 
 import click
 
-from ._options import echo_json, path_arg
+from edgepose.cli._options import echo_json, path_arg
 
 
 def _train_options(f):
@@ -42,8 +42,8 @@ def models(as_json: bool) -> None:
       edgepose models --json
       edgepose export models/wiflow-half.safetensors --precision int8 --out exports/half
     """
-    from ..models import get_entry, list_models
-    from ..zoo import list_pretrained
+    from edgepose.models import get_entry, list_models
+    from edgepose.zoo import list_pretrained
 
     pretrained = list_pretrained()
     if as_json:
@@ -83,8 +83,8 @@ def train(data_dir: Path, out: Path, resume: bool, config_file, **flags) -> None
     Under torchrun the same command trains with DistributedDataParallel:
       torchrun --nproc-per-node 2 -m edgepose train --data … --out …
     """
-    from ..api import train as train_model
-    from ..evaluate import format_table
+    from edgepose.api import train as train_model
+    from edgepose.evaluation import format_table
 
     preset = flags.pop("preset", None) or "reference"
     ckpt = train_model(data_dir, out=out, preset=preset, resume=resume, progress=True, log=click.echo,
@@ -113,8 +113,8 @@ def eval_cmd(checkpoint: str, data_dir: Path | None, split: str, device: str, al
       edgepose eval runs/half/best.safetensors --data data/synth-default --json
       edgepose eval artifacts/wiflow-half.int8-ptq-percentile-safe-ort-cpu.onnx --split val
     """
-    from ..api import evaluate
-    from ..evaluate import format_table
+    from edgepose.api import evaluate
+    from edgepose.evaluation import format_table
 
     scores = evaluate(checkpoint, data=data_dir, split=split, allow_other_data=allow_other_data, device=device)
     results = scores.raw

@@ -4,10 +4,10 @@ from __future__ import annotations
 
 from pathlib import Path
 
-from ..errors import EdgeposeError
-from . import mmfi, wiflow
-from .base import CORRUPT_ABS_LIMIT, CSIDataset, SplitSpec, scan_corrupt
-from .split import split_files
+from edgepose.errors import EdgeposeError
+from edgepose.data import mmfi, wiflow
+from edgepose.data.base import CORRUPT_ABS_LIMIT, CSIDataset, SplitSpec, scan_corrupt
+from edgepose.data.split import split_files
 
 #: Layout detectors and openers, tried in order by :func:`open_dataset`.
 FORMATS = {

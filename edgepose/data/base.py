@@ -16,8 +16,8 @@ from typing import Protocol, Sequence
 
 import numpy as np
 
-from ..skeleton import JointLayout
-from .split import split_files, split_fingerprint
+from edgepose.skeleton import JointLayout
+from edgepose.data.split import split_files, split_fingerprint
 
 CORRUPT_ABS_LIMIT = 1.5
 SPLITS = ("train", "val", "test")
@@ -37,6 +37,12 @@ class SplitSpec:
 
     seed: int = 42
     fractions: tuple[float, float, float] = (0.7, 0.15, 0.15)
+
+    @classmethod
+    def from_card(cls, card: dict | None) -> "SplitSpec":
+        """The split a checkpoint card records (its ``split`` section), the reference split when absent."""
+        s = (card or {}).get("split") or {}
+        return cls(int(s.get("seed", cls.seed)), tuple(s.get("fractions", cls.fractions)))
 
 
 class CSIDataset:

@@ -19,10 +19,10 @@ from pathlib import Path
 
 import numpy as np
 
-from ..errors import EdgeposeError
-from ..io import open_npy
-from ..skeleton import H36M_17
-from .base import CSIDataset
+from edgepose.errors import EdgeposeError
+from edgepose.io import open_npy
+from edgepose.skeleton import H36M_17
+from edgepose.data.base import CSIDataset
 
 _FRAME = re.compile(r"frame(\d+)\.mat$")
 

@@ -6,7 +6,17 @@ import math
 import random
 from typing import Sequence
 
-from ..io import sha256_json
+import numpy as np
+
+from edgepose.io import sha256_json
+
+
+def evenly_spaced(items: np.ndarray, limit: int | None) -> np.ndarray:
+    """At most ``limit`` entries of ``items`` evenly spaced from first to last, in order (all when
+    ``limit`` is None or not below ``len(items)``)."""
+    if limit is None or len(items) <= limit:
+        return items
+    return items[np.linspace(0, len(items) - 1, num=limit).astype(np.int64)]
 
 
 def split_files(

@@ -21,10 +21,10 @@ from pathlib import Path
 
 import numpy as np
 
-from ..errors import EdgeposeError
-from ..io import load_npz, open_npy
-from ..skeleton import BODY25_15
-from .base import CSIDataset
+from edgepose.errors import EdgeposeError
+from edgepose.io import load_npz, open_npy
+from edgepose.skeleton import BODY25_15
+from edgepose.data.base import CSIDataset
 
 REQUIRED = ("csi_windows.npy", "window_info.npz", "file_info.npz")
 KEYPOINT_SCALE = 1000.0

@@ -1,7 +1,7 @@
 """The WiFlow-STD model family behind a registry: ``create(name, **overrides)``, ``list_models()``."""
 
-from ._registry import ModelEntry, count_params, create, get_entry, list_models, model_config, register
-from .wiflow import WiFlowConfig, WiFlowSTD
+from edgepose.models._registry import ModelEntry, count_params, create, get_entry, list_models, model_config, register
+from edgepose.models.wiflow import WiFlowConfig, WiFlowSTD
 
 register(ModelEntry(
     "wiflow-full", WiFlowSTD,

@@ -7,7 +7,7 @@ from typing import Callable
 
 from torch import nn
 
-from ..errors import EdgeposeError
+from edgepose.errors import EdgeposeError
 
 
 @dataclass(frozen=True)

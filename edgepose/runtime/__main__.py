@@ -10,8 +10,8 @@ import argparse
 import json
 import sys
 
-from ..interrupt import terminate_as_interrupt
-from .errors import EdgeposeError
+from edgepose.interrupt import terminate_as_interrupt
+from edgepose.runtime.errors import EdgeposeError
 
 EXIT_FAILED, EXIT_BAD_INPUT, EXIT_INTERRUPTED = 1, 2, 130
 
@@ -76,24 +76,24 @@ def main(argv: list[str] | None = None) -> int:
 
 def _dispatch(args: argparse.Namespace) -> int:
     if args.command == "infer":
-        from .commands import infer, summary_line
+        from edgepose.runtime.commands import infer, summary_line
 
         counts = infer(args.bundle, args.input, args.output, hop=args.hop, threads=args.threads,
                        providers=_providers(args.providers), ort_format=args.ort, lenient=args.lenient)
         print(summary_line(counts, args.output), file=sys.stderr)
         return 0
     if args.command == "verify":
-        from .commands import run_verify
+        from edgepose.runtime.commands import run_verify
 
         return run_verify(args.bundle, threads=args.threads, providers=_providers(args.providers),
                           seconds=args.seconds, max_slowdown=args.max_slowdown, as_json=args.json)
     if args.command == "inspect":
-        from .bundle import Bundle
+        from edgepose.runtime.bundle import Bundle
 
         print(json.dumps(Bundle.open(args.bundle).manifest, indent=2))
         return 0
     if args.command == "extract":
-        from .bundle import extract
+        from edgepose.runtime.bundle import extract
 
         for path in extract(args.bundle, args.dest):
             print(path)

@@ -39,8 +39,8 @@ from pathlib import Path, PurePosixPath
 
 import numpy as np
 
-from .errors import BundleError
-from .jsonable import json_default as _json_default
+from edgepose.runtime.errors import BundleError
+from edgepose.runtime.jsonable import json_default as _json_default
 
 FORMAT = "edgepose-bundle"
 SCHEMA_VERSION = 1

@@ -26,9 +26,9 @@ from typing import IO, Callable
 
 import numpy as np
 
-from .errors import InputError
-from .predictor import Predictor
-from .verify import verify
+from edgepose.runtime.errors import InputError
+from edgepose.runtime.predictor import Predictor
+from edgepose.runtime.verify import verify
 
 NPY_SUFFIXES = (".npy",)
 JSONL_SUFFIXES = (".jsonl", ".json", ".ndjson")

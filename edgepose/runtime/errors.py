@@ -7,7 +7,7 @@ error type every edgepose command turns into a single line naming the file and t
 
 from __future__ import annotations
 
-from ..errors import EdgeposeError
+from edgepose.errors import EdgeposeError
 
 
 class BundleError(EdgeposeError):

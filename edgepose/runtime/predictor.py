@@ -19,10 +19,10 @@ from pathlib import Path
 import numpy as np
 import onnxruntime as ort
 
-from .bundle import Bundle, Limits
-from .errors import BundleError, InputError
-from .session import INPUT_NAME, ort_session
-from .window import CORRUPT_ABS_LIMIT, OK, FrameRing, as_windows, statuses, window_ok
+from edgepose.runtime.bundle import Bundle, Limits
+from edgepose.runtime.errors import BundleError, InputError
+from edgepose.runtime.session import INPUT_NAME, ort_session
+from edgepose.runtime.window import CORRUPT_ABS_LIMIT, OK, FrameRing, as_windows, statuses, window_ok
 
 #: Execution providers tried in order when none is asked for, per precision. int8 QDQ graphs
 #: run on the CPU provider by default: GPU providers execute most QDQ pairs as float.

@@ -15,10 +15,10 @@ from pathlib import Path
 
 import numpy as np
 
-from .bundle import Bundle, Limits
-from .errors import BundleError, EdgeposeError
-from .predictor import Predictor, default_threads
-from .window import CORRUPT_ABS_LIMIT
+from edgepose.runtime.bundle import Bundle, Limits
+from edgepose.runtime.errors import BundleError, EdgeposeError
+from edgepose.runtime.predictor import Predictor, default_threads
+from edgepose.runtime.window import CORRUPT_ABS_LIMIT
 
 
 @dataclass

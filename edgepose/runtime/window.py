@@ -14,7 +14,7 @@ from collections.abc import Sequence
 
 import numpy as np
 
-from .errors import InputError
+from edgepose.runtime.errors import InputError
 
 #: Largest magnitude a clean window may hold (same value as ``edgepose.data.base.CORRUPT_ABS_LIMIT``).
 CORRUPT_ABS_LIMIT = 1.5

@@ -19,7 +19,7 @@ from dataclasses import dataclass
 
 import numpy as np
 
-from .scene import (ATHEROS_HT40_TONES, C, CENTER_HZ, INTEL5300_GROUPS, SUBCARRIER_SPACING_HZ, Room, body_points,
+from edgepose.data.synth.scene import (ATHEROS_HT40_TONES, C, CENTER_HZ, INTEL5300_GROUPS, SUBCARRIER_SPACING_HZ, Room, body_points,
                     shadowing)
 
 AGC_TARGET_LSB = 24.0

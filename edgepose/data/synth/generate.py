@@ -11,9 +11,9 @@ from __future__ import annotations
 from pathlib import Path
 from typing import Callable
 
-from .recording import FLOOR_MARKS, SynthConfig
-from .write_mmfi import write_mmfi
-from .write_wiflow import GENERATOR_VERSION, write_wiflow
+from edgepose.data.synth.recording import FLOOR_MARKS, SynthConfig
+from edgepose.data.synth.write_mmfi import write_mmfi
+from edgepose.data.synth.write_wiflow import GENERATOR_VERSION, write_wiflow
 
 #: Layout name → writer ``(out, cfg, overwrite, progress) -> meta``.
 WRITERS = {"wiflow": write_wiflow, "mmfi": write_mmfi}

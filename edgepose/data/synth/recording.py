@@ -9,12 +9,12 @@ noise from ``(seed, 3, s, a, k)``; the corrupt windows draw from ``(seed, 4)``.
 
 from __future__ import annotations
 
-from dataclasses import dataclass
+from dataclasses import asdict, dataclass
 import numpy as np
 
-from ..split import split_files
-from .motion import ACTIVITIES, Subject, animate
-from .scene import Room
+from edgepose.data.split import split_files
+from edgepose.data.synth.motion import ACTIVITIES, Subject, animate
+from edgepose.data.synth.scene import Room
 
 #: Floor marks the subjects perform on (offsets from the room's stage centre, metres). Marked
 #: spots are revisited across recordings, as in a real lab protocol; per-recording placement at
@@ -80,3 +80,11 @@ def corrupt_files(n_files: int, cfg: SynthConfig) -> list[int]:
         return []
     return sorted({lst[0] for lst in split_files(n_files) if lst})
 
+
+def generation_meta(cfg: "SynthConfig", layout: str, generator_version: int, files: int) -> dict:
+    """The head of ``synth_meta.json`` that every layout writes: generator, versions, config, file count."""
+    from edgepose.version import __version__
+
+    return {"generator": "edgepose.data.synth", "generator_version": generator_version, "edgepose_version": __version__,
+            "layout": layout, "config": {**asdict(cfg), "activities": list(cfg.activities), "layout": layout},
+            "files": files}

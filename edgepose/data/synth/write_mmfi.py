@@ -29,18 +29,16 @@ zero-byte frame file, as in the public archive, which the reader drops with its 
 from __future__ import annotations
 
 import time
-from dataclasses import asdict
 from pathlib import Path
 from typing import Callable
 
 import numpy as np
 
-from ... import __version__
-from ...io import atomic_dir, write_json
-from .channel import ATHEROS_HT40, Impairments, received_csi
-from .motion import ACTIVITIES
-from .recording import SynthConfig, corrupt_files, simulate_motion
-from .scene import Camera, Room
+from edgepose.io import atomic_dir, write_json
+from edgepose.data.synth.channel import ATHEROS_HT40, Impairments, received_csi
+from edgepose.data.synth.motion import ACTIVITIES
+from edgepose.data.synth.recording import generation_meta, SynthConfig, corrupt_files, simulate_motion
+from edgepose.data.synth.scene import Camera, Room
 
 GENERATOR_VERSION = 1
 #: MM-Fi action code of each synthetic activity.
@@ -151,12 +149,7 @@ def write_mmfi(out: str | Path, cfg: SynthConfig, overwrite: bool = False,
             if progress:
                 progress(f + 1, len(recs))
         meta = {
-            "generator": "edgepose.data.synth",
-            "generator_version": GENERATOR_VERSION,
-            "edgepose_version": __version__,
-            "layout": "mmfi",
-            "config": {**asdict(cfg), "activities": list(cfg.activities), "layout": "mmfi"},
-            "files": len(recs),
+            **generation_meta(cfg, "mmfi", GENERATOR_VERSION, len(recs)),
             "windows": len(recs) * per_file - len(zero_byte),
             "windows_per_file": per_file,
             "radio": ATHEROS_HT40.name,

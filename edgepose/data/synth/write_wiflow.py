@@ -8,17 +8,15 @@ pixel/1000, ``window_info.npz``, ``file_info.npz`` and ``synth_meta.json`` — w
 from __future__ import annotations
 
 import time
-from dataclasses import asdict
 from pathlib import Path
 from typing import Callable
 
 import numpy as np
 
-from ... import __version__
-from ...io import atomic_dir, write_json
-from .channel import Impairments, csi_amplitude
-from .recording import SynthConfig, corrupt_files, simulate_motion
-from .scene import CHANNEL_LAYOUT, Camera, Room
+from edgepose.io import atomic_dir, write_json
+from edgepose.data.synth.channel import Impairments, csi_amplitude
+from edgepose.data.synth.recording import generation_meta, SynthConfig, corrupt_files, simulate_motion
+from edgepose.data.synth.scene import CHANNEL_LAYOUT, Camera, Room
 
 GENERATOR_VERSION = 1
 
@@ -72,12 +70,7 @@ def write_wiflow(out: str | Path, cfg: SynthConfig, overwrite: bool = False,
             keypoints_files=np.array([""] * len(recs)),
         )
         meta = {
-            "generator": "edgepose.data.synth",
-            "generator_version": GENERATOR_VERSION,
-            "edgepose_version": __version__,
-            "layout": "wiflow",
-            "config": {**asdict(cfg), "activities": list(cfg.activities), "layout": "wiflow"},
-            "files": len(recs),
+            **generation_meta(cfg, "wiflow", GENERATOR_VERSION, len(recs)),
             "windows": n,
             "windows_per_file": per_file,
             "channel_layout": CHANNEL_LAYOUT,

@@ -1,0 +1,154 @@
+"""The export context: one request's loaded model, data, fp32 graph, calibration and probe."""
+
+from __future__ import annotations
+
+from dataclasses import dataclass
+from pathlib import Path
+from typing import TYPE_CHECKING
+
+import numpy as np
+import onnx
+
+from edgepose.data import SplitSpec, open_dataset
+from edgepose.data.base import CSIDataset
+from edgepose.data.split import evenly_spaced
+from edgepose.errors import EdgeposeError
+from edgepose.evaluation import torch_predictor
+from edgepose.exporting.fold import fold_batchnorm
+from edgepose.exporting.onnx_fp32 import export_onnx
+from edgepose.exporting.parity import ort_predict, ort_session, parity
+from edgepose.exporting.request import ExportRequest
+from edgepose.quantization.calibration import CalibrationSet
+from edgepose.quantization.targets import get_target
+from edgepose.training.checkpoint import load_checkpoint
+
+if TYPE_CHECKING:  # pragma: no cover
+    import torch
+
+
+@dataclass
+class ExportContext:
+    """One export in progress: the request, the loaded fp32 model and its card, a work folder.
+
+    Everything an exporter needs is derived here once and cached: the dataset (by fingerprint),
+    the split, the batch-norm-folded fp32 ONNX graph, the parity windows, the calibration set and
+    a quantization probe over the fp32 graph.
+    """
+
+    req: ExportRequest
+    model: "torch.nn.Module"
+    card: dict
+    work: Path
+    _ds: CSIDataset | None = None
+    _fp32: Path | None = None
+
+    @property
+    def name(self) -> str:
+        """The model's registry name (``wiflow-half`` …)."""
+        return self.card["model"]
+
+    @property
+    def window_shape(self) -> tuple[int, int]:
+        return (self.model.cfg.in_channels, self.model.cfg.window)
+
+    @property
+    def spec(self) -> SplitSpec:
+        return SplitSpec.from_card(self.card)
+
+    @property
+    def dataset(self) -> CSIDataset:
+        if self._ds is None:
+            from edgepose.zoo import resolve_dataset
+
+            # calibration and the parity gate tolerate other data (with a warning); a missing
+            # dataset is named by its fingerprint, or regenerated when it is the synthetic default
+            path = resolve_dataset(self.card, self.req.data, "calibration")
+            self._ds = open_dataset(path)
+            if tuple(self._ds.window_shape) != self.window_shape:
+                raise EdgeposeError(f"dataset windows are {self._ds.window_shape}, the checkpoint expects "
+                                    f"{self.window_shape}", path)
+        return self._ds
+
+    def parity_set(self) -> tuple[np.ndarray, np.ndarray]:
+        ds = self.dataset
+        idx = ds.indices("test", clean=True, spec=self.spec)
+        return ds.read(np.unique(evenly_spaced(idx, self.req.parity_windows)))
+
+    def fp32_onnx(self) -> Path:
+        if self._fp32 is None:
+            self._fp32 = self.work / f"{self.name}.fp32.onnx"
+            export_onnx(fold_batchnorm(self.model), self._fp32, self.window_shape, self.req.opset)
+        return self._fp32
+
+    def base_card(self, precision: str) -> dict:
+        return {"precision": precision, "model": self.name, "param_count": self.card.get("param_count"),
+                "window_shape": list(self.window_shape), "joints": self.model.cfg.joints,
+                "layout": self.card.get("layout"), "opset": self.req.opset,
+                "input": {"name": "csi", "shape": ["batch", *self.window_shape], "dtype": "float32"},
+                "output": {"name": "keypoints", "shape": ["batch", self.model.cfg.joints, 2], "units": "pixel/1000"},
+                "parent": {"checkpoint": str(Path(self.req.checkpoint).resolve()), "weights_sha256": self.card.get("weights_sha256"),
+                           "dataset_fingerprint": self.card.get("dataset", {}).get("fingerprint"),
+                           "split_fingerprint": self.card.get("split", {}).get("fingerprint")}}
+
+    def torch_reference(self, x: np.ndarray) -> np.ndarray:
+        """The fp32 torch model's outputs on ``x``."""
+        return torch_predictor(self.model)(x)
+
+    def parity_vs_torch(self, path: Path) -> dict:
+        """Output distance and PCK@20 of the ONNX graph at ``path`` against the torch model, on the parity windows."""
+        x, y = self.parity_set()
+        return parity(self.torch_reference(x), ort_predict(ort_session(path), x), y, self.dataset.layout.torso)
+
+    def test_delta(self, path: Path, threads: int = 2) -> dict:
+        """The chosen graph against the fp32 ONNX on the whole clean test split (test only reports)."""
+        from edgepose.evaluation import score
+        from edgepose.metrics import pck_at
+    
+        ds = self.dataset
+        test_idx = ds.indices("test", clean=True, spec=self.spec)
+        scores = {}
+        for key, graph in (("fp32", self.fp32_onnx()), ("int8", path)):
+            sess = ort_session(graph, threads=threads)
+            scores[key] = score(lambda x, s=sess: ort_predict(s, x), ds, test_idx)
+        test = {"windows": int(len(test_idx)), "fp32_pck20": pck_at(scores["fp32"]["pck"], 0.2),
+                "int8_pck20": pck_at(scores["int8"]["pck"], 0.2)}
+        test["delta_pck20_pp"] = 100.0 * (test["int8_pck20"] - test["fp32_pck20"])
+        test["delta_mpjpe"] = scores["int8"]["mpjpe"] - scores["fp32"]["mpjpe"]
+        return test
+
+
+    def calibration(self) -> CalibrationSet:
+        calib = CalibrationSet.from_dataset(self.dataset, self.req.calib_count, self.req.calib_seed, self.spec,
+                                            self.window_shape)
+        if calib.short:
+            self.req.log(f"note: {calib.describe()['note']}")
+        return calib
+
+    def probe(self, val_windows: int | None = None, threads: int = 2, calib: CalibrationSet | None = None):
+        """A quantization probe over this checkpoint's fp32 graph, scored on clean validation windows."""
+        from edgepose.quantization.probe import QuantProbe
+        from edgepose.quantization.groups import leaf_module_paths, quant_groups
+
+        ds = self.dataset
+        idx = np.unique(evenly_spaced(ds.indices("val", clean=True, spec=self.spec), val_windows))
+        if not len(idx):
+            raise EdgeposeError("no clean validation windows to measure int8 accuracy on", ds.path)
+        x, y = ds.read(idx)
+        target = get_target(self.req.target)
+        groups = quant_groups(onnx.load(str(self.fp32_onnx())), target, leaf_module_paths(self.model))
+        calib = calib or self.calibration()
+        return QuantProbe.calibrate(self.fp32_onnx(), groups, target, self.req.calib, calib.windows, x, y,
+                               ds.layout.torso, self.work / "probe", threads=threads,
+                               recordings=np.asarray(ds.window_file)[idx])
+
+
+def load_context(req: ExportRequest, work: Path) -> ExportContext:
+    """Resolve and load ``req.checkpoint`` into an export context working in ``work``."""
+    from edgepose.zoo import resolve_checkpoint
+
+    req.checkpoint = resolve_checkpoint(req.checkpoint)
+    model, card = load_checkpoint(req.checkpoint)
+    return ExportContext(req, model, card, work)
+
+
+__all__ = ["ExportContext", "load_context"]

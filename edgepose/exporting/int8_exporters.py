@@ -1,0 +1,101 @@
+"""int8 exporters: PTQ by recipe and target, the accuracy-guarded PTQ, and the dispatch to QAT and plans."""
+
+from __future__ import annotations
+
+from pathlib import Path
+
+import onnx
+
+from edgepose.errors import EdgeposeError
+from edgepose.exporting.card import write_card
+from edgepose.exporting.context import ExportContext
+from edgepose.exporting.objective import export_planned
+from edgepose.exporting.parity import ort_predict, ort_session, parity
+from edgepose.exporting.qat_export import export_qat
+from edgepose.exporting.request import METHODS
+from edgepose.exporting.tensorrt import check_tensorrt_qdq
+from edgepose.quantization.guard import guard_search
+from edgepose.quantization.ptq import quantize_ptq, scheme_params
+from edgepose.quantization.recipes import get_recipe
+from edgepose.quantization.sensitivity import measure_groups
+from edgepose.quantization.targets import get_target
+
+
+def export_int8(ctx: ExportContext) -> list[Path]:
+    """int8 QDQ: PTQ by recipe, QAT, the accuracy guard (``max_drop``) or a precision plan (``objective``)."""
+    req = ctx.req
+    method = req.method or "ptq"
+    if method not in METHODS:
+        raise EdgeposeError(f"unknown int8 method {method!r}; choose from {', '.join(METHODS)}")
+    if req.objective is not None:
+        return [export_planned(ctx)]
+    if req.max_drop is not None:
+        if method != "ptq":
+            raise EdgeposeError(f"--max-drop searches PTQ configurations; it does not apply to --method {method}")
+        return [_guarded(ctx)]
+    target, recipe = get_target(req.target), get_recipe(req.recipe)
+    if recipe.quantize_all_ops and target.name == "tensorrt":
+        raise EdgeposeError("recipe 'global' is for the ort-cpu target only (TensorRT places Q/DQ on the "
+                            "inputs of weighted ops)")
+    calib = ctx.calibration()
+    tag = f"int8-ptq-{req.calib}-{recipe.name}-{target.name}"
+    ptq_path = ctx.work / f"{ctx.name}.{tag}.onnx"
+    params = quantize_ptq(ctx.fp32_onnx(), ptq_path, calib, recipe, target, req.calib)
+    x, y = ctx.parity_set()
+    torso = ctx.dataset.layout.torso
+    ref = ctx.torch_reference(x)
+    if method == "ptq":
+        par = parity(ref, ort_predict(ort_session(ptq_path), x), y, torso)
+        card = {**ctx.base_card("int8"), "method": "ptq", "target": target.name, "recipe": params,
+                "calibration": calib.describe(), "parity": {"vs_fp32_torch": par}}
+        if target.name == "tensorrt":
+            card["tensorrt_qdq_problems"] = check_tensorrt_qdq(onnx.load(str(ptq_path)))
+        write_card(ptq_path, card)
+        return [ptq_path]
+    return [export_qat(ctx, ptq_path, calib, params, recipe, target, x, y, ref)]
+
+
+def _guarded(ctx: ExportContext) -> Path:
+    """int8 PTQ under the accuracy guard (``--max-drop``): see :mod:`edgepose.quantization.guard`."""
+    req = ctx.req
+    calib = ctx.calibration()
+    probe = ctx.probe(val_windows=req.guard_val_windows, calib=calib)
+    req.log(f"guard: {len(probe.groups)} groups on {len(probe.x)} clean validation windows "
+            f"(fp32 PCK@20 {100 * probe.reference.pck20:.2f} %), budget −{req.max_drop} pp")
+    records: list = []
+
+    def scan() -> list:
+        records.extend(measure_groups(probe, req.log, sqnr=False))
+        return records
+
+    result = guard_search(probe, scan, req.max_drop, req.log, criterion=req.guard_criterion,
+                          strategy=req.guard_strategy)
+    if not result.met and not req.best_effort:
+        raise EdgeposeError(f"{result.notes[0]}; nothing written (pass --best-effort to write the closest)",
+                            req.checkpoint)
+    for note in result.notes:
+        req.log(f"best effort: {note}")
+    tag = f"int8-ptq-{req.calib}-guard{req.max_drop:g}pp-{probe.target.name}"
+    path = probe.build(result.int8_groups, ctx.work / f"{ctx.name}.{tag}.onnx")
+    test = ctx.test_delta(path, probe.threads)
+    guard = {**result.to_dict(), "best_effort": bool(req.best_effort and not result.met),
+             "validation": {**result.to_dict()["validation"], "windows": int(len(probe.x)),
+                            "fp32_pck20": probe.reference.pck20},
+             "test": test, "groups": [g.to_dict() for g in probe.groups],
+             "sensitivity": [{"name": r.name, "delta_pck20_pp": r.delta_pck20_pp, "delta_mpjpe": r.delta_mpjpe}
+                             for r in records]}
+    par = ctx.parity_vs_torch(path)
+    card = {**ctx.base_card("int8"), "method": "ptq", "target": probe.target.name,
+            "recipe": {**scheme_params(probe.target, req.calib), "recipe": "guard",
+                       "float_groups": result.float_groups, "int8_groups": len(result.int8_groups)},
+            "calibration": calib.describe(), "guard": guard, "parity": {"vs_fp32_torch": par}}
+    if probe.target.name == "tensorrt":
+        card["tensorrt_qdq_problems"] = check_tensorrt_qdq(onnx.load(str(path)))
+    write_card(path, card)
+    req.log(f"guard: {'within' if result.met else 'OUTSIDE'} budget — {len(result.float_groups)} group(s) float, "
+            f"validation ΔPCK@20 {result.choice.delta_pck20_pp:+.2f} pp, test "
+            f"{test.get('delta_pck20_pp', float('nan')):+.2f} pp")
+    return path
+
+
+__all__ = ["export_int8"]

@@ -1,0 +1,230 @@
+"""int8 with a per-layer precision plan: ``export --precision int8 --objective latency|size``.
+
+1. **Accuracy** (validation only): every group alone int8 is scored (its PCK cost), and the
+   accuracy guard (:mod:`edgepose.quantization.guard`) finds the most-int8 configuration within
+   ``--max-drop`` (default :data:`DEFAULT_MAX_DROP`). Only its int8 groups may be int8 in the plan.
+2. **Speed** (``latency``): among those groups, :func:`edgepose.quantization.planning.search.search` picks the
+   set that runs fastest on *this* machine, from paired end-to-end timings of whole graphs at the
+   requested batch sizes and thread count, through a runtime adapter. ``size`` keeps every
+   allowed group int8 (int8 weights are always smaller).
+3. **Verify**: the chosen graph is scored on validation again; if the plan's mix misses the
+   budget, the most sensitive int8 groups go back to float until it does not. Test only reports.
+
+The card's ``plan`` records each group's precision and why (measured µs gain in the plan's
+context, PCK cost alone), the end-to-end latency against fp32, the search's steps, the profile
+cache it came from, and the machine, runtime and threads it was measured with. When no int8
+group pays, the artifact is the fp32 graph, labelled as such, and the log says so.
+"""
+
+from __future__ import annotations
+
+import hashlib
+import shutil
+import sys
+import time
+from pathlib import Path
+from typing import Callable
+
+from edgepose.exporting.card import write_card
+from edgepose.exporting.context import ExportContext
+from edgepose.exporting.request import OBJECTIVES
+
+#: The accuracy budget of a plan when ``--max-drop`` is not given (pp of validation PCK@20).
+DEFAULT_MAX_DROP = 0.5
+
+
+def _progress(label_prefix: str = "plan") -> tuple[Callable[[int, str], Callable[[], None]], Callable[[], None]]:
+    """A tqdm bar per search round on stderr (hidden when stderr is not a terminal)."""
+    from tqdm import tqdm
+
+    state: dict = {}
+
+    def close() -> None:
+        bar = state.pop("bar", None)
+        if bar is not None:
+            bar.close()
+
+    def start(total: int, label: str) -> Callable[[], None]:
+        close()
+        bar = tqdm(total=total, desc=f"{label_prefix} {label}", unit="graph", leave=False, file=sys.stderr,
+                   disable=None)
+        state["bar"] = bar
+        return lambda: bar.update(1)
+
+    return start, close
+
+
+def _why(int8: bool, allowed: bool, restored: bool, gain: dict | None, cost: float | None,
+         fell_back: bool = False, groups_timed: bool = True) -> str:
+    """One line saying why a group has the precision the plan gives it."""
+    g = ", ".join(f"b{b} {v:+.1f} µs" for b, v in gain.items()) if gain else None
+    c = f"alone ΔPCK@20 {cost:+.2f} pp" if cost is not None else "PCK cost not measured"
+    if int8:
+        if g is None:
+            return f"int8: inside the accuracy budget; {c}"
+        if all(v > 0 for v in gain.values()):
+            return f"int8 pays: saves {g} in this plan; {c}"
+        if all(v <= 0 for v in gain.values()):
+            return f"int8, though flipping it alone measured no gain here ({g}): its block as a whole was faster; {c}"
+        return f"int8: mixed across batches ({g}), the plan's objective was better with it; {c}"
+    if restored:
+        return f"float for accuracy: restored after the speed search; {c}"
+    if not allowed:
+        return f"float for accuracy: the guard keeps it float; {c}"
+    if fell_back:
+        return "float: no int8 plan was faster than fp32 at every batch when verified" + (f" ({g})" if g else "")
+    if g is None:
+        return ("float for speed: its block ran faster in float" if groups_timed
+                else "float: the search stopped before timing single groups")
+    if any(v < 0 for v in gain.values()):
+        return f"float for speed: int8 is slower here ({g})"
+    return f"float for speed: int8 gains less than the search's noise tolerance here ({g})"
+
+
+def export_planned(ctx: ExportContext) -> Path:
+    """Search, verify and write the plan's graph and card; returns the artifact path."""
+    from edgepose.quantization.sensitivity import measure_groups
+    from edgepose.timing.adapters import get_adapter
+    from edgepose.quantization.planning.search import search
+    from edgepose.quantization.planning.timer import GraphTimer, ProfileCache, batch_inputs, profile_key
+    from edgepose.runtime.cpu import cpu_summary
+    from edgepose.quantization.guard import guard_search
+    from edgepose.quantization.ptq import scheme_params
+
+    req = ctx.req
+    log = req.log
+    budget = req.max_drop if req.max_drop is not None else DEFAULT_MAX_DROP
+    adapter = get_adapter(req.runtime)
+    t0 = time.perf_counter()
+    calib = ctx.calibration()
+    probe = ctx.probe(val_windows=req.guard_val_windows, calib=calib)
+    fp32_bytes = Path(ctx.fp32_onnx()).read_bytes()
+    log(f"plan: objective {req.objective}, {len(probe.groups)} groups, {len(probe.x)} clean validation windows "
+        f"(fp32 PCK@20 {100 * probe.reference.pck20:.2f} %), budget −{budget} pp, runtime {adapter.name} "
+        f"{adapter.version()}, threads {req.threads or 'default'}, batches {', '.join(map(str, req.batches))}")
+
+    # 1. accuracy: what each group costs alone, and the most-int8 set within budget
+    records = {r.name: r for r in measure_groups(probe, log, sqnr=False)}
+    guard = guard_search(probe, list(records.values()), budget, log, criterion=req.guard_criterion,
+                         strategy=req.guard_strategy)
+    allowed = guard.int8_groups if guard.met else []
+    notes: list[str] = [] if guard.met else [f"{guard.notes[0]}: no group may be int8"]
+    ranked = [r.name for r in sorted(records.values(), key=lambda r: r.sort_key())]
+
+    # 2. speed
+    key = profile_key(hashlib.sha256(fp32_bytes).hexdigest(), f"{probe.target.name}/{req.calib}", adapter,
+                      req.threads)
+    cache = ProfileCache(key, enabled=req.profile_cache)
+    timer = GraphTimer(probe.graph_bytes, adapter, req.threads, batch_inputs(probe.x, req.batches),
+                       seconds=req.timing_seconds, cache=cache)
+    search_doc: dict = {}
+    gains: dict = {}
+    fell_back = False
+    reached: list[str] = []
+    try:
+        if req.objective == "latency" and allowed:
+            start, close = _progress()
+            try:
+                remaining = max(60.0, 60.0 * req.search_minutes - (time.perf_counter() - t0))
+                result = search(allowed, timer, req.batches, deadline_s=remaining, log=log, progress=start,
+                                verify=lambda c, i: timer(c, i, seconds=3 * req.timing_seconds))
+            finally:
+                close()
+            int8 = set(result.int8)
+            gains, fell_back, reached = result.gains_us, result.fell_back, result.reached
+            notes += result.notes
+            search_doc = {"evaluations": result.evaluations, "seconds": result.seconds, "fell_back": result.fell_back,
+                          "stopped_early": result.stopped_early, "stages": result.reached,
+                          "steps": [{"stage": s.stage, "round": s.round, "flipped": s.flipped,
+                                     "speedup_vs_fp32": {str(b): 1.0 / r for b, r in s.rel_to_fp32.items()},
+                                     "int8_groups": s.int8_groups} for s in result.steps]}
+        else:
+            int8 = set(allowed)
+        # 3. verify accuracy of the mix on validation; restore the most sensitive groups if needed
+        restored: list[str] = []
+        while True:
+            path = probe.build(sorted(int8)) if int8 else None
+            dp, dm = probe.delta(probe.score(path)) if path else (0.0, 0.0)
+            if path:
+                path.unlink(missing_ok=True)
+            if dp >= -budget or not int8:
+                break
+            g = next(n for n in ranked if n in int8)
+            int8.discard(g)
+            restored.append(g)
+            log(f"  plan: validation ΔPCK@20 {dp:+.2f} pp misses the budget; {g} back to float")
+        if restored:
+            notes.append(f"{len(restored)} group(s) restored to float after the speed search to meet the budget")
+        final = frozenset(int8)
+        ms: dict = {}
+        searched = bool(search_doc)
+        if final and searched and not restored and cache.hits == 0:
+            ms = dict(result.verified)  # the search's own final check, timed in this run
+        elif final:  # restored, replayed from the cache, or never searched: time it now
+            m = timer(final, frozenset(), fresh=True, seconds=3 * req.timing_seconds)
+            ms = {b: m[b] for b in req.batches}
+            slow = [b for b in req.batches if ms[b][0] >= ms[b][1]]
+            if slow and restored and req.objective == "latency":
+                notes.append("after accuracy restores the plan was not faster than fp32 at batch "
+                             + ", ".join(map(str, slow)) + ": all-float")
+                final, ms = frozenset(), {}
+            elif slow and req.objective == "latency":
+                notes.append("re-timed now (the search was replayed from the cache), the plan is not faster than "
+                             "fp32 at batch " + ", ".join(map(str, slow)) + "; rerun with --no-profile-cache")
+    finally:
+        cache.save()  # measurements survive an interrupted or failed export
+    is_int8 = bool(final)
+    if not is_int8:
+        why = ("no configuration with int8 groups met the accuracy budget" if not allowed
+               else "no int8 plan was faster than fp32 at every batch here" if req.objective == "latency"
+               else "every allowed group was restored for accuracy")
+        log(f"plan: {why} — the artifact is the fp32 graph")
+
+    tag = f"{'int8' if is_int8 else 'fp32'}-plan-{req.objective}-{probe.target.name}"
+    out = ctx.work / f"{ctx.name}.{tag}.onnx"
+    if is_int8:
+        probe.build(sorted(final), out)
+    else:
+        shutil.copyfile(ctx.fp32_onnx(), out)
+    test = ctx.test_delta(out, probe.threads)
+    par = ctx.parity_vs_torch(out)
+    layers = []
+    for g in probe.groups:
+        rec = records.get(g.name)
+        cost = rec.delta_pck20_pp if rec else None
+        layers.append({"name": g.name, "kind": g.kind, "precision": "int8" if g.name in final else "float",
+                       "why": _why(g.name in final, g.name in allowed, g.name in restored,
+                                   gains.get(g.name), cost, fell_back, "groups" in reached),
+                       "int8_gain_us": {str(b): v for b, v in gains.get(g.name, {}).items()} or None,
+                       "pck_cost_pp": cost})
+    plan = {
+        "objective": req.objective, "max_drop_pp": budget, "batches": list(req.batches), "threads": req.threads,
+        "runtime": adapter.describe(), "machine": cpu_summary(), "int8": is_int8,
+        "int8_groups": sorted(final), "float_groups": [g.name for g in probe.groups if g.name not in final],
+        "restored_for_accuracy": restored, "allowed_by_guard": list(allowed),
+        "end_to_end": {str(b): {"plan_ms": ms[b][0], "fp32_ms": ms[b][1], "speedup": ms[b][1] / ms[b][0]}
+                       for b in ms},
+        "validation": {"windows": int(len(probe.x)), "fp32_pck20": probe.reference.pck20,
+                       "delta_pck20_pp": dp if is_int8 else 0.0, "delta_mpjpe": dm if is_int8 else 0.0},
+        "test": test, "layers": layers, "search": search_doc,
+        "guard": {"met": guard.met, "restore_order": guard.restore_order, "float_groups": guard.float_groups},
+        "profile": {"cache": str(cache.path), "key": key, "cache_hits": cache.hits, "timed": timer.timed,
+                    "seconds_per_comparison": req.timing_seconds},
+        "seconds": time.perf_counter() - t0, "notes": notes,
+    }
+    card = {**ctx.base_card("int8" if is_int8 else "fp32"), "method": "ptq" if is_int8 else "export",
+            "target": probe.target.name,
+            "recipe": {**(scheme_params(probe.target, req.calib) if is_int8 else {}), "recipe": f"plan-{req.objective}",
+                       "float_groups": plan["float_groups"], "int8_groups": len(final)},
+            "calibration": calib.describe(), "plan": plan, "parity": {"vs_fp32_torch": par}}
+    write_card(out, card)
+    speed = ", ".join(f"b{b} {ms[b][1] / ms[b][0]:.2f}× fp32" for b in ms) or "fp32"
+    log(f"plan: {len(final)}/{len(probe.groups)} groups int8 ({speed}); validation ΔPCK@20 "
+        f"{plan['validation']['delta_pck20_pp']:+.2f} pp, test {test['delta_pck20_pp']:+.2f} pp; "
+        f"{time.perf_counter() - t0:.0f} s")
+    for n in notes:
+        log(f"plan: note: {n}")
+    return out
+
+
+__all__ = ["DEFAULT_MAX_DROP", "OBJECTIVES", "export_planned"]

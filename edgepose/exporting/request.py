@@ -1,0 +1,145 @@
+"""What one export is asked to make: :class:`ExportRequest`, and :func:`validate` of its options."""
+
+from __future__ import annotations
+
+from dataclasses import dataclass, field
+from pathlib import Path
+from typing import Callable, Iterable
+
+from edgepose.errors import EdgeposeError
+from edgepose.exporting.onnx_fp32 import DEFAULT_OPSET
+from edgepose.exporting.fp16 import DEFAULT_BLOCK_LIST
+from edgepose.exporting.tensorrt import tensorrt_available
+from edgepose.quantization.calibrators import CALIBRATORS
+from edgepose.quantization.guard import CRITERIA, STRATEGIES
+from edgepose.quantization.qat import QAT_LOSSES, QAT_SCHEDULES, QAT_SELECTIONS
+from edgepose.quantization.targets import TARGETS
+
+#: int8 methods: post-training quantization, quantization-aware fine-tuning
+METHODS = ("ptq", "qat")
+#: ``--objective`` values of the per-layer precision plan
+OBJECTIVES = ("latency", "size")
+
+
+@dataclass
+class ExportRequest:
+    """Everything ``edgepose export`` takes (and ``ep.export(**options)``), flat as the CLI's options.
+
+    Groups of fields: what to make (``precision``, ``method``, ``calib``, ``target``, ``recipe``,
+    ``engine``); data (``data``, ``calib_count``, ``calib_seed``, ``parity_windows``); QAT
+    (``qat_*``); the accuracy guard (``max_drop``, ``best_effort``, ``guard_*``); the precision
+    plan (``objective``, ``batches``, ``threads``, ``runtime``, ``search_minutes``,
+    ``timing_seconds``, ``profile_cache``); ONNX (``opset``, ``keep_io_types``,
+    ``fp16_block_list``). :func:`validate` checks them against the registries.
+    """
+
+    checkpoint: Path
+    out: Path
+    precision: str = "fp32"
+    method: str | None = None
+    calib: str = "percentile"
+    target: str = "ort-cpu"
+    recipe: str = "safe"
+    engine: bool = False
+    data: Path | None = None
+    calib_count: int = 512
+    calib_seed: int = 0
+    qat_epochs: int = 2
+    qat_lr: float = 3e-5
+    qat_max_windows: int | None = None
+    qat_loss: str = "distill"
+    qat_select: str = "fidelity"
+    qat_schedule: str = "constant"
+    qat_device: str = "cpu"
+    opset: int = DEFAULT_OPSET
+    keep_io_types: bool = True
+    fp16_block_list: tuple[str, ...] = DEFAULT_BLOCK_LIST
+    parity_windows: int = 512
+    max_drop: float | None = None
+    best_effort: bool = False
+    guard_val_windows: int | None = None
+    guard_criterion: str = "point"
+    guard_strategy: str = "linear"
+    objective: str | None = None
+    batches: tuple[int, ...] = (1, 64)
+    threads: int = 0
+    runtime: str = "onnxruntime"
+    search_minutes: float = 10.0
+    timing_seconds: float = 0.8
+    profile_cache: bool = True
+    log: Callable[[str], None] = field(default=print, repr=False)
+
+
+def validate(req: ExportRequest, precisions: Iterable[str]) -> None:
+    """Refuse a request whose options do not fit together, naming the option (before any work)."""
+    precisions = list(precisions)
+    if req.precision not in precisions:
+        raise EdgeposeError(f"unknown precision {req.precision!r}; choose from {', '.join(precisions)}")
+    if req.precision != "int8" and req.method:
+        raise EdgeposeError(f"--method {req.method} applies to int8 only, not {req.precision}")
+    if req.calib not in CALIBRATORS:
+        raise EdgeposeError(f"unknown calibrator {req.calib!r}; choose from {', '.join(CALIBRATORS)}")
+    if req.target not in TARGETS:
+        raise EdgeposeError(f"unknown target {req.target!r}; choose from {', '.join(TARGETS)}")
+
+    if req.qat_loss not in QAT_LOSSES:
+        raise EdgeposeError(f"unknown QAT loss {req.qat_loss!r}; choose from {', '.join(QAT_LOSSES)}")
+    if req.qat_select not in QAT_SELECTIONS:
+        raise EdgeposeError(f"unknown QAT selection {req.qat_select!r}; choose from {', '.join(QAT_SELECTIONS)}")
+    if req.qat_schedule not in QAT_SCHEDULES:
+        raise EdgeposeError(f"unknown QAT schedule {req.qat_schedule!r}; choose from {', '.join(QAT_SCHEDULES)}")
+    if req.qat_device == "cuda":
+        import torch
+
+        if not torch.cuda.is_available():
+            raise EdgeposeError("--qat-device cuda: no CUDA GPU visible to torch")
+    if req.engine and req.precision == "fp32":
+        raise EdgeposeError("TensorRT engines are built from fp16 or int8 ONNX (strongly typed networks); "
+                            "use --precision fp16 or int8")
+    if req.engine and req.precision == "int8" and req.target != "tensorrt":
+        raise EdgeposeError("an int8 engine needs the TensorRT QDQ layout: add --target tensorrt")
+    if req.max_drop is not None:
+        if req.precision != "int8":
+            raise EdgeposeError(f"--max-drop guards int8 accuracy; it does not apply to {req.precision}")
+        if not (req.max_drop >= 0):
+            raise EdgeposeError(f"--max-drop is the largest allowed PCK@20 drop in percentage points (≥ 0), "
+                                f"got {req.max_drop}")
+    _validate_objective(req)
+    if req.guard_criterion not in CRITERIA:
+        raise EdgeposeError(f"unknown guard criterion {req.guard_criterion!r}; choose from {', '.join(CRITERIA)}")
+    if req.guard_strategy not in STRATEGIES:
+        raise EdgeposeError(f"unknown guard strategy {req.guard_strategy!r}; choose from {', '.join(STRATEGIES)}")
+    if req.best_effort and (req.max_drop is None or req.objective is not None):
+        raise EdgeposeError("--best-effort applies to the accuracy guard alone: add --max-drop PP "
+                            "(an --objective plan is never outside its budget: it falls back to float)")
+    if req.engine:
+        ok, reason = tensorrt_available()
+        if not ok:
+            raise EdgeposeError(reason)
+
+
+def _validate_objective(req: ExportRequest) -> None:
+    """Checks of the precision-plan options (``--objective``)."""
+    from edgepose.timing.adapters import ADAPTERS
+
+    if req.objective is None:
+        return
+    if req.objective not in OBJECTIVES:
+        raise EdgeposeError(f"unknown objective {req.objective!r}; choose from {', '.join(OBJECTIVES)}")
+    if req.precision != "int8" or (req.method or "ptq") != "ptq":
+        raise EdgeposeError("--objective plans int8 PTQ layer by layer: use --precision int8 (method ptq)")
+    if req.engine:
+        raise EdgeposeError("--objective plans are timed on a CPU runtime; --engine builds TensorRT engines, "
+                            "which choose layer precisions themselves: drop one of the two")
+    if req.target == "tensorrt":
+        raise EdgeposeError("--objective plans are timed on a CPU runtime (--runtime); the tensorrt layout is for "
+                            "TensorRT: use --target ort-cpu")
+    if req.runtime not in ADAPTERS:
+        raise EdgeposeError(f"unknown runtime {req.runtime!r}; choose from {', '.join(ADAPTERS)}")
+    if not req.batches or any(int(b) < 1 for b in req.batches):
+        raise EdgeposeError(f"--batch needs positive batch sizes, got {list(req.batches)}")
+    if req.threads < 0:
+        raise EdgeposeError(f"--threads must be ≥ 0 (0 = the runtime's default), got {req.threads}")
+
+
+__all__ = ["METHODS", "OBJECTIVES", "ExportRequest", "validate"]

@@ -1,0 +1,305 @@
+"""The latency search: which groups run int8, chosen by paired end-to-end measurements.
+
+The search never adds up layer times. Every step compares two whole graphs — the incumbent plan
+and one candidate that differs from it in one *unit* (a block of groups, later a single group) —
+timed in alternation in one process (``measure``), and keeps a candidate only when it is faster
+by more than the noise tolerance. It is a best-improvement local search in two stages:
+
+1. **blocks** (a residual block, an attention module, the head): coarse flips, so a whole region
+   can leave int8 at once without paying Q/DQ at every boundary on the way;
+2. **groups** (one conv + its activation, one residual add …): refinement.
+
+It starts from whichever of *all allowed groups int8* and *all float* is faster, and each round
+re-anchors the incumbent against the all-float graph, so chained ratios do not drift. The
+objective is the worst batch's latency relative to fp32 plus a tenth of the mean, and a plan
+slower than fp32 at any batch scores worse than all-float, so a plan that wins at batch 1 and
+loses at batch 64 does not count as a win. The final plan is timed against fp32 once more
+(``verify``, longer than a search step); if it is not faster at every batch, the earlier accepted
+plans are verified in turn, and if none is, the answer is the all-float plan; the result says so.
+
+``measure(candidate, incumbent)`` returns, per batch size, the two median latencies in ms; in
+tests it is a cost model, in exports a :class:`edgepose.quantization.planning.timer.GraphTimer`.
+"""
+
+from __future__ import annotations
+
+import time
+from dataclasses import dataclass, field
+from typing import Callable, Iterable, Sequence
+
+Config = frozenset
+#: (candidate, incumbent) → {batch: (candidate ms, incumbent ms)}
+Measure = Callable[[frozenset, frozenset], dict[int, tuple[float, float]]]
+
+
+def objective(rel: dict[int, float]) -> float:
+    """Worst batch's latency relative to fp32, plus a tenth of the mean (lower is better).
+
+    A plan slower than fp32 at any batch scores above all-float (1.1) whatever it does at the
+    others, so a plan that wins everywhere always beats one that loses somewhere.
+    """
+    vals = list(rel.values())
+    worst = max(vals)
+    if worst >= 1.0:
+        return 1.1 + (worst - 1.0)
+    return worst + 0.1 * sum(vals) / len(vals)
+
+
+@dataclass
+class Step:
+    """One accepted move (or the start) of the search."""
+
+    stage: str
+    round: int
+    flipped: list[str]
+    rel_to_fp32: dict[int, float]
+    int8_groups: int
+    config: tuple[str, ...] = ()
+
+
+@dataclass
+class SearchResult:
+    """The chosen int8 set, its measured latency relative to fp32, and how the search got there.
+
+    ``gains_us``: group → batch → microseconds the group saves by being int8 *in the final plan's
+    context* (the last round's single-group flips; negative = int8 is slower there).
+    ``verified``: the final plan against fp32, per batch: (plan ms, fp32 ms); empty when the
+    plan is all-float. ``fell_back``: the search found int8 plans but none verified faster than
+    fp32 at every batch, so the answer is all-float.
+    ``reached``: the stages the search started (a deadline can stop it before the last).
+    """
+
+    int8: frozenset
+    rel_to_fp32: dict[int, float]
+    verified: dict[int, tuple[float, float]]
+    steps: list[Step]
+    gains_us: dict[str, dict[int, float]]
+    evaluations: int
+    seconds: float
+    fell_back: bool = False
+    stopped_early: bool = False
+    notes: list[str] = field(default_factory=list)
+    reached: list[str] = field(default_factory=list)
+
+
+@dataclass
+class Unit:
+    """A set of groups flipped together."""
+
+    name: str
+    groups: tuple[str, ...]
+
+
+def block_units(groups: Sequence[str]) -> list[Unit]:
+    """Groups gathered by their top-level module block (``tcn.0.body.1`` → ``tcn.0``; ``attn_w.qkv`` → ``attn_w``)."""
+    blocks: dict[str, list[str]] = {}
+    for g in groups:
+        parts = g.split(".")
+        key = ".".join(parts[:2]) if len(parts) >= 2 and parts[1].isdigit() else parts[0]
+        blocks.setdefault(key, []).append(g)
+    return [Unit(k, tuple(v)) for k, v in blocks.items()]
+
+
+def group_units(groups: Sequence[str]) -> list[Unit]:
+    return [Unit(g, (g,)) for g in groups]
+
+
+def _flip(inc: frozenset, unit: Unit) -> frozenset:
+    members = set(unit.groups)
+    return inc - members if members <= inc else inc | members
+
+
+def search(allowed: Sequence[str], measure: Measure, batches: Sequence[int], tol: float = 0.01,
+           max_rounds: int = 4, stages: Sequence[tuple[str, list[Unit]]] | None = None,
+           deadline_s: float | None = None, log: Callable[[str], None] = print,
+           progress: Callable[[int, str], Callable[[], None]] | None = None,
+           verify: Measure | None = None) -> SearchResult:
+    """Choose the subset of ``allowed`` groups to run int8 that minimises measured latency.
+
+    Args:
+        allowed: the groups the accuracy guard lets run int8 (everything else stays float).
+        measure: paired timing of two configurations (sets of int8 groups).
+        batches: the batch sizes the plan must be fast at.
+        tol: a move is kept only when it lowers the objective by more than this fraction.
+        max_rounds: rounds per stage (each round tries every unit once).
+        stages: (name, units) pairs; default blocks then single groups.
+        deadline_s: stop starting new rounds after this many seconds (the best plan so far is kept).
+        progress: ``progress(total, label)`` returns a tick function, called once per measurement.
+        verify: the measurement of the final check against fp32 (default ``measure``); give a
+            longer one, since the plan's claim rests on it.
+    """
+    t0 = time.perf_counter()
+    allowed_set = frozenset(allowed)
+    stages = list(stages) if stages is not None else [("blocks", block_units(allowed)), ("groups", group_units(allowed))]
+    count = [0]
+    empty: frozenset = frozenset()
+
+    def timed(cand: frozenset, inc: frozenset) -> dict[int, tuple[float, float]]:
+        count[0] += 1
+        return measure(cand, inc)
+
+    ones = {b: 1.0 for b in batches}
+    steps: list[Step] = []
+    notes: list[str] = []
+    gains: dict[str, dict[int, float]] = {}
+    if allowed_set:
+        m = timed(allowed_set, empty)
+        rel_full = {b: m[b][0] / m[b][1] for b in batches}
+    else:
+        rel_full = dict(ones)
+    if allowed_set and objective(rel_full) < objective(ones):
+        inc, rel = allowed_set, rel_full
+    else:
+        inc, rel = empty, dict(ones)
+    steps.append(Step("start", 0, sorted(inc), dict(rel), len(inc), tuple(sorted(inc))))
+    log(f"  plan: all {len(allowed_set)} allowed groups int8 run at "
+        + ", ".join(f"b{b} {1 / rel_full[b]:.2f}×" for b in batches) + " of fp32; starting from "
+        + ("all-int8" if inc else "all-float"))
+    stopped = False
+    settled = False
+    reached: list[str] = []
+    for stage, units in stages:
+        if deadline_s is not None and time.perf_counter() - t0 > deadline_s:
+            stopped = True
+            notes.append(f"search stopped at its {deadline_s:.0f} s deadline before the {stage} stage; "
+                         "the best plan so far is kept")
+            break
+        reached.append(stage)
+        settled = False
+        units = [Unit(u.name, tuple(g for g in u.groups if g in allowed_set)) for u in units]
+        units = [u for u in units if u.groups]
+        for rnd in range(1, max_rounds + 1):
+            if deadline_s is not None and time.perf_counter() - t0 > deadline_s:
+                stopped = True
+                break
+            tick = progress(len(units) + 1, f"{stage} round {rnd}") if progress else (lambda: None)
+            if inc:  # re-anchor against fp32 so chained ratios do not drift
+                m = timed(inc, empty)
+                rel = {b: m[b][0] / m[b][1] for b in batches}
+            tick()
+            trials = []
+            for u in units:
+                cand = _flip(inc, u)
+                m = timed(cand, inc)
+                tick()
+                cand_rel = {b: rel[b] * m[b][0] / m[b][1] for b in batches}
+                trials.append((u, cand, cand_rel))
+                if stage == stages[-1][0] and len(u.groups) == 1:
+                    gains[u.groups[0]] = int8_gain_us(u.groups[0], inc, m)
+            cur = objective(rel)
+            better = sorted((t for t in trials if objective(t[2]) < cur * (1 - tol)), key=lambda t: objective(t[2]))
+            if not better:
+                settled = True
+                log(f"  plan: {stage} round {rnd}: no move beats the incumbent by > {100 * tol:.0f} %; "
+                    f"{len(inc)} groups int8, " + ", ".join(f"b{b} {1 / rel[b]:.2f}×" for b in batches))
+                break
+            best_u, best_cand, best_rel = better[0]
+            chosen = ([best_u], best_cand, best_rel)
+            if len(better) > 1:
+                combined = inc
+                for u, _, _ in better:  # units of one stage are disjoint: each flips as it would alone
+                    combined = combined - set(u.groups) if set(u.groups) <= inc else combined | set(u.groups)
+                m = timed(combined, inc)
+                comb_rel = {b: rel[b] * m[b][0] / m[b][1] for b in batches}
+                if objective(comb_rel) <= objective(best_rel):
+                    chosen = ([u for u, _, _ in better], combined, comb_rel)
+            moved, inc, rel = chosen
+            steps.append(Step(stage, rnd, [u.name for u in moved], dict(rel), len(inc), tuple(sorted(inc))))
+            log(f"  plan: {stage} round {rnd}: flipped {len(moved)} unit(s) "
+                f"({', '.join(u.name for u in moved[:4])}{' …' if len(moved) > 4 else ''}); {len(inc)} groups int8, "
+                + ", ".join(f"b{b} {1 / rel[b]:.2f}×" for b in batches))
+        if stopped:
+            notes.append(f"search stopped at its {deadline_s:.0f} s deadline in the {stage} stage; "
+                         "the best plan so far is kept")
+            break
+    if gains and (stopped or not settled):
+        notes.append("the per-group gains were measured around the plan before the search's last move "
+                     "(it ran out of rounds or time)")
+    # verify end to end against fp32, once more and never from the chain; if the final plan does
+    # not win at every batch, verify the earlier accepted plans, newest first
+    check = verify or measure
+    candidates = [inc] + [frozenset(x) for x in _earlier(steps, inc)]
+    verified: dict[int, tuple[float, float]] = {}
+    final: frozenset = frozenset()
+    for k, cand in enumerate(candidates[:3]):
+        if not cand:
+            break
+        count[0] += 1
+        m = check(cand, empty)
+        rel_c = {b: m[b][0] / m[b][1] for b in batches}
+        if max(rel_c.values()) < 1.0:
+            final, verified, rel = cand, {b: m[b] for b in batches}, rel_c
+            if k:
+                notes.append(f"the final plan was not faster than fp32 at every batch when verified; an earlier plan "
+                             f"({len(cand)} groups int8) was, and is kept")
+            break
+        slow = [b for b in batches if rel_c[b] >= 1.0]
+        if k == 0:
+            notes.append("the best plan found was not faster than fp32 at batch " + ", ".join(map(str, slow))
+                         + " when verified end to end")
+    fell_back = bool(inc) and not final
+    if not final:
+        rel = dict(ones)
+        notes.append("no int8 plan was faster than fp32 at every batch on this machine: the plan is all-float "
+                     "(fp32-equivalent)")
+    return SearchResult(final, rel, verified, steps, gains, count[0], time.perf_counter() - t0, fell_back, stopped,
+                        notes, reached)
+
+
+def _earlier(steps: list[Step], current: frozenset) -> list[frozenset]:
+    """The configurations of the accepted steps before the last, newest first, without repeats."""
+    seen = {current}
+    out = []
+    for s in reversed(steps):
+        cfg = frozenset(s.config)
+        if cfg not in seen and cfg:
+            seen.add(cfg)
+            out.append(cfg)
+    return out
+
+
+def int8_gain_us(group: str, context: frozenset, m: dict[int, tuple[float, float]]) -> dict[int, float]:
+    """µs ``group`` saves by being int8, from ``m`` = measure(context with ``group`` flipped, context).
+
+    Gain = (time with the group float) − (time with it int8); negative means int8 is slower.
+    """
+    sign = 1.0 if group in context else -1.0
+    return {b: sign * 1e3 * (cand - inc) for b, (cand, inc) in m.items()}
+
+
+def flip_gains(context: frozenset, groups: Sequence[str], measure: Measure,
+               tick: Callable[[], None] = lambda: None) -> dict[str, dict[int, float]]:
+    """Each group's int8 gain in µs around ``context``: that group flipped alone, the rest as in ``context``."""
+    out = {}
+    for g in groups:
+        cand = context - {g} if g in context else context | {g}
+        out[g] = int8_gain_us(g, context, measure(cand, context))
+        tick()
+    return out
+
+
+def exhaustive(units: Iterable[Unit], measure: Measure, batches: Sequence[int],
+               fixed: frozenset = frozenset()) -> list[tuple[float, frozenset, dict[int, float]]]:
+    """Brute force: every subset of ``units`` int8 (plus ``fixed``), each timed against all-float.
+
+    Returns (objective, configuration, latency relative to fp32) for every subset, best first —
+    for checking the search on small models.
+    """
+    import itertools
+
+    units = list(units)
+    out = []
+    for k in range(len(units) + 1):
+        for combo in itertools.combinations(units, k):
+            cand = fixed | frozenset(g for u in combo for g in u.groups)
+            if not cand:
+                rel = {b: 1.0 for b in batches}
+            else:
+                m = measure(cand, frozenset())
+                rel = {b: m[b][0] / m[b][1] for b in batches}
+            out.append((objective(rel), cand, rel))
+    return sorted(out, key=lambda r: r[0])
+
+
+__all__ = ["Config", "Measure", "SearchResult", "Step", "Unit", "block_units", "exhaustive", "flip_gains",
+           "group_units", "int8_gain_us", "objective", "search"]

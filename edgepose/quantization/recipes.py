@@ -1,0 +1,79 @@
+"""Which convolutions become int8: named recipes over torch module paths.
+
+The same plan drives ONNX Runtime PTQ (as ``nodes_to_quantize``) and the QAT simulation (as the
+set of fake-quantized modules), so fake-quant and the shipped graph quantize the same tensors.
+ONNX nodes map back to module paths through the exporter's ``pkg.torch.onnx.name_scopes``.
+"""
+
+from __future__ import annotations
+
+import ast
+from dataclasses import dataclass
+from typing import Callable
+
+import onnx
+from torch import nn
+
+from edgepose.errors import EdgeposeError
+
+
+@dataclass(frozen=True)
+class Recipe:
+    """A rule choosing which conv modules to quantize, and whether to quantize every other op too."""
+
+    name: str
+    description: str
+    keep_float: Callable[[str], bool]
+    quantize_all_ops: bool = False
+
+
+def _fragile(path: str) -> bool:
+    """Attention projections (feeding the softmax logits) and the regression head's last conv."""
+    return ".qkv" in path or path.startswith("decoder.3")
+
+
+RECIPES = {
+    "safe": Recipe("safe", "int8 convolutions except the attention q/k/v projections and the final "
+                   "regression conv; softmax, attention matmuls and their BatchNorms, SiLU, pooling stay float",
+                   _fragile),
+    "convs": Recipe("convs", "every convolution int8, the rest float", lambda p: False),
+    "global": Recipe("global", "every op ONNX Runtime can quantize (the reference's global-qconfig approach)",
+                     lambda p: False, quantize_all_ops=True),
+}
+
+
+def get_recipe(name: str) -> Recipe:
+    if name not in RECIPES:
+        raise EdgeposeError(f"unknown int8 recipe {name!r}; choose from {', '.join(RECIPES)}")
+    return RECIPES[name]
+
+
+def conv_modules(model: nn.Module) -> dict[str, nn.Module]:
+    """Module path → conv for every Conv1d/Conv2d of a (folded) model."""
+    return {n: m for n, m in model.named_modules() if isinstance(m, (nn.Conv1d, nn.Conv2d))}
+
+
+def planned_modules(model: nn.Module, recipe: Recipe) -> list[str]:
+    """Module paths of the convs the recipe quantizes."""
+    return [n for n in conv_modules(model) if not recipe.keep_float(n)]
+
+
+def node_module_path(node: onnx.NodeProto) -> str | None:
+    """The torch module path an exported node came from (deepest module scope), if recorded."""
+    for prop in node.metadata_props:
+        if prop.key == "pkg.torch.onnx.name_scopes":
+            scopes = ast.literal_eval(prop.value)
+            return scopes[-2] if len(scopes) >= 2 else None
+    return None
+
+
+def conv_nodes_by_module(proto: onnx.ModelProto) -> dict[str, str]:
+    """Module path → ONNX node name for every Conv node."""
+    out = {}
+    for node in proto.graph.node:
+        if node.op_type == "Conv":
+            path = node_module_path(node)
+            if path is None:
+                raise EdgeposeError(f"Conv node {node.name} carries no module scope; re-export with edgepose")
+            out[path] = node.name
+    return out

@@ -1,0 +1,207 @@
+"""The verdict rule: which single artifact to ship, per machine, batch size (and target).
+
+1. **Accuracy gate.** An artifact is a candidate when the lower end of the 95 % interval of its
+   ΔPCK@20 against fp32 (paired bootstrap over test recordings) is ≥ −``max_drop_pp``. Its
+   accuracy is described by that interval: "more accurate than fp32" only when the whole
+   interval is above 0, "less accurate" when it is wholly below 0, otherwise "as accurate as
+   fp32". Results without an interval fall back to the point estimate and say so.
+2. **Speed.** Every candidate's speed is its ratio to fp32 ONNX timed in the same round, as a
+   median and inter-quartile range over the undisturbed rounds. The fastest by median wins
+   outright only when its IQR stays clear of (wholly above) every other candidate's, and only
+   when both were timed in at least ``MIN_ROUNDS`` undisturbed rounds (the IQR of one or two
+   rounds is not a spread: a noisy machine that leaves out most rounds yields a tie, not a win).
+3. **Tie.** Otherwise the candidates whose IQR overlaps the leader's are tied on speed; the tie is
+   broken by accuracy (the interval classes of step 1), then by size on disk, and the verdict
+   says "tie" in words.
+"""
+
+from __future__ import annotations
+
+from dataclasses import dataclass, field
+
+from edgepose.benchmarking.paired import clear_of
+from edgepose.metrics import pck_at
+
+#: An artifact may lose at most this much PCK@20 (percentage points, CI lower end) against fp32.
+MAX_DROP_PP = 1.0
+#: Undisturbed paired rounds a candidate needs before its speed can be called clearly different.
+MIN_ROUNDS = 3
+#: Relative band given to a single p50 when a results file has no paired rounds (schema 1).
+UNPAIRED_BAND = 0.05
+
+
+def pck20(row: dict, which: str = "clean") -> float | None:
+    """PCK@20 in % of one bench row, or None when the row has no accuracy."""
+    acc = row.get("accuracy", {}).get(which, {}).get("pck", {})
+    try:
+        return 100 * pck_at(acc, 0.2)
+    except KeyError:
+        return None
+
+
+@dataclass(frozen=True)
+class Accuracy:
+    """A row's accuracy against fp32, as the verdict words it."""
+
+    eligible: bool
+    rank: int          # 2 better than fp32, 1 indistinguishable, 0 worse (by the interval)
+    words: str
+
+
+def accuracy_of(row: dict, max_drop_pp: float = MAX_DROP_PP) -> Accuracy | None:
+    """Gate and wording from the row's ΔPCK@20 interval (or point estimate when it has none)."""
+    ci = row.get("delta_pck20_ci")
+    if ci:
+        d, lo, hi = ci["delta_pp"], ci["low_pp"], ci["high_pp"]
+        band = f"ΔPCK@20 {d:+.2f} pp, 95 % CI [{lo:+.2f}, {hi:+.2f}] over {ci['recordings']} test recordings"
+        if lo > 0:
+            return Accuracy(True, 2, f"more accurate than fp32 ({band})")
+        if hi < 0:
+            ok = lo >= -max_drop_pp
+            return Accuracy(ok, 0, f"less accurate than fp32 ({band})" +
+                            (f", within the {max_drop_pp:g} pp gate" if ok else f", outside the {max_drop_pp:g} pp gate"))
+        ok = lo >= -max_drop_pp
+        return Accuracy(ok, 1, f"as accurate as fp32 ({band})" if ok else
+                        f"not shown to be within {max_drop_pp:g} pp of fp32 ({band})")
+    d = row.get("delta_pck_pp", {})
+    point = next((v for k, v in d.items() if abs(float(k) - 0.2) < 1e-9), None)
+    if point is None:
+        return None
+    return Accuracy(point >= -max_drop_pp, 1, f"ΔPCK@20 {point:+.2f} pp (point estimate; this results file has no "
+                                              "confidence interval)")
+
+
+def speed_of(row: dict, batch: str, rows: list[dict]) -> dict | None:
+    """The row's paired speed ratio at ``batch``; for schema-1 files a ±5 % band around p50 ratios."""
+    rec = row.get("speed_vs_fp32_onnx", {}).get(batch)
+    if rec and rec.get("n"):
+        return rec
+    if batch not in row.get("latency", {}):
+        return None
+    base = next((r for r in rows if r["kind"] == "onnx" and r["precision"] == "fp32" and batch in r["latency"]), None)
+    if base is None:
+        return None
+    m = base["latency"][batch]["p50_ms"] / row["latency"][batch]["p50_ms"]
+    return {"median": m, "q1": m * (1 - UNPAIRED_BAND), "q3": m * (1 + UNPAIRED_BAND), "min": m, "max": m, "n": 1,
+            "unpaired": True}
+
+
+@dataclass
+class Choice:
+    """The artifact to ship at one (machine, batch, target) and why."""
+
+    batch: str
+    target: str | None
+    row: dict
+    speed: dict
+    accuracy: Accuracy
+    tied: list[dict] = field(default_factory=list)   # other rows tied on speed
+    broken_by: str | None = None                      # "accuracy" | "size" | "accuracy, then size" when tied
+    runner_up: dict | None = None
+    gated_out: list[tuple[dict, dict]] = field(default_factory=list)  # faster rows that failed the accuracy gate
+    few_rounds: int | None = None                     # undisturbed rounds, when too few to separate speeds
+    size_peers: list[dict] = field(default_factory=list)  # tied rows as accurate as the choice (size decided)
+
+    @property
+    def outcome(self) -> str:
+        return "tie" if self.tied else "win"
+
+
+def choose(rows: list[dict], batch: str, max_drop_pp: float = MAX_DROP_PP, target: str | None = None) -> Choice | None:
+    """Apply the rule to ``rows`` (one machine) at ``batch``; None when no row passes the gate."""
+    cands, gated = [], []
+    for r in rows:
+        acc = accuracy_of(r, max_drop_pp)
+        sp = speed_of(r, batch, rows)
+        if acc is not None and sp is not None:
+            (cands if acc.eligible else gated).append((r, sp, acc))
+    if not cands:
+        return None
+    cands.sort(key=lambda c: -c[1]["median"])
+    leader = cands[0]
+    tied = [c for c in cands if c is leader or not _clearly_faster(leader[1], c[1])]
+    if len(tied) == 1:
+        runner = cands[1][0] if len(cands) > 1 else None
+        choice = Choice(batch, target, leader[0], leader[1], leader[2], runner_up=runner)
+    else:
+        best = max(tied, key=lambda c: (c[2].rank, -c[0]["bytes"], c[1]["median"]))
+        others = [c for c in tied if c is not best]
+        peers = [c[0] for c in others if c[2].rank == best[2].rank]  # as accurate: size decided among these
+        broken = "size" if len(peers) == len(others) else ("accuracy, then size" if peers else "accuracy")
+        choice = Choice(batch, target, best[0], best[1], best[2], tied=[c[0] for c in others],
+                        broken_by=broken, size_peers=peers)
+    choice.gated_out = [(r, sp) for r, sp, _ in gated if sp["median"] > choice.speed["median"]]
+    rounds = min((_undisturbed(c[1]) for c in cands if not c[1].get("unpaired")), default=None)
+    if choice.tied and rounds is not None and rounds < MIN_ROUNDS:
+        choice.few_rounds = rounds
+    return choice
+
+
+def _undisturbed(rec: dict) -> int:
+    """Rounds behind a paired ratio record that the probe did not mark as disturbed."""
+    return 0 if rec.get("all_rounds_disturbed") else int(rec.get("n", 0))
+
+
+def _clearly_faster(a: dict, b: dict) -> bool:
+    """``a``'s ratio spread is wholly above ``b``'s, over enough paired rounds to call it a spread."""
+    paired = not (a.get("unpaired") or b.get("unpaired"))
+    if paired and min(_undisturbed(a), _undisturbed(b)) < MIN_ROUNDS:
+        return False
+    return clear_of(a, b)
+
+
+def _ratio_text(rec: dict) -> str:
+    if rec.get("unpaired"):
+        return f"{rec['median']:.2f}× the speed of fp32 ONNX (single p50s, no paired rounds)"
+    return (f"{rec['median']:.2f}× the speed of fp32 ONNX (IQR {rec['q1']:.2f}–{rec['q3']:.2f}, "
+            f"{rec['n']} paired round{'s' if rec['n'] != 1 else ''})")
+
+
+def sentence(c: Choice, machine: str) -> str:
+    """The verdict as one sentence naming the artifact and the evidence."""
+    r = c.row
+    where = f"On {machine} at batch {c.batch}" + (f", target {c.target}" if c.target else "")
+    if c.outcome == "win":
+        nxt = ""
+        if c.runner_up is not None:
+            rs = c.runner_up.get("speed_vs_fp32_onnx", {}).get(c.batch, {})
+            nxt = f", clear of the next fastest ({c.runner_up['label']} on {c.runner_up['backend']}" + (
+                f", IQR up to {rs['q3']:.2f}×)" if rs.get("n") else ")")
+        speed = f"a clear speed win at {_ratio_text(c.speed)}{nxt}"
+        if r["kind"] == "onnx" and r["precision"] == "fp32":
+            speed = f"the fastest candidate{nxt}"
+    else:
+        names = ", ".join(f"{t['label']} on {t['backend']}" for t in c.tied)
+        sizes = f"({r['size_mb']:.2f} MB vs " + ", ".join(f"{t['size_mb']:.2f}" for t in c.size_peers) + " MB)"
+        why = {"accuracy": "broken by accuracy", "size": f"broken by size {sizes}",
+               "accuracy, then size": f"broken by accuracy, then by size {sizes}"}[c.broken_by]
+        few = (f" (only {c.few_rounds} undisturbed paired round{'s' if c.few_rounds != 1 else ''}: too few to "
+               "tell speeds apart)" if c.few_rounds is not None else "")
+        speed = f"a speed tie with {names}{few} at {_ratio_text(c.speed)}, {why}"
+    gated = ""
+    if c.gated_out:
+        gated = "; faster but outside the accuracy gate: " + ", ".join(
+            f"{g['label']} on {g['backend']} ({sp['median']:.2f}×"
+            + (f", ΔPCK@20 CI low {g['delta_pck20_ci']['low_pp']:+.2f} pp)" if g.get("delta_pck20_ci") else ")")
+            for g, sp in c.gated_out)
+    return (f"{where}: ship **{r['label']}** on {r['backend']} — {speed}; {c.accuracy.words}; "
+            f"{r['size_mb']:.2f} MB{gated}.")
+
+
+def targets_of(rows: list[dict]) -> list[str | None]:
+    """The export targets to decide separately: every distinct target when there are several, else one group."""
+    ts = sorted({r["target"] for r in rows if r.get("target")})
+    return ts if len(ts) > 1 else [None]
+
+
+def verdict_choices(doc: dict, max_drop_pp: float = MAX_DROP_PP) -> list[Choice]:
+    """Every choice of one results document: per batch size, and per target when there are several."""
+    rows = [r for r in doc["rows"] if "accuracy" in r]
+    out = []
+    for t in targets_of(rows):
+        group = [r for r in rows if t is None or r.get("target") in (t, None)]
+        for b in map(str, doc["batches"]):
+            c = choose(group, b, max_drop_pp, t)
+            if c is not None:
+                out.append(c)
+    return out

@@ -1,0 +1,129 @@
+"""Runtime adapters: the smallest thing that can load an ONNX graph and time a call on this box.
+
+The latency-aware precision plan (:mod:`edgepose.quantization.planning`) asks one question of a runtime —
+*how long does this graph take on this input?* — so a runtime plugs in as an adapter with a
+name, a version (part of every cache key), an availability check and a ``load`` that returns a
+function binding an input to a timed call. ONNX Runtime's CPU provider is the default; OpenVINO
+runs the same QDQ files and is used when its package is installed.
+"""
+
+from __future__ import annotations
+
+from dataclasses import dataclass
+from pathlib import Path
+from typing import Callable
+
+import numpy as np
+
+from edgepose.errors import EdgeposeError
+
+#: A loaded graph: bind an input once, get back the zero-argument call to time.
+Prepared = Callable[[np.ndarray], Callable[[], object]]
+
+
+@dataclass(frozen=True)
+class RuntimeAdapter:
+    """Base class: ``name`` (registry key), ``package`` (what to install) and the three methods."""
+
+    name: str = "abstract"
+    package: str = ""
+
+    def available(self) -> tuple[bool, str]:
+        """(True, "") when the runtime can be used here, else (False, why)."""
+        raise NotImplementedError
+
+    def version(self) -> str:
+        raise NotImplementedError
+
+    def load(self, model: Path | bytes, threads: int) -> Prepared:
+        """Load ``model`` (a path or serialized ONNX) with ``threads`` intra-op threads (0 = default)."""
+        raise NotImplementedError
+
+    def describe(self) -> dict:
+        return {"name": self.name, "version": self.version()}
+
+
+@dataclass(frozen=True)
+class OnnxRuntimeCpu(RuntimeAdapter):
+    """ONNX Runtime, CPU execution provider, full graph optimisation, idle threads not spinning."""
+
+    name: str = "onnxruntime"
+    package: str = "onnxruntime"
+
+    def available(self):
+        return True, ""
+
+    def version(self) -> str:
+        import onnxruntime
+
+        return onnxruntime.__version__
+
+    def load(self, model, threads):
+        from edgepose.runtime.session import ort_session
+
+        sess = ort_session(model, threads=threads, spinning=False)
+        name = sess.get_inputs()[0].name
+
+        def prepare(x: np.ndarray):
+            feed = {name: np.ascontiguousarray(x, dtype=np.float32)}
+            return lambda: sess.run(None, feed)
+
+        return prepare
+
+
+@dataclass(frozen=True)
+class OpenVinoCpu(RuntimeAdapter):
+    """OpenVINO on the CPU device (it reads QDQ ONNX and runs the quantized convolutions as u8).
+
+    Float parts run in f32: OpenVINO's CPU plugin would otherwise run them in bf16 on CPUs with
+    AVX-512 BF16 or AMX, which is faster but no longer the graph whose accuracy was scored.
+    """
+
+    name: str = "openvino"
+    package: str = "openvino"
+
+    def available(self):
+        try:
+            import openvino  # noqa: F401
+        except ImportError:
+            return False, "OpenVINO is not installed (pip install openvino)"
+        return True, ""
+
+    def version(self) -> str:
+        import openvino
+
+        return openvino.__version__
+
+    def load(self, model, threads):
+        import openvino as ov
+
+        core = ov.Core()
+        graph = core.read_model(model=model if isinstance(model, bytes) else str(model),
+                                **({"weights": b""} if isinstance(model, bytes) else {}))
+        config = {"INFERENCE_PRECISION_HINT": "f32", **({"INFERENCE_NUM_THREADS": int(threads)} if threads else {})}
+        compiled = core.compile_model(graph, "CPU", config)
+        request = compiled.create_infer_request()
+
+        def prepare(x: np.ndarray):
+            x = np.ascontiguousarray(x, dtype=np.float32)
+            return lambda: request.infer([x])
+
+        return prepare
+
+
+#: adapter name → adapter. Register another runtime by adding an instance here.
+ADAPTERS: dict[str, RuntimeAdapter] = {a.name: a for a in (OnnxRuntimeCpu(), OpenVinoCpu())}
+
+
+def get_adapter(name: str) -> RuntimeAdapter:
+    """The adapter called ``name``, checked to be usable on this machine."""
+    if name not in ADAPTERS:
+        raise EdgeposeError(f"unknown runtime {name!r}; choose from {', '.join(ADAPTERS)}")
+    adapter = ADAPTERS[name]
+    ok, why = adapter.available()
+    if not ok:
+        raise EdgeposeError(f"runtime {name} cannot be used here: {why}")
+    return adapter
+
+
+__all__ = ["ADAPTERS", "OnnxRuntimeCpu", "OpenVinoCpu", "Prepared", "RuntimeAdapter", "get_adapter"]

@@ -1,0 +1,280 @@
+"""``export --precision int8 --objective latency`` end to end, on a runtime whose speed we decide.
+
+The runtime adapter here is synthetic: it reads the QDQ graph it is given and spins for a time
+set by which convolutions run int8 (their input comes from a DequantizeLinear) — every conv is
+faster in int8 except one made slow. Everything else (groups, QDQ writing, the guard, the
+search, verification, the card) is the real code on a real small checkpoint.
+"""
+
+from __future__ import annotations
+
+import json
+import time
+from dataclasses import dataclass
+
+import numpy as np
+import onnx
+import pytest
+
+from edgepose.timing import adapters
+from edgepose.errors import EdgeposeError
+from edgepose.exporting import ExportRequest, export
+
+from tests.quantization.teacher import DESTRUCTIVE, TOUCHING, corrupt_ranges, make_teacher
+
+SLOW = "convs.1.body.4"  # made 20× slower in int8 than in float
+
+
+def int8_convs(model: bytes) -> tuple[set[str], set[str]]:
+    """(node names of int8 convs, of float convs) of a serialized graph.
+
+    A conv runs int8 when both its input and its weights come out of a DequantizeLinear. The
+    quantizer keeps node names (not the module scopes), so convs are known by node name.
+    """
+    proto = onnx.load_from_string(model)
+    dq = {n.output[0] for n in proto.graph.node if n.op_type == "DequantizeLinear"}
+    q, f = set(), set()
+    for n in proto.graph.node:
+        if n.op_type == "Conv":
+            (q if n.input[0] in dq and n.input[1] in dq else f).add(n.name)
+    return q, f
+
+
+@dataclass(frozen=True)
+class SpinRuntime(adapters.RuntimeAdapter):
+    """Spins per conv: ``float_us`` in float, ``int8_us`` in int8, ``slow_us`` for SLOW in int8."""
+
+    name: str = "spin"
+    slow_node: str = ""
+    float_us: float = 100.0
+    int8_us: float = 10.0  # a flip must win clearly even on a busy machine (the search needs > 1 %)
+    slow_us: float = 2000.0
+
+    def available(self):
+        return True, ""
+
+    def version(self):
+        return f"test-{self.float_us}-{self.int8_us}-{self.slow_us}"
+
+    def load(self, model, threads):
+        q, f = int8_convs(model if isinstance(model, bytes) else open(model, "rb").read())
+        us = self.float_us * len(f) + sum(self.slow_us if c == self.slow_node else self.int8_us for c in q)
+
+        def prepare(x):
+            def call():
+                end = time.perf_counter() + us * 1e-6 * (1 + len(x) / 64)
+                while time.perf_counter() < end:
+                    pass
+            return call
+
+        return prepare
+
+
+@pytest.fixture(scope="module")
+def teacher(tmp_path_factory):
+    return make_teacher(tmp_path_factory.mktemp("teacher"))
+
+
+@pytest.fixture(scope="module")
+def slow_node(teacher, tmp_path_factory):
+    """The ONNX node name of the SLOW conv in the teacher's exported graph."""
+    from edgepose.exporting.fold import fold_batchnorm
+    from edgepose.exporting.onnx_fp32 import export_onnx
+    from edgepose.quantization.recipes import conv_nodes_by_module
+    from edgepose.training.checkpoint import load_checkpoint
+
+    model, _ = load_checkpoint(teacher[0])
+    path = tmp_path_factory.mktemp("fp32") / "teacher.onnx"
+    export_onnx(fold_batchnorm(model), path, (model.cfg.in_channels, model.cfg.window))
+    return conv_nodes_by_module(onnx.load(str(path)))[SLOW]
+
+
+def _plan(ckpt, data, out, monkeypatch, runtime: SpinRuntime, **kw):
+    monkeypatch.setitem(adapters.ADAPTERS, runtime.name, runtime)
+    req = ExportRequest(checkpoint=ckpt, out=out, data=data, precision="int8", objective="latency",
+                        runtime=runtime.name, batches=(1,), timing_seconds=0.03, calib_count=24, parity_windows=8,
+                        profile_cache=False, log=lambda s: None, **kw)
+    (path,) = export(req)
+    return path, json.loads(path.with_name(path.name + ".json").read_text())
+
+
+def _conv_groups(card) -> dict[str, str]:
+    return {layer["name"]: layer["precision"] for layer in card["plan"]["layers"] if "conv" in layer["kind"]}
+
+
+def test_the_slow_layer_stays_float_and_every_paying_conv_runs_int8(tmp_path, teacher, slow_node, monkeypatch):
+    ckpt, data = teacher
+    path, card = _plan(ckpt, data, tmp_path, monkeypatch, SpinRuntime(slow_node=slow_node), max_drop=100.0)
+    plan = card["plan"]
+    assert card["precision"] == "int8" and plan["int8"]
+    convs = _conv_groups(card)
+    assert convs[SLOW] == "float"
+    assert all(p == "int8" for name, p in convs.items() if name != SLOW)
+    q, f = int8_convs(path.read_bytes())  # the shipped graph is the plan
+    assert f == {slow_node} and len(q) == len(convs) - 1
+    slow = next(layer for layer in plan["layers"] if layer["name"] == SLOW)
+    assert slow["int8_gain_us"]["1"] < 0 and "speed" in slow["why"]
+    e2e = plan["end_to_end"]["1"]
+    assert e2e["speedup"] > 1.5  # 100 → 30 µs per conv except one, measured end to end
+    assert plan["runtime"]["name"] == "spin" and "cpu_flags" in plan["machine"]
+    assert plan["search"]["evaluations"] > 0 and plan["search"]["steps"][0]["stage"] == "start"
+
+
+def test_when_no_layer_pays_the_artifact_is_the_fp32_graph_and_the_card_says_so(tmp_path, teacher, monkeypatch):
+    ckpt, data = teacher
+    logs: list[str] = []
+    monkeypatch.setitem(adapters.ADAPTERS, "spin", SpinRuntime(int8_us=160.0, slow_us=160.0))  # every int8 conv slower
+    req = ExportRequest(checkpoint=ckpt, out=tmp_path, data=data, precision="int8", objective="latency", runtime="spin",
+                        batches=(1, 8), timing_seconds=0.03, calib_count=24, parity_windows=8, profile_cache=False,
+                        max_drop=100.0, log=logs.append)
+    (path,) = export(req)
+    card = json.loads(path.with_name(path.name + ".json").read_text())
+    assert card["precision"] == "fp32" and not card["plan"]["int8"] and card["plan"]["int8_groups"] == []
+    assert ".fp32-plan-latency-" in path.name
+    assert int8_convs(path.read_bytes())[0] == set()
+    assert any("no int8 plan was faster than fp32 at every batch here" in line for line in logs)
+    assert any("all-float" in n for n in card["plan"]["notes"])
+
+
+def test_the_plan_respects_max_drop_even_where_int8_is_fastest(tmp_path, teacher, slow_node, monkeypatch):
+    from edgepose.data import SplitSpec, open_dataset
+    from edgepose.exporting.fold import fold_batchnorm
+    from edgepose.exporting.onnx_fp32 import export_onnx
+    from edgepose.metrics import pck
+    from edgepose.runtime.session import ort_predict, ort_session
+    from edgepose.training.checkpoint import load_checkpoint
+
+    ckpt, data = teacher
+    corrupt_ranges(monkeypatch)  # quantizing DESTRUCTIVE's input wrecks accuracy
+    path, card = _plan(ckpt, data, tmp_path, monkeypatch, SpinRuntime(slow_node=slow_node, slow_us=30.0), max_drop=0.5)
+    plan = card["plan"]
+    assert plan["validation"]["delta_pck20_pp"] >= -0.5
+    convs = _conv_groups(card)
+    assert all(convs[g] == "float" for g in TOUCHING)
+    assert "accuracy" in next(layer["why"] for layer in plan["layers"] if layer["name"] == DESTRUCTIVE)
+    assert sum(p == "int8" for p in convs.values()) >= len(convs) - len(TOUCHING)
+    # re-score the shipped artifact on validation ourselves
+    ds = open_dataset(data)
+    x, y = ds.read(ds.indices("val", clean=True, spec=SplitSpec()))
+
+    model, _ = load_checkpoint(ckpt)
+    ref = tmp_path / "ref.onnx"
+    export_onnx(fold_batchnorm(model), ref, (x.shape[1], x.shape[2]))
+    torso = ds.layout.torso
+    base = pck(ort_predict(ort_session(ref), x), y, (0.2,), torso)[0.2]
+    got = pck(ort_predict(ort_session(path), x), y, (0.2,), torso)[0.2]
+    assert 100 * (got - base) >= -0.5
+
+
+def test_plan_options_are_checked_before_any_work(tmp_path, teacher):
+    ckpt, data = teacher
+    with pytest.raises(EdgeposeError, match="objective"):
+        export(ExportRequest(ckpt, tmp_path, precision="int8", objective="speed", data=data))
+    with pytest.raises(EdgeposeError, match="--objective plans int8"):
+        export(ExportRequest(ckpt, tmp_path, precision="fp16", objective="latency", data=data))
+    with pytest.raises(EdgeposeError, match="unknown runtime"):
+        export(ExportRequest(ckpt, tmp_path, precision="int8", objective="latency", runtime="tvm", data=data))
+    with pytest.raises(EdgeposeError, match="positive batch"):
+        export(ExportRequest(ckpt, tmp_path, precision="int8", objective="latency", batches=(0,), data=data))
+    with pytest.raises(EdgeposeError, match="use --target ort-cpu"):
+        export(ExportRequest(ckpt, tmp_path, precision="int8", objective="latency", target="tensorrt", data=data))
+    assert list(tmp_path.iterdir()) == []
+
+
+def test_plan_options_without_objective_are_a_usage_error(tmp_path, teacher):
+    from click.testing import CliRunner
+
+    from edgepose.cli.main import cli
+
+    ckpt, data = teacher
+    r = CliRunner().invoke(cli, ["export", str(ckpt), "--precision", "int8", "--batch", "1,8", "--threads", "1",
+                                 "--data", str(data), "--out", str(tmp_path / "o")])
+    assert r.exit_code == 2 and "--batch, --threads apply to --objective latency plans only" in r.output
+    assert not (tmp_path / "o").exists()
+
+
+def test_profile_cache_replays_the_search_without_timing(tmp_path, teacher, slow_node, monkeypatch):
+    ckpt, data = teacher
+    monkeypatch.setenv("EDGEPOSE_CACHE", str(tmp_path / "cache"))
+    monkeypatch.setitem(adapters.ADAPTERS, "spin", SpinRuntime(slow_node=slow_node))
+    kw = dict(data=data, precision="int8", objective="latency", runtime="spin", batches=(1,), timing_seconds=0.03,
+              calib_count=24, parity_windows=8, max_drop=100.0, log=lambda s: None)
+    (a,) = export(ExportRequest(ckpt, tmp_path / "a", **kw))
+    (b,) = export(ExportRequest(ckpt, tmp_path / "b", **kw))
+    ca, cb = (json.loads(p.with_name(p.name + ".json").read_text())["plan"] for p in (a, b))
+    assert ca["profile"]["timed"] > 0 and ca["profile"]["cache_hits"] == 0
+    # the replayed search times nothing; only the card's end-to-end figures are timed afresh (batch 1)
+    assert cb["profile"]["timed"] == 1 and cb["profile"]["cache_hits"] > 0
+    assert ca["int8_groups"] == cb["int8_groups"]
+    assert ca["profile"]["cache"] == cb["profile"]["cache"]
+    # re-timed, so close but not identical (the spin runtime makes the plan 3× faster either way)
+    assert abs(ca["end_to_end"]["1"]["speedup"] / cb["end_to_end"]["1"]["speedup"] - 1) < 0.2
+
+
+def test_analyze_speed_column_and_the_report_show_gains_sensitivity_and_the_plan(tmp_path, teacher, slow_node,
+                                                                                  monkeypatch):
+    from edgepose.analysis import analyze, load_result
+    from edgepose.benchmarking import TimingPlan, bench, write_results
+    from edgepose.reporting import build_report
+
+    ckpt, data = teacher
+    monkeypatch.setitem(adapters.ADAPTERS, "spin", SpinRuntime(slow_node=slow_node))
+    res = analyze(ckpt, data=data, calib_count=24, threads=1, speed=True, batches=(1,), runtime="spin",
+                  timing_seconds=0.03, log=lambda s: None)
+    gains = {g.name: g.int8_gain_us["1"] for g in res.groups}
+    assert gains[SLOW] < 0 < min(v for name, v in gains.items() if name != SLOW and name in _conv_names(res))
+    assert res.speed["context"] == "all-int8" and res.speed["runtime"]["name"] == "spin"
+    folder = tmp_path / "arts"
+    export(ExportRequest(ckpt, folder, data=data, precision="fp32", parity_windows=8, log=lambda s: None))
+    _plan(ckpt, data, folder, monkeypatch, SpinRuntime(slow_node=slow_node), max_drop=100.0)
+    doc = bench(folder, "cpu", (1,), 1, TimingPlan(warmup=1, iters=3, min_seconds=0.0), data, log=lambda s: None,
+                isolate=False, rounds=2)
+    results, _ = write_results(doc, tmp_path / "bench" / "cpu.json")
+    paths = res.write(tmp_path / "bench")  # beside the results: the report finds it
+    assert "By int8 speed gain" in paths["markdown"].read_text()
+    assert load_result(paths["json"]).groups[0].int8_gain_us is not None
+    md, page = build_report([results], tmp_path / "report")
+    text = md.read_text()
+    assert "## Per-layer int8 plan vs the other recipes" in text and "plan-b1.png" in text
+    assert "## int8 sensitivity (validation)" in text and "sensitivity-0.png" in text and "int8 gain µs" in text
+    for name in ("plan-b1.png", "sensitivity-0.png"):
+        assert (md.parent / name).read_bytes()[:8] == b"\x89PNG\r\n\x1a\n"
+
+
+def _conv_names(res) -> set[str]:
+    return {g.name for g in res.groups if g.kind.startswith(("conv", "head conv"))}
+
+
+def test_onnxruntime_and_openvino_adapters_time_the_same_graph(tmp_path, teacher):
+    from edgepose.exporting.fold import fold_batchnorm
+    from edgepose.exporting.onnx_fp32 import export_onnx
+    from edgepose.training.checkpoint import load_checkpoint
+
+    model, _ = load_checkpoint(teacher[0])
+    path = tmp_path / "m.onnx"
+    export_onnx(fold_batchnorm(model), path, (model.cfg.in_channels, model.cfg.window))
+    x = np.random.default_rng(0).standard_normal((3, model.cfg.in_channels, model.cfg.window)).astype(np.float32)
+    ort_out = adapters.get_adapter("onnxruntime").load(path.read_bytes(), 1)(x)()
+    assert np.asarray(ort_out[0]).shape == (3, 15, 2)
+    ok, why = adapters.ADAPTERS["openvino"].available()
+    if not ok:
+        with pytest.raises(EdgeposeError, match="openvino"):
+            adapters.get_adapter("openvino")
+        pytest.skip(why)
+    ov_out = adapters.get_adapter("openvino").load(path.read_bytes(), 1)(x)()
+    np.testing.assert_allclose(np.asarray(ov_out[0]), np.asarray(ort_out[0]), atol=1e-4)
+
+
+def test_size_objective_keeps_every_group_the_guard_allows_without_timing_a_search(tmp_path, teacher, monkeypatch):
+    ckpt, data = teacher
+    corrupt_ranges(monkeypatch)
+    monkeypatch.setitem(adapters.ADAPTERS, "spin", SpinRuntime())
+    (path,) = export(ExportRequest(ckpt, tmp_path, data=data, precision="int8", objective="size", runtime="spin",
+                                   batches=(1,), timing_seconds=0.03, calib_count=24, parity_windows=8,
+                                   profile_cache=False, max_drop=0.5, log=lambda s: None))
+    plan = json.loads(path.with_name(path.name + ".json").read_text())["plan"]
+    assert plan["search"] == {} and plan["objective"] == "size"
+    assert sorted(plan["int8_groups"]) == sorted(plan["allowed_by_guard"]) and plan["int8_groups"]
+    assert not set(plan["int8_groups"]) & TOUCHING
+    assert plan["validation"]["delta_pck20_pp"] >= -0.5
+    assert set(plan["end_to_end"]) == {"1"}  # still timed once for the card

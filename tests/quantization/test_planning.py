@@ -1,0 +1,204 @@
+"""The latency search on cost models: finds the optimum, keeps slow-in-int8 groups float, never leaves ``allowed``.
+
+A cost model stands in for the machine: each group has a float and an int8 time, and every
+float↔int8 boundary along the chain costs a Q/DQ conversion, so single-group flips can be
+misleading in exactly the way real graphs are. Measurements are exact (no noise) unless said.
+"""
+
+from __future__ import annotations
+
+import itertools
+import random
+
+import pytest
+
+from edgepose.quantization.planning.search import Unit, block_units, exhaustive, group_units, objective, search
+
+
+def chain_model(float_us: dict[str, float], int8_us: dict[str, float], boundary_us: float = 0.0,
+                batch_scale: dict[int, float] | None = None, int8_by_batch: dict[int, dict[str, float]] | None = None,
+                noise: float = 0.0, seed: int = 0):
+    """``measure`` for a chain of groups in the given order.
+
+    Times scale by ``batch_scale[b]`` per batch; ``int8_by_batch`` overrides the int8 times per batch.
+    """
+    order = list(float_us)
+    scale = batch_scale or {b: 1.0 for b in (int8_by_batch or {1: None})}
+    rng = random.Random(seed)
+
+    def total(config: frozenset, b: int) -> float:
+        q = (int8_by_batch or {}).get(b, int8_us)
+        t = sum(q[g] if g in config else float_us[g] for g in order)
+        t += boundary_us * sum((a in config) != (c in config) for a, c in zip(order, order[1:]))
+        return t * scale[b] * (1.0 + noise * rng.uniform(-1, 1)) / 1e3
+
+    return lambda cand, inc: {b: (total(cand, b), total(inc, b)) for b in scale}
+
+
+NAMES = [f"blk.{i // 3}.conv{i % 3}" for i in range(9)]
+
+
+def test_block_units_group_by_top_level_block():
+    units = block_units(["tcn.0.body.1", "tcn.0", "tcn.1.body.1", "attn_w", "attn_w.qkv", "pool", "(top)"])
+    assert [(u.name, u.groups) for u in units] == [("tcn.0", ("tcn.0.body.1", "tcn.0")), ("tcn.1", ("tcn.1.body.1",)),
+                                                   ("attn_w", ("attn_w", "attn_w.qkv")), ("pool", ("pool",)),
+                                                   ("(top)", ("(top)",))]
+
+
+def test_every_group_faster_in_int8_gives_the_all_int8_plan():
+    measure = chain_model({g: 100.0 for g in NAMES}, {g: 40.0 for g in NAMES}, boundary_us=5.0)
+    res = search(NAMES, measure, [1], log=lambda s: None)
+    assert res.int8 == frozenset(NAMES)
+    assert res.rel_to_fp32[1] == pytest.approx(360 / 900)
+    assert not res.fell_back and res.notes == []
+    assert all(res.gains_us[g][1] > 0 for g in NAMES)
+
+
+def test_a_group_slow_in_int8_stays_float_and_its_gain_is_negative():
+    slow = "blk.1.conv1"
+    int8 = {g: (900.0 if g == slow else 40.0) for g in NAMES}
+    res = search(NAMES, chain_model({g: 100.0 for g in NAMES}, int8, boundary_us=5.0), [1], log=lambda s: None)
+    assert res.int8 == frozenset(NAMES) - {slow}
+    assert res.gains_us[slow][1] < 0 < min(res.gains_us[g][1] for g in res.int8)
+
+
+def test_when_no_layer_pays_the_plan_is_all_float_and_says_so():
+    res = search(NAMES, chain_model({g: 100.0 for g in NAMES}, {g: 130.0 for g in NAMES}), [1], log=lambda s: None)
+    assert res.int8 == frozenset()
+    assert res.rel_to_fp32 == {1: 1.0}
+    assert any("all-float" in n for n in res.notes)
+
+
+def test_the_search_never_leaves_the_allowed_set():
+    allowed = NAMES[:4]
+    res = search(allowed, chain_model({g: 100.0 for g in NAMES}, {g: 10.0 for g in NAMES}), [1], log=lambda s: None)
+    assert res.int8 == frozenset(allowed)
+
+
+def test_a_plan_must_win_at_every_batch():
+    # int8 halves batch-1 time but doubles batch-64 time: no mix of these groups is a win at both
+    fl = {g: 100.0 for g in NAMES}
+    measure = chain_model(fl, {}, int8_by_batch={1: {g: 50.0 for g in NAMES}, 64: {g: 200.0 for g in NAMES}})
+    res = search(NAMES, measure, [1, 64], log=lambda s: None)
+    assert res.int8 == frozenset()
+
+
+def test_boundaries_are_paid_once_a_block_moves_as_a_whole():
+    # block 0 saves 10 µs per group in int8, blocks 1-2 are slower in int8, and each float↔int8
+    # boundary costs 12 µs: from all-float (the faster start) no single-group flip pays, but
+    # moving block 0 as a whole does (−30 + 12).
+    fl = {g: 100.0 for g in NAMES}
+    int8 = {g: (90.0 if g.startswith("blk.0.") else 150.0) for g in NAMES}
+    res = search(NAMES, chain_model(fl, int8, boundary_us=12.0), [1], log=lambda s: None)
+    assert res.int8 == frozenset(g for g in NAMES if g.startswith("blk.0."))
+    assert res.rel_to_fp32[1] == pytest.approx(882 / 900)
+
+
+@pytest.mark.parametrize("seed", range(6))
+def test_search_matches_brute_force_on_random_chains(seed):
+    rng = random.Random(seed)
+    names = [f"b.{i // 2}.g{i % 2}" for i in range(8)]
+    fl = {g: rng.uniform(50, 150) for g in names}
+    int8 = {g: fl[g] * rng.choice([0.4, 0.6, 1.3, 2.0]) for g in names}
+    measure = chain_model(fl, int8, boundary_us=rng.uniform(0, 20), batch_scale={1: 1.0, 64: 30.0})
+    res = search(names, measure, [1, 64], tol=0.0, log=lambda s: None)
+    best_objective, _, _ = exhaustive(group_units(names), measure, [1, 64])[0]
+    assert objective(res.rel_to_fp32) <= best_objective * 1.02  # within 2 % of the optimum
+
+
+def test_noisy_measurements_still_drop_the_slow_group():
+    slow = "blk.2.conv0"
+    int8 = {g: (400.0 if g == slow else 40.0) for g in NAMES}
+    res = search(NAMES, chain_model({g: 100.0 for g in NAMES}, int8, noise=0.01, seed=1), [1], log=lambda s: None)
+    assert slow not in res.int8 and len(res.int8) >= 6
+
+
+def test_deadline_stops_the_search_and_keeps_a_verified_plan():
+    measure = chain_model({g: 100.0 for g in NAMES}, {g: 40.0 for g in NAMES})
+    res = search(NAMES, measure, [1], deadline_s=0.0, log=lambda s: None)
+    assert res.stopped_early and any("deadline" in n for n in res.notes)
+    assert res.int8 == frozenset(NAMES)  # the start (all-int8 beats all-float) is still verified
+
+
+def test_exhaustive_enumerates_every_subset():
+    seen = []
+
+    def measure(cand, inc):
+        seen.append(cand)
+        return {1: (1.0, 1.0)}
+
+    units = [Unit("a", ("a",)), Unit("b", ("b", "c")), Unit("d", ("d",))]
+    ranked = exhaustive(units, measure, [1])
+    want = {frozenset(g for u in combo for g in u.groups) for k in range(1, 4) for combo in itertools.combinations(units, k)}
+    assert set(seen) == want and len(seen) == 7  # all-float is not timed: it is the reference
+    assert len(ranked) == 8 and ranked == sorted(ranked, key=lambda r: r[0])
+
+
+def test_a_plan_faster_everywhere_beats_one_that_loses_at_a_batch():
+    # all-int8 is 3× faster at batch 1 but 1 % slower at batch 64; group "b" alone int8 is 3 %
+    # faster at both. The search must keep "b" alone, not fall back to all-float.
+    def measure(cand, inc):
+        def t(cfg, batch):
+            if cfg == frozenset({"a", "b"}):
+                return 0.3 if batch == 1 else 1.01
+            if cfg == frozenset({"b"}):
+                return 0.97
+            if cfg == frozenset({"a"}):
+                return 0.5 if batch == 1 else 1.2
+            return 1.0
+        return {b: (t(cand, b), t(inc, b)) for b in (1, 64)}
+
+    res = search(["a", "b"], measure, [1, 64], log=lambda s: None)
+    assert res.int8 == frozenset({"b"})
+    assert max(res.rel_to_fp32.values()) < 1.0 and set(res.verified) == {1, 64}
+
+
+def test_when_verification_fails_an_earlier_plan_that_wins_everywhere_is_kept():
+    # the search's timings say {a, b} wins, but the longer verification finds it slower at batch
+    # 64; the earlier accepted plan {a} verifies as faster everywhere and is kept
+    calls = []
+
+    def measure(cand, inc):  # the very first timing of all-int8 is unlucky, so the search climbs from float
+        calls.append(cand)
+        t = {frozenset(): 1.0, frozenset({"a"}): 0.9, frozenset({"b"}): 1.05,
+             frozenset({"a", "b"}): 1.05 if len(calls) == 1 else 0.8}
+        return {b: (t[cand], t[inc]) for b in (1, 64)}
+
+    def verify(cand, inc):
+        t = {frozenset(): 1.0, frozenset({"a"}): 0.92, frozenset({"a", "b"}): 1.02}
+        return {b: (t[cand] if b == 64 else 0.5, t[inc]) for b in (1, 64)}
+
+    res = search(["a", "b"], measure, [1, 64], stages=[("groups", group_units(["a", "b"]))], log=lambda s: None,
+                 verify=verify)
+    assert res.int8 == frozenset({"a"}) and not res.fell_back
+    assert any("earlier plan" in n for n in res.notes)
+    assert res.verified[64] == (0.92, 1.0)
+
+
+def test_when_nothing_verifies_the_plan_is_all_float_with_nothing_verified():
+    def measure(cand, inc):
+        return {1: (0.5 if cand else 1.0, 0.5 if inc else 1.0)}
+
+    res = search(["a"], measure, [1], log=lambda s: None, verify=lambda c, i: {1: (1.1, 1.0)})
+    assert res.int8 == frozenset() and res.fell_back and res.verified == {}
+    assert any("all-float" in n for n in res.notes)
+
+
+def test_profile_cache_replays_in_order_and_ignores_other_keys_and_damage(tmp_path):
+    from edgepose.quantization.planning.timer import ProfileCache
+
+    key = {"graph_sha256": "x", "threads": 2}
+    a, b = frozenset({"g1"}), frozenset()
+    c = ProfileCache(key, tmp_path)
+    assert c.get(a, b, 1) is None
+    c.put(a, b, 1, (1.0, 2.0))
+    c.get(a, b, 1)  # second ask of the same comparison: a fresh measurement, appended
+    c.put(a, b, 1, (1.5, 2.5))
+    c.save()
+    again = ProfileCache(key, tmp_path)
+    assert again.get(a, b, 1) == (1.0, 2.0) and again.get(a, b, 1) == (1.5, 2.5) and again.get(a, b, 1) is None
+    assert again.get(a, b, 64) is None and again.hits == 2
+    assert ProfileCache({**key, "threads": 1}, tmp_path).get(a, b, 1) is None  # another key: another file
+    assert ProfileCache(key, tmp_path, enabled=False).get(a, b, 1) is None
+    again.path.write_text("{not json")
+    assert ProfileCache(key, tmp_path).get(a, b, 1) is None  # a damaged cache is a cold cache

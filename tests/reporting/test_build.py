@@ -1,0 +1,225 @@
+"""Bench harness and report: rows, paired rounds, probe, CI, compute figures, skipped backends, report files."""
+
+from __future__ import annotations
+
+import importlib.util
+import json
+import re
+import shutil
+from pathlib import Path
+
+import pytest
+
+from edgepose.benchmarking import ProbeSpec, TimingPlan, bench, write_results
+from edgepose.errors import EdgeposeError
+from edgepose.exporting import ExportRequest, export
+from edgepose.metrics import pck_at
+from edgepose.reporting import build_report
+from edgepose.reporting.build import pareto
+from edgepose.runtime.cpu import cpu_flags, speed_flags
+
+FAST = TimingPlan(warmup=1, iters=3, min_seconds=0.0)
+ROOT = Path(__file__).resolve().parents[2]
+
+
+@pytest.fixture(scope="module")
+def folder(tmp_path_factory, tiny_run, tiny_data):
+    out = tmp_path_factory.mktemp("bench")
+    for suffix in (".safetensors", ".json"):
+        shutil.copyfile(tiny_run / f"best{suffix}", out / f"wiflow-tiny.fp32{suffix}")
+    for kw in (dict(precision="fp32"), dict(precision="int8")):  # int8 with every option at its default
+        export(ExportRequest(tiny_run, out, data=tiny_data, calib_count=64, parity_windows=16, log=lambda s: None, **kw))
+    return out
+
+
+@pytest.fixture(scope="module")
+def results(folder, tiny_data):
+    """Two in-process paired rounds at batch 1 and 4."""
+    return bench(folder, "cpu", (1, 4), 1, FAST, tiny_data, log=lambda s: None, isolate=False, rounds=2)
+
+
+def test_cpu_bench_rows_and_accuracy(results, folder, tmp_path):
+    res = results
+    assert res["schema"] == "edgepose-bench" and res["schema_version"] == 2
+    assert {(r["kind"], r["backend"]) for r in res["rows"]} == {("torch", "torch-cpu"), ("onnx", "ort-cpu")}
+    assert len(res["rows"]) == 3
+    for r in res["rows"]:
+        assert set(r["latency"]) == {"1", "4"}
+        lat = r["latency"]["4"]
+        assert 0 < lat["p50_ms"] <= lat["p90_ms"] <= lat["p99_ms"]
+        assert len(lat["rounds_p50_ms"]) == 2
+        assert r["accuracy"]["clean"]["n"] < r["accuracy"]["full"]["n"]
+        on_disk = (folder / r["artifact"]).stat().st_size
+        assert r["bytes"] == on_disk and r["size_mb"] == on_disk / 1e6 and r["size_mib"] == on_disk / 2**20
+    torch_row = next(r for r in res["rows"] if r["kind"] == "torch")
+    fp32_onnx = next(r for r in res["rows"] if r["precision"] == "fp32" and r["kind"] == "onnx")
+    # the same weights through two runtimes score the same
+    assert fp32_onnx["accuracy"]["clean"]["pck"] == pytest.approx(torch_row["accuracy"]["clean"]["pck"], abs=1e-6)
+    # the machine facts are this machine's, flag by flag
+    assert res["machine"]["cpu_flags"] == speed_flags()
+    assert res["machine"]["cpu_flags"]["avx2"] == ("avx2" in cpu_flags())
+    j, c = write_results(res, tmp_path / "r.json")
+    assert json.loads(j.read_text())["rows"] and len(c.read_text().splitlines()) == 1 + 3 * 2
+
+
+def test_paired_ratios_against_fp32_onnx_of_the_same_round(results):
+    assert results["speed_baseline"].startswith("wiflow-tiny.fp32.onnx")
+    base = next(x for x in results["rows"] if x["precision"] == "fp32" and x["kind"] == "onnx")
+    for r in results["rows"]:
+        for b in ("1", "4"):
+            sr, cross = r["speed_vs_fp32_onnx"][b], r["speed_vs_fp32_onnx_cross_process"][b]
+            mine = r["latency"][b]["rounds_p50_ms"]
+            # across processes: the baseline job's p50 of the same round
+            assert cross["base_rounds_p50_ms"] == base["latency"][b]["rounds_p50_ms"]
+            assert cross["rounds"] == pytest.approx([bp / p for bp, p in zip(cross["base_rounds_p50_ms"], mine)])
+            if r is base:
+                assert sr["median"] == 1.0 and sr["q1"] == sr["q3"] == 1.0
+            elif r["kind"] == "onnx":  # timed in alternating blocks with the baseline, in one process
+                assert "same process" in sr["pairing"] and len(sr["base_rounds_p50_ms"]) == 2
+                assert sr["rounds"] == pytest.approx([bp / p for bp, p in zip(sr["base_rounds_p50_ms"], mine)])
+            else:  # torch runs alone in its process: compared across processes
+                assert sr == cross
+    assert len(results["rounds_detail"]) == 2
+    for rd in results["rounds_detail"]:
+        assert sorted(rd["order"]) == sorted(f"{r['artifact']} on {r['backend']}" for r in results["rows"])
+        assert len(rd["probe_ms"]) == 3 + 1  # before every pair and at the end
+
+
+def test_accuracy_interval_and_recording_hits(results):
+    torch_row = next(r for r in results["rows"] if r["kind"] == "torch")
+    ci = torch_row["delta_pck20_ci"]
+    assert (ci["delta_pp"], ci["low_pp"], ci["high_pp"]) == (0.0, 0.0, 0.0)  # the reference against itself
+    for r in results["rows"]:
+        by = r["accuracy"]["by_recording"]
+        hits, units = sum(by["hits"]["0.2"]), sum(by["windows"]) * by["joints_per_window"]
+        assert hits / units == pytest.approx(pck_at(r["accuracy"]["clean"]["pck"], 0.2), abs=1e-12)
+        assert sum(by["windows"]) == r["accuracy"]["clean"]["n"]
+        c = r["delta_pck20_ci"]
+        assert c["low_pp"] <= c["delta_pp"] <= c["high_pp"] and c["recordings"] == len(by["recordings"])
+        assert c["delta_pp"] == pytest.approx(pck_at(r["delta_pck_pp"], 0.2))
+
+
+def test_compute_figures_follow_from_macs_and_latency(results):
+    peak = results["machine"]["peak"]
+    for r in results["rows"]:
+        comp = r["compute"]
+        assert comp["macs_per_window"] > 1e5
+        for b, a in comp["by_batch"].items():
+            p50 = r["latency"][b]["p50_ms"]
+            assert a["gmacs_per_s"] == pytest.approx(comp["macs_per_window"] * int(b) / 1e9 / (p50 / 1e3))
+            want_peak = peak["int8_gmacs_at_threads"] if r["precision"] == "int8" else peak["fp32_gmacs_at_threads"]
+            assert a["fraction_of_peak"] == pytest.approx(a["gmacs_per_s"] / want_peak)
+    # the torch checkpoint does the same arithmetic as its fp32 export
+    torch_row = next(r for r in results["rows"] if r["kind"] == "torch")
+    fp32 = next(r for r in results["rows"] if r["precision"] == "fp32" and r["kind"] == "onnx")
+    assert torch_row["compute"]["macs_per_window"] == fp32["compute"]["macs_per_window"]
+
+
+def test_disturbed_rounds_are_marked_and_left_out(folder, tiny_data, monkeypatch):
+    import edgepose.benchmarking.run as run_mod
+
+    readings = iter([1.0] * 4 + [1.0, 1.0, 1.5, 1.0] + [1.0] * 4)  # round 2's probe moves by 50 %
+
+    class FakeProbe:
+        def __init__(self, *a, **k):
+            pass
+
+        def time_ms(self):
+            return next(readings)
+
+    monkeypatch.setattr(run_mod, "DisturbanceProbe", FakeProbe)
+    res = bench(folder, "cpu", (2,), 1, FAST, tiny_data, log=lambda s: None, isolate=False, rounds=3,
+                probe=ProbeSpec(margin=0.2))
+    assert [r["disturbed"] for r in res["rounds_detail"]] == [False, True, False]
+    assert res["rounds_used"] == 2 and res["rounds_disturbed"] == 1
+    for r in res["rows"]:
+        lat = r["latency"]["2"]
+        kept = [lat["rounds_p50_ms"][0], lat["rounds_p50_ms"][2]]
+        assert lat["p50_ms"] == pytest.approx(sum(kept) / 2) and lat["rounds_used"] == 2
+        assert r["speed_vs_fp32_onnx"]["2"]["n"] == 2 and len(r["speed_vs_fp32_onnx"]["2"]["rounds"]) == 3
+
+
+def test_cuda_without_gpu_lists_skips_instead_of_failing(folder, tiny_data):
+    import torch
+
+    if torch.cuda.is_available():
+        pytest.skip("a GPU is present")
+    res = bench(folder, "cuda", (1,), 1, FAST, tiny_data, log=lambda s: None, rounds=1)
+    assert res["rows"] == []
+    assert {s["backend"] for s in res["skipped"]} >= {"torch-cuda", "ort-cuda"}
+    assert all(s["reason"] for s in res["skipped"])
+    assert "no CUDA GPU" in res["note"]
+
+
+def test_report_files_plots_and_grouped_skips(results, folder, tiny_data, tmp_path):
+    pa, _ = write_results(results, tmp_path / "cpu.json")
+    cuda = bench(folder, "cuda", (1,), 1, FAST, tiny_data, log=lambda s: None, rounds=1)
+    pc, _ = write_results(cuda, tmp_path / "cuda.json")
+    md, page = build_report([pa, pc], tmp_path / "report")
+    text = md.read_text()
+    assert "## Verdict" in text and "ship **" in text
+    # one verdict per batch size of the CPU run, each naming a single artifact
+    verdict = text.split("## Verdict")[1].split("Rule:")[0]
+    assert [line.count("ship **") for line in verdict.splitlines() if line.startswith("- ")] == [1, 1]
+    # Markdown links PNG files that exist beside it; one latency plot and one speed plot per batch size
+    links = re.findall(r"!\[[^\]]*\]\(([^)]+)\)", text)
+    assert {"pareto-b1.png", "pareto-b4.png", "speed-b1.png", "speed-b4.png", "size.png"} <= set(links)
+    assert all((md.parent / f).read_bytes()[:8] == b"\x89PNG\r\n\x1a\n" for f in links)
+    assert "data:image" not in text
+    # the HTML is self-contained: every image embedded, none linked
+    html = page.read_text()
+    assert html.count("src='data:image/png;base64,") == len(links) and ".png'" not in html
+    # skipped backends: one line per backend and reason, not one per artifact
+    skipped = text.split("## Skipped backends")[1].split("##")[0]
+    lines = [line for line in skipped.splitlines() if line.startswith("- ")]
+    assert len(lines) == len({(s["backend"], s["reason"]) for s in cuda["skipped"]}) < len(cuda["skipped"])
+    machines = text.split("## Machines")[1]
+    assert "{" not in machines and "flags " in machines and "GMAC/s" in machines
+    assert "GMAC/s" in text.split("## Distance to the machine's limit")[1]
+
+
+def test_report_rejects_other_json(tmp_path):
+    p = tmp_path / "x.json"
+    p.write_text('{"hello": 1}')
+    with pytest.raises(EdgeposeError, match="not an edgepose bench results file"):
+        build_report([p], tmp_path / "r")
+
+
+def test_pareto_front():
+    # (latency, accuracy): b dominates a; c is slower but more accurate
+    assert pareto([(2.0, 50.0), (1.0, 60.0), (3.0, 70.0)]) == [False, True, True]
+
+
+def _summarize_module():
+    spec = importlib.util.spec_from_file_location("summarize", ROOT / "benchmarks" / "summarize.py")
+    mod = importlib.util.module_from_spec(spec)
+    spec.loader.exec_module(mod)
+    return mod
+
+
+def test_bench_json_has_what_summarize_reads(results, tmp_path):
+    mod = _summarize_module()
+    for key in mod.BENCH_KEYS:
+        assert key in results, key
+    for r in results["rows"]:
+        assert set(mod.ROW_KEYS) <= set(r), set(mod.ROW_KEYS) - set(r)
+    j, _ = write_results(results, tmp_path / "cpu.json")
+    s = mod.summarize(j, tmp_path / "summary.md", repeat=j, one_thread=j,
+                      reference=ROOT / "benchmarks" / "reference_figures.json")
+    names = [c["target"] for c in s.checks]
+    assert any(n.startswith("default int8 vs fp32 ONNX, batch") for n in names)  # the default export was found
+    assert any(n.startswith("fp32 ONNX batch 64 vs its fp32 floor") for n in names) is False  # no batch 64 here
+    assert "two back-to-back runs (1 thread): worst int8/fp16 ratio difference" in names
+    assert (tmp_path / "summary.json").is_file() and "| target |" in (tmp_path / "summary.md").read_text()
+
+
+def test_missing_card_dataset_says_which_data_to_pass(folder, tmp_path):
+    moved = tmp_path / "moved"
+    moved.mkdir()
+    shutil.copyfile(folder / "wiflow-tiny.fp32.safetensors", moved / "wiflow-tiny.fp32.safetensors")
+    card = json.loads((folder / "wiflow-tiny.fp32.json").read_text())
+    card["dataset"]["path"] = str(tmp_path / "gone")
+    card["dataset"].pop("synth", None)  # with its generator config the synthetic set would be regenerated
+    (moved / "wiflow-tiny.fp32.json").write_text(json.dumps(card))
+    with pytest.raises(EdgeposeError, match=r"fingerprint " + card["dataset"]["fingerprint"][:16] + r".*pass --data DIR"):
+        bench(moved, "cpu", (1,), 1, FAST, log=lambda s: None, isolate=False, rounds=1)
