@@ -204,13 +204,16 @@ def bench(artifacts: str | Path | Iterable[Artifact | str | Path], device: str =
 
 
 def report(results: BenchResult | str | Path | Sequence[BenchResult | str | Path], out: str | Path = "report",
-           max_drop_pp: float = 1.0, sensitivity: Sequence[str | Path] | None = None) -> Path:
+           max_drop_pp: float | None = None, sensitivity: Sequence[str | Path] | None = None) -> Path:
     """Build the trade-off report (Markdown + PNGs, self-contained HTML); returns the HTML page.
 
-    ``max_drop_pp`` is the accuracy gate: the lower end of an artifact's ΔPCK@20 95 % interval may
-    be at most this far below fp32. ``sensitivity``: ``sensitivity.json`` files from ``analyze``
+    ``max_drop_pp`` is the accuracy gate: the lower end of an artifact's ΔPCK@20 95 % interval on
+    test may be at most this far below fp32 (default :data:`edgepose.metrics.ACCURACY_GATE_PP`). ``sensitivity``: ``sensitivity.json`` files from ``analyze``
     to include (default: any found beside the results files)."""
+    from edgepose.metrics import ACCURACY_GATE_PP
     from edgepose.reporting import build_report
+
+    max_drop_pp = ACCURACY_GATE_PP if max_drop_pp is None else max_drop_pp
 
     items = [results] if isinstance(results, (BenchResult, str, Path)) else list(results)
     paths = []

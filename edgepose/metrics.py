@@ -22,6 +22,12 @@ from edgepose.errors import EdgeposeError
 
 THRESHOLDS: tuple[float, ...] = (0.1, 0.2, 0.3, 0.4, 0.5)
 MIN_TORSO = 0.01
+#: The accuracy gate: the largest PCK@20 loss, in percentage points against fp32, that a shipped
+#: artifact may show. One number for every decision. Where edgepose *chooses* (the accuracy guard
+#: of ``export --max-drop`` and the per-layer precision plan) it is judged on the validation split,
+#: so test stays untouched; where edgepose *reports* (the report's verdict, ``benchmarks/summarize.py``)
+#: it is judged on test, by the lower end of the 95 % paired interval over test recordings.
+ACCURACY_GATE_PP = 0.5
 
 
 class MetricInputError(EdgeposeError, ValueError):

@@ -7,6 +7,7 @@ from pathlib import Path
 import click
 
 from edgepose.cli._options import batches_option, path_arg
+from edgepose.metrics import ACCURACY_GATE_PP
 
 
 @click.command("bench")
@@ -56,8 +57,9 @@ def bench_cmd(artifact_dir: Path, device: str, batches, threads: int, warmup: in
 @click.argument("results", nargs=-1, required=True, type=path_arg(exists=True, dir_okay=False))
 @click.option("--out", default=Path("report"), show_default=True, type=path_arg(),
               help="Folder for report.md (with its PNG figures) and the self-contained report.html.")
-@click.option("--max-drop", default=1.0, show_default=True,
-              help="Accuracy gate: the lower end of the ΔPCK@20 95 % interval may be at most this far below fp32 (pp).")
+@click.option("--max-drop", default=ACCURACY_GATE_PP, show_default=True,
+              help="Accuracy gate: the lower end of the ΔPCK@20 95 % interval on test may be at most this far "
+                   "below fp32 (pp).")
 @click.option("--sensitivity", "sensitivity", multiple=True, type=path_arg(exists=True, dir_okay=False),
               help="A sensitivity.json from `edgepose analyze --out` to include (repeatable) [default: any "
                    "sensitivity.json beside the results files].")

@@ -7,6 +7,7 @@ from pathlib import Path
 import click
 
 from edgepose.cli._options import LazyDefaultOption, RegistryChoice, batches_option, path_arg, request_default
+from edgepose.metrics import ACCURACY_GATE_PP
 
 
 @click.command("export")
@@ -60,7 +61,7 @@ from edgepose.cli._options import LazyDefaultOption, RegistryChoice, batches_opt
 @click.option("--objective", type=RegistryChoice("edgepose.exporting.request", "OBJECTIVES"), default=None,
               help="int8 per-layer plan: 'latency' keeps int8 only where it measures faster on this machine "
                    "(at --batch and --threads), 'size' keeps every group the accuracy guard allows; both stay "
-                   "within --max-drop (default 0.5 pp).")
+                   f"within --max-drop (default: the accuracy gate, {ACCURACY_GATE_PP:g} pp, judged on validation).")
 @click.option("--batch", "batches", default="1,64", show_default=True, callback=batches_option, metavar="B[,B…]",
               help="With --objective latency: batch sizes the plan must be fast at.")
 @click.option("--threads", type=int, default=request_default("threads"), show_default=True, cls=LazyDefaultOption,

@@ -28,9 +28,11 @@ from typing import Callable
 from edgepose.exporting.card import write_card
 from edgepose.exporting.context import ExportContext
 from edgepose.exporting.request import OBJECTIVES
+from edgepose.metrics import ACCURACY_GATE_PP
 
-#: The accuracy budget of a plan when ``--max-drop`` is not given (pp of validation PCK@20).
-DEFAULT_MAX_DROP = 0.5
+#: The accuracy budget of a plan when ``--max-drop`` is not given (pp of *validation* PCK@20):
+#: the one accuracy gate, :data:`edgepose.metrics.ACCURACY_GATE_PP`.
+DEFAULT_MAX_DROP = ACCURACY_GATE_PP
 
 
 def _progress(label_prefix: str = "plan") -> tuple[Callable[[int, str], Callable[[], None]], Callable[[], None]]:

@@ -20,10 +20,11 @@ from __future__ import annotations
 from dataclasses import dataclass, field
 
 from edgepose.benchmarking.paired import clear_of
-from edgepose.metrics import pck_at
+from edgepose.metrics import ACCURACY_GATE_PP, pck_at
 
-#: An artifact may lose at most this much PCK@20 (percentage points, CI lower end) against fp32.
-MAX_DROP_PP = 1.0
+#: An artifact may lose at most this much PCK@20 (percentage points, lower end of its test
+#: interval) against fp32: the one accuracy gate (:data:`edgepose.metrics.ACCURACY_GATE_PP`).
+MAX_DROP_PP = ACCURACY_GATE_PP
 #: Undisturbed paired rounds a candidate needs before its speed can be called clearly different.
 MIN_ROUNDS = 3
 #: Relative band given to a single p50 when a results file has no paired rounds (schema 1).

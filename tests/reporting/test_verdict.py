@@ -48,7 +48,7 @@ def test_tie_broken_by_accuracy_before_size():
 
 
 def test_accuracy_gate_excludes_a_fast_but_worse_artifact():
-    bad = _row("int8 global", "int8", [2.0, 2.1, 2.05, 2.2, 1.9], (-0.9, -1.6, -0.2), 1.0)  # low end below −1
+    bad = _row("int8 global", "int8", [2.0, 2.1, 2.05, 2.2, 1.9], (-0.9, -1.6, -0.2), 1.0)  # low end below the gate
     c = choose([FP32, bad], "1")
     assert c.row is FP32
     assert choose([FP32, bad], "1", max_drop_pp=2.0).row is bad
@@ -59,8 +59,10 @@ def test_interval_wording_never_claims_more_accurate_when_it_spans_zero():
     assert spans.eligible and spans.words.startswith("as accurate as fp32") and "more accurate" not in spans.words
     above = accuracy_of(_row("b", "int8", [1.0], (0.6, 0.1, 1.1), 1.0))
     assert above.words.startswith("more accurate than fp32")
-    below = accuracy_of(_row("c", "int8", [1.0], (-0.5, -0.9, -0.1), 1.0))
+    below = accuracy_of(_row("c", "int8", [1.0], (-0.3, -0.45, -0.1), 1.0))
     assert below.eligible and below.words.startswith("less accurate than fp32")
+    outside = accuracy_of(_row("d", "int8", [1.0], (-0.3, -0.55, -0.1), 1.0))  # low end past the 0.5 pp gate
+    assert not outside.eligible and "outside the 0.5 pp gate" in outside.words
 
 
 def test_one_choice_per_batch_and_per_target_when_both_exist():
