@@ -97,6 +97,7 @@ def to_markdown(res: dict) -> str:
              f"in one process ({res['rounds']} rounds, calls per round {res['calls']}). ΔPCK@20: clean test split vs "
              "the fp32 ONNX graph, paired bootstrap 95 % CI over test recordings. Speed: paired median ratio, "
              "> 1 = faster than fp32.", ""]
+    lines += [f"Note: {n}" for n in res.get("notes", [])] + ([""] if res.get("notes") else [])
     for model in res["models"]:
         lines += [f"## {model['model']}", "",
                   f"{model['test_windows']} clean test windows from {model['test_recordings']} recordings.", "",

@@ -7,9 +7,11 @@ A figure in Markdown is written between markers that name its source::
 
     <!--fig benchmarks/results/quant-table.json | models[model=wiflow-half].rows[row=fp32].pck20 | 100*.2f-->52.60<!--/fig-->
 
-- the source is a JSON file relative to the repository root (a card, a results document);
-- the selector walks the document: ``a.b`` for keys, ``rows[2]`` for an index,
-  ``rows[row=fp32]`` for the one list entry whose field ``row`` is ``fp32``, ``#len`` for a length;
+- the source is a JSON file relative to the repository root (a card, a results document), or a
+  short name that the same file gives it once with ``<!--source NAME = PATH-->``;
+- the selector walks the document: ``a.b`` for keys, ``rows[2]`` for an index, ``rows[8:]`` for a
+  slice, ``rows[row=fp32]`` (or ``rows[a=1,b=2]``) for the one list entry whose fields match, ``rows[*].x``
+  for the field ``x`` of every entry, ``pck[0.2]`` for a key with dots in it, and ``#len``, ``#min``, ``#max``, ``#sum`` of a list;
 - the format is a Python format spec, optionally scaled first (``100*.2f``: a fraction as a
   percentage); negative numbers are written with a true minus sign (−).
 
@@ -43,6 +45,7 @@ DOCS = ("README.md", "docs/*.md", "models/README.md", "benchmarks/README.md")
 
 FIG = re.compile(r"<!--fig (?P<spec>[^>]*?)-->(?P<text>.*?)<!--/fig-->", re.S)
 TABLE = re.compile(r"<!--table (?P<spec>[^>]*?)-->\n(?P<text>.*?)<!--/table-->", re.S)
+SOURCE = re.compile(r"<!--source (?P<name>[\w-]+) = (?P<path>\S+)-->")
 _STEP = re.compile(r"([^.\[\]]+)|\[([^\]]+)\]")
 
 
@@ -50,28 +53,51 @@ class RenderError(Exception):
     """A marker whose source is missing or whose selector or format does not apply."""
 
 
+def _step(value, key: str, bracket: str, selector: str):
+    if key in ("#len", "#min", "#max", "#sum"):
+        if not isinstance(value, list):
+            raise RenderError(f"{key} needs a list at {selector!r}")
+        return {"#len": len, "#min": min, "#max": max, "#sum": sum}[key](value)
+    if key:
+        if not isinstance(value, dict) or key not in value:
+            raise RenderError(f"no key {key!r} at {selector!r}")
+        return value[key]
+    if isinstance(value, dict):  # a key with dots in it: pck[0.2]
+        if bracket not in value:
+            raise RenderError(f"no key {bracket!r} at {selector!r}")
+        return value[bracket]
+    if bracket == "*":
+        if not isinstance(value, list):
+            raise RenderError(f"[*] needs a list at {selector!r}")
+        return _Each(value)
+    if "=" in bracket:
+        conds = [c.split("=", 1) for c in bracket.split(",")]
+        hits = [v for v in value if isinstance(v, dict) and all(str(v.get(f)) == w for f, w in conds)]
+        if len(hits) != 1:
+            raise RenderError(f"{len(hits)} entries with {bracket!r} at {selector!r}")
+        return hits[0]
+    try:
+        if ":" in bracket:
+            lo, hi = (int(x) if x else None for x in bracket.split(":"))
+            return value[lo:hi]
+        return value[int(bracket)]
+    except (IndexError, ValueError, TypeError, KeyError):
+        raise RenderError(f"no entry [{bracket}] at {selector!r}") from None
+
+
+class _Each(list):
+    """A list whose entries the following steps apply to one by one (after ``[*]``)."""
+
+
 def select(doc, selector: str):
     """The value at ``selector`` in ``doc`` (see the module docstring for the syntax)."""
     value = doc
     for key, bracket in _STEP.findall(selector):
-        if key == "#len":
-            value = len(value)
-        elif key:
-            if not isinstance(value, dict) or key not in value:
-                raise RenderError(f"no key {key!r} at {selector!r}")
-            value = value[key]
-        elif "=" in bracket:
-            field, want = bracket.split("=", 1)
-            hits = [v for v in value if isinstance(v, dict) and str(v.get(field)) == want]
-            if len(hits) != 1:
-                raise RenderError(f"{len(hits)} entries with {field}={want!r} at {selector!r}")
-            value = hits[0]
+        if isinstance(value, _Each) and key not in ("#len", "#min", "#max", "#sum"):
+            value = _Each(_step(v, key, bracket, selector) for v in value)
         else:
-            try:
-                value = value[int(bracket)]
-            except (IndexError, ValueError, TypeError, KeyError):
-                raise RenderError(f"no entry [{bracket}] at {selector!r}") from None
-    return value
+            value = _step(list(value) if isinstance(value, _Each) else value, key, bracket, selector)
+    return list(value) if isinstance(value, _Each) else value
 
 
 def format_value(value, fmt: str) -> str:
@@ -90,13 +116,15 @@ def format_value(value, fmt: str) -> str:
 
 
 class Sources:
-    """JSON documents read once per run, by repository-relative path."""
+    """JSON documents read once per run, by repository-relative path (or a name the doc gave it)."""
 
     def __init__(self, root: Path) -> None:
         self.root = root
         self._docs: dict[str, object] = {}
+        self.aliases: dict[str, str] = {}
 
     def get(self, rel: str):
+        rel = self.aliases.get(rel, rel)
         if rel not in self._docs:
             path = self.root / rel
             if not path.is_file():
@@ -132,11 +160,24 @@ def table(name: str):
     return register
 
 
+@table("zoo")
+def _zoo_table(sources: Sources) -> str:
+    """The zoo's headline table and learning curves, from every card in ``models/``."""
+    sys.path.insert(0, str(Path(__file__).resolve().parent))
+    from zoo_publish import table as zoo_table
+
+    return zoo_table(sources.root / "models")
+
+
 def render_text(text: str, sources: Sources) -> tuple[str, list[str]]:
     """``text`` with every marker re-rendered, and the problems met (one line each)."""
     problems: list[str] = []
+    sources.aliases = {m.group("name"): m.group("path") for m in SOURCE.finditer(text)}
 
     def fig(m: re.Match) -> str:
+        line_start = text.rfind("\n", 0, m.start()) + 1
+        if text.count("`", line_start, m.start()) % 2:
+            problems.append(f"fig {m.group('spec')!r}: inside a `code span`, where the marker would show")
         try:
             new = render_figure(m.group("spec"), sources)
         except RenderError as exc:

@@ -2,9 +2,9 @@
 
 For each run folder: ``best.safetensors`` + ``best.json`` become ``models/<model>.safetensors`` +
 ``models/<model>.json`` (the card's ``weights_file`` renamed; the weights hash is unchanged).
-Then the block between the ``<!-- zoo-table -->`` markers of models/README.md is rewritten from
-every card in models/: the headline table and one learning curve per model (from the card's
-per-epoch history).
+Then the docs are re-rendered (``benchmarks/render_docs.py``): the ``<!--table zoo-->`` block of
+models/README.md comes from every card in models/ (the headline table and one learning curve per
+model, from the card's per-epoch history), and every figure quoted from a card follows.
 
 Usage:
     python3 benchmarks/zoo_publish.py /tmp/zoo-runs/wiflow-half [/tmp/zoo-runs/wiflow-tiny …]
@@ -22,7 +22,6 @@ from pathlib import Path
 from edgepose.io import sha256_file, write_json
 from edgepose.zoo import list_pretrained, models_dir
 
-BEGIN, END = "<!-- zoo-table -->", "<!-- /zoo-table -->"
 MAX_BYTES = 10 * 1024 * 1024
 
 
@@ -89,14 +88,12 @@ def main() -> None:
     root = args.root or models_dir()
     for run in args.runs:
         print("published", publish(run, root))
-    readme = root / "README.md"
-    text = readme.read_text() if readme.is_file() else f"# Pretrained models\n\n{BEGIN}\n{END}\n"
-    if BEGIN not in text or END not in text:
-        text += f"\n{BEGIN}\n{END}\n"
-    head, rest = text.split(BEGIN, 1)
-    _, tail = rest.split(END, 1)
-    readme.write_text(f"{head}{BEGIN}\n{table(root)}\n{END}{tail}")
-    print("wrote", readme)
+    import render_docs
+
+    problems = render_docs.run()
+    for line in problems:
+        print(line, file=sys.stderr)
+    print("docs re-rendered" if not problems else "docs re-rendered, with the problems above")
 
 
 if __name__ == "__main__":
