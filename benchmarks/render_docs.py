@@ -160,6 +160,31 @@ def table(name: str):
     return register
 
 
+@table("include")
+def _include(sources: Sources, rel: str, *what: str) -> str:
+    """The sections of a committed report (itself rebuilt from JSON by ``rebuild_reports.py``), from
+    its first ``##`` heading on, headings demoted by two levels; ``rows=TEXT`` keeps only the table
+    rows containing TEXT (``_`` for a space) and drops the prose."""
+    path = sources.root / rel
+    if not path.is_file():
+        raise RenderError(f"source {rel} does not exist")
+    keep = [w.split("=", 1)[1].replace("_", " ") for w in what if w.startswith("rows=")]
+    lines = path.read_text(encoding="utf-8").splitlines()
+    start = next((k for k, line in enumerate(lines) if line.startswith("## ")), 0)
+    out: list[str] = []
+    for line in lines[start:]:
+        if line.startswith("#"):
+            out.append("##" + line)
+        elif line.startswith("|"):
+            is_header = not out or not out[-1].startswith("|") or set(line) <= set("|-: ")
+            if is_header or not keep or any(k in line for k in keep):
+                out.append(line)
+        elif not keep:
+            out.append(line)
+    text = "\n".join(out).strip()
+    return text if not keep else "\n".join(x for x in text.splitlines() if x.startswith("|"))
+
+
 @table("zoo")
 def _zoo_table(sources: Sources) -> str:
     """The zoo's headline table and learning curves, from every card in ``models/``."""
@@ -175,8 +200,8 @@ def render_text(text: str, sources: Sources) -> tuple[str, list[str]]:
     sources.aliases = {m.group("name"): m.group("path") for m in SOURCE.finditer(text)}
 
     def fig(m: re.Match) -> str:
-        line_start = text.rfind("\n", 0, m.start()) + 1
-        if text.count("`", line_start, m.start()) % 2:
+        line_start = m.string.rfind("\n", 0, m.start()) + 1
+        if m.string.count("`", line_start, m.start()) % 2:
             problems.append(f"fig {m.group('spec')!r}: inside a `code span`, where the marker would show")
         try:
             new = render_figure(m.group("spec"), sources)
