@@ -200,8 +200,8 @@ def render_text(text: str, sources: Sources) -> tuple[str, list[str]]:
     sources.aliases = {m.group("name"): m.group("path") for m in SOURCE.finditer(text)}
 
     def fig(m: re.Match) -> str:
-        line_start = m.string.rfind("\n", 0, m.start()) + 1
-        if m.string.count("`", line_start, m.start()) % 2:
+        para_start = m.string.rfind("\n\n", 0, m.start()) + 1  # code spans may wrap, never across paragraphs
+        if FIG.sub("", m.string[para_start:m.start()]).count("`") % 2:
             problems.append(f"fig {m.group('spec')!r}: inside a `code span`, where the marker would show")
         try:
             new = render_figure(m.group("spec"), sources)
