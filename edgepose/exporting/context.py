@@ -20,6 +20,7 @@ from edgepose.exporting.parity import ort_predict, ort_session, parity
 from edgepose.exporting.request import ExportRequest
 from edgepose.quantization.calibration import CalibrationSet
 from edgepose.quantization.targets import get_target
+from edgepose.runtime.cpu import cpu_summary
 from edgepose.training.checkpoint import load_checkpoint
 
 if TYPE_CHECKING:  # pragma: no cover
@@ -49,14 +50,17 @@ class ExportContext:
 
     @property
     def window_shape(self) -> tuple[int, int]:
+        """``(channels, window)`` of the model's input."""
         return (self.model.cfg.in_channels, self.model.cfg.window)
 
     @property
     def spec(self) -> SplitSpec:
+        """The split the checkpoint was trained with (its card's)."""
         return SplitSpec.from_card(self.card)
 
     @property
     def dataset(self) -> CSIDataset:
+        """The checkpoint's dataset (``req.data``, else found by fingerprint or regenerated)."""
         if self._ds is None:
             from edgepose.zoo import resolve_dataset
 
@@ -70,17 +74,20 @@ class ExportContext:
         return self._ds
 
     def parity_set(self) -> tuple[np.ndarray, np.ndarray]:
+        """At most ``req.parity_windows`` clean test windows, evenly spaced, and their labels."""
         ds = self.dataset
         idx = ds.indices("test", clean=True, spec=self.spec)
         return ds.read(np.unique(evenly_spaced(idx, self.req.parity_windows)))
 
     def fp32_onnx(self) -> Path:
+        """The batch-norm-folded fp32 ONNX graph in the work folder (exported once)."""
         if self._fp32 is None:
             self._fp32 = self.work / f"{self.name}.fp32.onnx"
             export_onnx(fold_batchnorm(self.model), self._fp32, self.window_shape, self.req.opset)
         return self._fp32
 
     def base_card(self, precision: str) -> dict:
+        """The card fields every artifact of this export shares: model, contract, parent checkpoint."""
         return {"precision": precision, "model": self.name, "param_count": self.card.get("param_count"),
                 "window_shape": list(self.window_shape), "joints": self.model.cfg.joints,
                 "layout": self.card.get("layout"), "opset": self.req.opset,
@@ -97,13 +104,14 @@ class ExportContext:
     def parity_vs_torch(self, path: Path) -> dict:
         """Output distance and PCK@20 of the ONNX graph at ``path`` against the torch model, on the parity windows."""
         x, y = self.parity_set()
-        return parity(self.torch_reference(x), ort_predict(ort_session(path), x), y, self.dataset.layout.torso)
+        out = parity(self.torch_reference(x), ort_predict(ort_session(path), x), y, self.dataset.layout.torso)
+        return {**out, "scored_on": cpu_summary()}
 
     def test_delta(self, path: Path, threads: int = 2) -> dict:
         """The chosen graph against the fp32 ONNX on the whole clean test split (test only reports)."""
         from edgepose.evaluation import score
         from edgepose.metrics import pck_at
-    
+
         ds = self.dataset
         test_idx = ds.indices("test", clean=True, spec=self.spec)
         scores = {}
@@ -114,10 +122,12 @@ class ExportContext:
                 "int8_pck20": pck_at(scores["int8"]["pck"], 0.2)}
         test["delta_pck20_pp"] = 100.0 * (test["int8_pck20"] - test["fp32_pck20"])
         test["delta_mpjpe"] = scores["int8"]["mpjpe"] - scores["fp32"]["mpjpe"]
+        # int8 numerics depend on the kernels ONNX Runtime picks for this CPU (u8·s8 on AVX2 vs VNNI)
+        test["scored_on"] = cpu_summary()
         return test
 
-
     def calibration(self) -> CalibrationSet:
+        """The calibration windows (clean training windows; a short set is logged, not shrunk silently)."""
         calib = CalibrationSet.from_dataset(self.dataset, self.req.calib_count, self.req.calib_seed, self.spec,
                                             self.window_shape)
         if calib.short:
@@ -138,8 +148,8 @@ class ExportContext:
         groups = quant_groups(onnx.load(str(self.fp32_onnx())), target, leaf_module_paths(self.model))
         calib = calib or self.calibration()
         return QuantProbe.calibrate(self.fp32_onnx(), groups, target, self.req.calib, calib.windows, x, y,
-                               ds.layout.torso, self.work / "probe", threads=threads,
-                               recordings=np.asarray(ds.window_file)[idx])
+                                    ds.layout.torso, self.work / "probe", threads=threads,
+                                    recordings=np.asarray(ds.window_file)[idx])
 
 
 def load_context(req: ExportRequest, work: Path) -> ExportContext:
