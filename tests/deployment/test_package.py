@@ -58,13 +58,18 @@ def bundles(artifacts, tmp_path_factory):
 def test_manifest_describes_the_contract(bundles, artifacts, tiny_run):
     b = rb.Bundle.open(bundles["int8"])
     m = b.manifest
-    assert m["format"] == "edgepose-bundle" and m["schema_version"] == 1 and m["edgepose_version"]
+    from edgepose.version import __version__
+
+    assert m["format"] == "edgepose-bundle" and m["schema_version"] == 1 and m["edgepose_version"] == __version__
     assert set(m["members"]) == {"model.onnx", "model.ort", "model.required_operators.config",
                                  "golden/inputs.npy", "golden/outputs.npy", "artifact.card.json"}
     assert b.read("model.onnx") == artifacts["int8"].read_bytes()
     model = m["model"]
     assert model["precision"] == "int8" and model["method"] == "ptq" and model["calibrator"] == "minmax"
-    assert model["calibration"]["fingerprint"] and model["recipe"]["per_channel"]
+    art_card = json.loads(artifacts["int8"].with_name(artifacts["int8"].name + ".json").read_text())
+    assert model["calibration"]["fingerprint"] == art_card["calibration"]["fingerprint"]
+    assert model["recipe"]["per_channel"]
+    assert json.loads(b.read("artifact.card.json")) == art_card
     window = m["input"]["window"]
     assert (window["values_per_frame"], window["frames"]) == (540, 20)
     assert window["channel_order"] == "rx-tx-rxant-subcarrier" and window["frame_rate_hz"] == 100.0
@@ -90,13 +95,27 @@ def test_manifest_describes_the_contract(bundles, artifacts, tiny_run):
     assert f["bench"]["machine"]["cpu_model"] == "Test CPU" and f["model"]["ort_file"] is None
 
 
-def test_bundled_models_reproduce_the_golden_outputs(bundles):
+def test_bundled_models_reproduce_the_golden_outputs(bundles, artifacts, tiny_run):
+    import torch
+
+    from edgepose.runtime.session import ort_predict, ort_session
+    from edgepose.training import load_checkpoint
+
     for key, path in bundles.items():
         pred = Predictor.load(path, threads=1)
         g = pred.manifest["golden"]
-        out = pred.predict(pred.bundle.array(g["inputs"]))
+        x, want = pred.bundle.array(g["inputs"]), pred.bundle.array(g["outputs"])
+        out = pred.predict(x)
         assert out.ok.all()
-        assert np.abs(out.values - pred.bundle.array(g["outputs"])).max() <= g["tolerance"]["max_abs"]
+        assert np.abs(out.values - want).max() <= g["tolerance"]["max_abs"]
+        # the golden outputs are the artifact's own outputs on the golden inputs, computed here from the file
+        np.testing.assert_allclose(want, ort_predict(ort_session(artifacts[key], threads=1), x), atol=1e-5)
+    # and the fp32 bundle's are the checkpoint's (a bundle of other weights would carry other outputs)
+    model, _ = load_checkpoint(tiny_run / "best.safetensors")
+    golden = rb.Bundle.open(bundles["fp32"])
+    with torch.no_grad():
+        ref = model.eval()(torch.from_numpy(golden.array("golden/inputs.npy"))).numpy()
+    np.testing.assert_allclose(golden.array("golden/outputs.npy"), ref, atol=1e-4)
     ort = Predictor.load(bundles["int8"], ort_format=True, threads=1)
     assert ort.model_member == "model.ort" and ort.predict(ort.bundle.array("golden/inputs.npy")).ok.all()
 

@@ -36,7 +36,9 @@ def artifacts(tmp_path_factory, tiny_run, tiny_data):
     return out, paths
 
 
-def test_fp32_onnx_is_checked_dynamic_and_matches_torch(artifacts):
+def test_fp32_onnx_is_checked_dynamic_and_matches_torch(artifacts, tiny_run):
+    import hashlib
+
     _, p = artifacts
     model = onnx.load(str(p["fp32"]))
     onnx.checker.check_model(model, full_check=True)
@@ -46,7 +48,11 @@ def test_fp32_onnx_is_checked_dynamic_and_matches_torch(artifacts):
     # BatchNorm folded: only the four behind the attention matmuls remain
     assert sum(n.op_type == "BatchNormalization" for n in model.graph.node) == 4
     card = _card(p["fp32"])
-    assert card["parent"]["weights_sha256"] and card["sha256"] and card["opset"] == 18
+    assert card["opset"] == 18
+    # the card's hashes are of the files on disk: the artifact itself and the checkpoint it came from
+    assert card["sha256"] == hashlib.sha256(p["fp32"].read_bytes()).hexdigest()
+    assert card["bytes"] == p["fp32"].stat().st_size
+    assert card["parent"]["weights_sha256"] == hashlib.sha256((tiny_run / "best.safetensors").read_bytes()).hexdigest()
 
 
 def test_fp32_onnx_matches_the_checkpoint_independently(artifacts, tiny_run, tiny_data):

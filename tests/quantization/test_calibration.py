@@ -50,6 +50,7 @@ def _calib_set(x: np.ndarray) -> CalibrationSet:
 def test_ranges_do_not_depend_on_batching(tiny_onnx, calibrator):
     x = _windows(37, outlier=1.3)
     ref = compute_ranges(tiny_onnx, x, calibrator, chunk=64)
+    assert "csi" in ref and len(ref) > 10  # the input and the activations: an empty table would compare equal
     for chunk in (1, 7):
         other = compute_ranges(tiny_onnx, x, calibrator, chunk=chunk)
         assert other.keys() == ref.keys()
@@ -97,7 +98,9 @@ def test_entropy_keeps_a_compact_distribution_and_clips_a_long_tail():
 def test_symmetric_ranges_are_symmetric(tiny_onnx):
     x = _windows(9, outlier=1.4)
     for c in ("minmax", "percentile", "entropy"):
-        for lo, hi in compute_ranges(tiny_onnx, x, c, symmetric=True).values():
+        ranges = compute_ranges(tiny_onnx, x, c, symmetric=True)
+        assert len(ranges) > 10 and ranges["csi"][1] > 0
+        for lo, hi in ranges.values():
             assert lo == pytest.approx(-hi)
 
 
@@ -118,6 +121,7 @@ def test_minmax_and_entropy_artifacts_differ(tiny_onnx, tmp_path):
 def test_any_window_count(tiny_onnx, n):
     stats = collect_stats(tiny_onnx, _windows(n), histograms=True, chunk=64)
     assert stats.windows == n
+    assert "csi" in stats.tensors and len(stats.tensors) > 10
     assert all(s.count > 0 for s in stats.tensors.values())
 
 
@@ -155,6 +159,7 @@ def test_calibration_property(tiny_onnx, n, scale, poison, calibrator, chunk):
         assert n == 0 or poison is not None, exc
         return
     assert n >= 1 and poison is None
+    assert "csi" in ranges and len(ranges) > 10
     for lo, hi in ranges.values():
         assert np.isfinite(lo) and np.isfinite(hi) and lo <= hi
 

@@ -18,7 +18,7 @@ import pytest
 from edgepose.errors import EdgeposeError
 from edgepose.exporting import ExportRequest, export
 
-from tests.quantization.teacher import TOUCHING, corrupt_ranges, make_teacher
+from tests.quantization.teacher import DESTRUCTIVE, TOUCHING, corrupt_ranges, make_teacher
 
 
 @pytest.fixture(scope="module")
@@ -46,12 +46,33 @@ def test_guard_puts_the_destructive_group_back_and_respects_the_budget(tmp_path,
     assert set(g["restore_order"][:2]) == TOUCHING and set(g["float_groups"]) == TOUCHING
     assert g["int8_groups"] and set(g["int8_groups"]).isdisjoint(g["float_groups"])
     assert "delta_pck20_pp" in g["test"] and g["test"]["windows"] > 0
-    # the shipped graph is what the card says: the destructive conv reads a float input
+    # the shipped graph is what the card says: the destructive conv reads a float input (the tensor both
+    # restored groups would quantize), every int8 group's conv an int8 one (the quantizer keeps node
+    # names, so convs are found by the fp32 graph's names)
     proto = onnx.load(str(path))
     q_inputs = {n.input[0] for n in proto.graph.node if n.op_type == "QuantizeLinear"}
     assert len(q_inputs) > 5
+    node_of = _conv_node_names(ckpt, tmp_path)
+    dq = {n.output[0] for n in proto.graph.node if n.op_type == "DequantizeLinear"}
+    conv_input = {n.name: n.input[0] for n in proto.graph.node if n.op_type == "Conv"}
+    assert TOUCHING <= set(node_of)
+    assert conv_input[node_of[DESTRUCTIVE]] not in dq
+    int8_convs = [m for m in g["int8_groups"] if m in node_of]
+    assert int8_convs and all(conv_input[node_of[m]] in dq for m in int8_convs)
     worst = {r["name"] for r in g["sensitivity"] if r["delta_pck20_pp"] < -0.5}
     assert worst == TOUCHING
+
+
+def _conv_node_names(ckpt: Path, work: Path) -> dict[str, str]:
+    """Module path → ONNX node name of every conv, from a fresh fp32 export of the checkpoint."""
+    from edgepose.exporting.fold import fold_batchnorm
+    from edgepose.exporting.onnx_fp32 import export_onnx
+    from edgepose.quantization.recipes import conv_nodes_by_module
+    from edgepose.training.checkpoint import load_checkpoint
+
+    model, _ = load_checkpoint(ckpt)
+    export_onnx(fold_batchnorm(model), work / "fp32-names.onnx", (model.cfg.in_channels, model.cfg.window))
+    return conv_nodes_by_module(onnx.load(str(work / "fp32-names.onnx")))
 
 
 def test_guard_without_corruption_keeps_everything_int8(tmp_path, teacher):

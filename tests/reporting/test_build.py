@@ -59,7 +59,9 @@ def test_cpu_bench_rows_and_accuracy(results, folder, tmp_path):
     assert res["machine"]["cpu_flags"] == speed_flags()
     assert res["machine"]["cpu_flags"]["avx2"] == ("avx2" in cpu_flags())
     j, c = write_results(res, tmp_path / "r.json")
-    assert json.loads(j.read_text())["rows"] and len(c.read_text().splitlines()) == 1 + 3 * 2
+    written = json.loads(j.read_text())["rows"]  # every row, as measured (compared as JSON text: NaN == NaN there)
+    assert json.dumps(written, sort_keys=True) == json.dumps(res["rows"], sort_keys=True)
+    assert len(c.read_text().splitlines()) == 1 + 3 * 2
 
 
 def test_paired_ratios_against_fp32_onnx_of_the_same_round(results):
@@ -104,6 +106,7 @@ def test_compute_figures_follow_from_macs_and_latency(results):
     for r in results["rows"]:
         comp = r["compute"]
         assert comp["macs_per_window"] > 1e5
+        assert set(comp["by_batch"]) == {"1", "4"}  # every batch size benched, so the loop below checks each
         for b, a in comp["by_batch"].items():
             p50 = r["latency"][b]["p50_ms"]
             assert a["gmacs_per_s"] == pytest.approx(comp["macs_per_window"] * int(b) / 1e9 / (p50 / 1e3))
@@ -197,20 +200,61 @@ def _summarize_module():
     return mod
 
 
+def _with_ratios(doc: dict, threads: int, factors: dict[str, float]) -> dict:
+    """A copy of a results document at ``threads`` threads whose paired ratios are scaled per batch.
+
+    Every row's median is scaled, not only the int8/fp16 rows the run-to-run check compares, so a
+    check that also looked at fp32 or torch rows would see differences it must not report.
+    """
+    out = json.loads(json.dumps(doc))
+    out["threads"] = threads
+    for r in out["rows"]:
+        for b, f in factors.items():
+            r["speed_vs_fp32_onnx"][b]["median"] *= f if r["precision"] in ("int8", "fp16") else 3 * f
+    return out
+
+
 def test_bench_json_has_what_summarize_reads(results, tmp_path):
     mod = _summarize_module()
     for key in mod.BENCH_KEYS:
         assert key in results, key
     for r in results["rows"]:
         assert set(mod.ROW_KEYS) <= set(r), set(mod.ROW_KEYS) - set(r)
-    j, _ = write_results(results, tmp_path / "cpu.json")
-    s = mod.summarize(j, tmp_path / "summary.md", repeat=j, one_thread=j,
+    assert results["threads"] == 1
+    int8 = next(r for r in results["rows"] if r["precision"] == "int8")
+    ra = {b: int8["speed_vs_fp32_onnx"][b]["median"] for b in ("1", "4")}
+    assert all(v > 0 for v in ra.values())
+    # four genuinely different documents: a 2-thread run and its repeat, whose int8 ratio moved by
+    # 9 % at batch 1 (inside the 10 % goal), and a 1-thread run and its repeat, whose int8 ratio
+    # moved by 11 % at batch 4 (outside it)
+    docs = {"run.json": _with_ratios(results, 2, {}),
+            "run-repeat.json": _with_ratios(results, 2, {"1": 1.09, "4": 0.97}),
+            "run-1t.json": _with_ratios(results, 1, {}),
+            "run-1t-repeat.json": _with_ratios(results, 1, {"1": 1.0, "4": 1.11})}
+    paths = {}
+    for name, doc in docs.items():
+        paths[name], _ = write_results(doc, tmp_path / name)
+    s = mod.summarize(paths["run.json"], tmp_path / "summary.md", repeat=paths["run-repeat.json"],
+                      one_thread=paths["run-1t.json"], one_thread_repeat=paths["run-1t-repeat.json"],
                       reference=ROOT / "benchmarks" / "reference_figures.json")
     names = [c["target"] for c in s.checks]
     assert any(n.startswith("default int8 vs fp32 ONNX, batch") for n in names)  # the default export was found
     assert any(n.startswith("fp32 ONNX batch 64 vs its fp32 floor") for n in names) is False  # no batch 64 here
-    assert "two back-to-back runs (1 thread): worst int8/fp16 ratio difference" in names
-    assert (tmp_path / "summary.json").is_file() and "| target |" in (tmp_path / "summary.md").read_text()
+    agree = {c["target"]: c for c in s.checks if c["target"].startswith("two back-to-back runs")}
+    two = agree.pop("two back-to-back runs (2 threads): worst int8/fp16 ratio difference")
+    one = agree.pop("two back-to-back runs (1 thread): worst int8/fp16 ratio difference")
+    assert agree == {}  # one check per pair of runs at the same thread count, none across thread counts
+    label = int8["label"]
+    assert two["measured"] == f"9.0 % ({label} b1: {ra['1']:.3f} vs {1.09 * ra['1']:.3f})" and two["met"] is True
+    assert one["measured"] == f"11.0 % ({label} b4: {ra['4']:.3f} vs {1.11 * ra['4']:.3f})" and one["met"] is False
+    assert two["goal"] == one["goal"] == "≤ 10 %"
+    # the speed table shows each run's own ratio, and the targets table says which goal was missed
+    md = (tmp_path / "summary.md").read_text()
+    row = next(line for line in md.splitlines() if line.startswith(f"| {label} | ort-cpu |"))
+    assert f"{1.09 * ra['1']:.3f} (" in row and f"{1.11 * ra['4']:.3f} (" in row
+    assert "| two back-to-back runs (1 thread): worst int8/fp16 ratio difference | 11.0 %" in md
+    assert md.count("| **no** |") == sum(not c["met"] for c in s.checks) >= 1
+    assert json.loads((tmp_path / "summary.json").read_text())["checks"] == s.checks
 
 
 def test_missing_card_dataset_says_which_data_to_pass(folder, tmp_path):

@@ -323,7 +323,13 @@ def test_extract_writes_only_listed_members(bundle, tmp_path):
     written = rb.extract(bundle, tmp_path / "x")
     names = sorted(p.relative_to(tmp_path / "x").as_posix() for p in written)
     assert names == ["golden/inputs.npy", "golden/outputs.npy", "manifest.json", "model.onnx"]
-    assert json.loads((tmp_path / "x" / "manifest.json").read_text())["members"]["model.onnx"]["sha256"]
+    import hashlib
+
+    members = json.loads((tmp_path / "x" / "manifest.json").read_text())["members"]
+    for name in ("model.onnx", "golden/inputs.npy", "golden/outputs.npy"):
+        data = (tmp_path / "x" / name).read_bytes()
+        assert members[name] == {"sha256": hashlib.sha256(data).hexdigest(), "bytes": len(data)}, name
+        assert data == rb.Bundle.open(bundle).read(name)
     with pytest.raises(BundleError, match="not empty"):
         rb.extract(bundle, tmp_path / "x")
 
@@ -343,7 +349,7 @@ def _runtime(*args, stdin: str | None = None, cwd: Path = REPO) -> subprocess.Co
                           capture_output=True, text=True, cwd=cwd, timeout=120)
 
 
-def test_module_cli(bundle, tmp_path):
+def test_module_cli(bundle, pred, tmp_path):
     x = _windows(3)
     x[1, 0, 0] = np.nan
     np.save(tmp_path / "w.npy", x)
@@ -373,11 +379,13 @@ def test_module_cli(bundle, tmp_path):
     r = _runtime("inspect", bundle)
     assert r.returncode == 0 and json.loads(r.stdout)["format"] == "edgepose-bundle"
     r = _runtime("extract", bundle, tmp_path / "x")
-    assert r.returncode == 0 and (tmp_path / "x" / "model.onnx").is_file()
+    assert r.returncode == 0 and (tmp_path / "x" / "model.onnx").read_bytes() == rb.Bundle.open(bundle).read("model.onnx")
     np.save(tmp_path / "f.npy", frames.astype(np.float32))
     r = _runtime("infer", bundle, "--input", tmp_path / "f.npy", "--output", tmp_path / "f.out.npy", "--hop", "2")
     assert r.returncode == 0, r.stderr
-    assert np.load(tmp_path / "f.out.npy").shape == (3, J, 2)
+    want = np.stack([p.keypoints for p in pred.stream(frames.astype(np.float32), hop=2)])
+    assert want.shape == (3, J, 2)
+    np.testing.assert_allclose(np.load(tmp_path / "f.out.npy"), want, atol=1e-6)
     r = _runtime("infer", bundle, "--input", tmp_path / "f.npy", "--output", tmp_path / "f.csv")
     assert r.returncode == 2 and "must end in .npy or .jsonl" in r.stderr
 

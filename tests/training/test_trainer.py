@@ -11,6 +11,7 @@ import pytest
 import torch
 from safetensors.torch import load_file
 
+from edgepose.data import SplitSpec, open_dataset
 from edgepose.errors import EdgeposeError
 from edgepose.skeleton import BODY25_15
 from edgepose.training import PoseLoss, TrainConfig, fit, load_checkpoint
@@ -33,10 +34,15 @@ def test_fit_writes_card_and_resumes_exactly(tmp_path, tiny_data):
     full = tmp_path / "full"
     card = fit(TrainConfig(epochs=2, **FAST), tiny_data, full, progress=False, log=lambda s: None)
     assert card["model"] == "wiflow-tiny" and card["param_count"] == 56_290
-    assert card["dataset"]["fingerprint"] and card["split"]["fingerprint"]
+    ds = open_dataset(tiny_data)
+    assert card["dataset"]["fingerprint"] == ds.fingerprint
+    assert card["split"]["fingerprint"] == ds.split_fingerprint(SplitSpec())
+    assert card["split"]["files"] == {k: len(v) for k, v in ds.split(SplitSpec()).items()}
     test = card["metrics"]["test"]
     assert set(test) >= {"clean", "full", "mean_pose", "corrupt_windows"}
     assert test["corrupt_windows"] > 0 and test["full"]["n"] > test["clean"]["n"]
+    assert test["clean"]["n"] == len(ds.indices("test", clean=True))
+    assert test["full"]["n"] == len(ds.indices("test", clean=False))
     assert set(test["clean"]["pck"]) == {0.1, 0.2, 0.3, 0.4, 0.5}
     assert len(card["history"]) == 2
     saved = json.loads((full / "best.json").read_text())
@@ -101,7 +107,10 @@ def test_ddp_two_cpu_processes(tmp_path, tiny_data):
     assert res.returncode == 0, res.stderr[-3000:]
     card = json.loads((out / "best.json").read_text())
     assert card["history"][0]["epoch"] == 1
-    assert (out / "best.safetensors").is_file()
+    assert card["training"]["world_size"] == 2  # both processes took part, not one training alone
+    _, loaded = load_checkpoint(out)  # weights that match their card's hash
+    assert loaded["model"] == "wiflow-tiny" and loaded["param_count"] == 56_290
+    assert card["metrics"]["test"]["clean"]["n"] == len(open_dataset(tiny_data).indices("test", clean=True))
 
 
 def test_cosine_schedule_and_zoo_preset(tmp_path, tiny_data):
