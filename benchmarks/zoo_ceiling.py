@@ -25,6 +25,7 @@ import torch
 from edgepose.data import SplitSpec, open_dataset
 from edgepose.data.synth.recording import SynthConfig
 from edgepose.evaluation import torch_predictor
+from edgepose.io import write_json
 from edgepose.metrics import pck
 from edgepose.training import load_checkpoint
 
@@ -105,8 +106,7 @@ def main() -> None:
         cells = "  ".join(f"{n}: {100 * v:5.1f}%" for n, v in g.items() if isinstance(v, float))
         print(f"{k:18s} {g['recordings']:2d} rec {g['windows']:5d} win  {cells}")
     if args.out:
-        args.out.parent.mkdir(parents=True, exist_ok=True)
-        args.out.write_text(json.dumps(result, indent=1) + "\n")
+        write_json(args.out, result)
 
 
 if __name__ == "__main__":

@@ -13,7 +13,6 @@ Usage:
 from __future__ import annotations
 
 import argparse
-import json
 import time
 from pathlib import Path
 
@@ -22,6 +21,7 @@ import torch
 
 from edgepose.data import SplitSpec, open_dataset
 from edgepose.evaluation import baseline_scores
+from edgepose.io import write_json
 from edgepose.metrics import PoseMeter
 
 
@@ -99,8 +99,7 @@ def main() -> None:
         print(f"{p['features']:10s} {p['query']:20s} k={p['k']:2d}  PCK@20 {100 * p['pck20']:6.2f}%  MPJPE {p['mpjpe']:.4f}")
     print(f"mean pose: val {100 * results['mean_pose_val_pck20']:.2f}%  test {100 * results['mean_pose_test_pck20']:.2f}%")
     if args.out:
-        args.out.parent.mkdir(parents=True, exist_ok=True)
-        args.out.write_text(json.dumps(results, indent=1) + "\n")
+        write_json(args.out, results)
 
 
 if __name__ == "__main__":
