@@ -15,6 +15,9 @@ A figure in Markdown is written between markers that name its source::
 - the format is a Python format spec, optionally scaled first (``100*.2f``: a fraction as a
   percentage); negative numbers are written with a true minus sign (−).
 
+Inside a Markdown table row the separators are written ``\\|`` (a bare ``|`` would split the cell;
+GitHub unescapes it before it reads the comment); ``--check`` rejects a bare one there.
+
 Where reruns of one measurement differ, a figure names several ``SOURCE | SELECTOR`` items
 separated by ``;`` and is rendered as their spread, ``low–high``. A whole table comes from a registered renderer (:data:`TABLES`), on lines of its own::
 
@@ -138,7 +141,7 @@ def render_figure(spec: str, sources: Sources) -> str:
     ``SOURCE | SELECTOR`` items joined by ``;`` (the last may carry the format) for a spread."""
     fmt, values = "", []
     for item in spec.split(";"):
-        parts = [x.strip() for x in item.split("|")]
+        parts = [x.strip() for x in item.replace("\\|", "|").split("|")]
         if len(parts) not in (2, 3) or not all(parts[:2]):
             raise RenderError(f"a figure is 'SOURCE | SELECTOR [| FORMAT]', got {item.strip()!r}")
         if len(parts) == 3:
@@ -203,6 +206,9 @@ def render_text(text: str, sources: Sources) -> tuple[str, list[str]]:
         para_start = m.string.rfind("\n\n", 0, m.start()) + 1  # code spans may wrap, never across paragraphs
         if FIG.sub("", m.string[para_start:m.start()]).count("`") % 2:
             problems.append(f"fig {m.group('spec')!r}: inside a `code span`, where the marker would show")
+        line_start = m.string.rfind("\n", 0, m.start()) + 1
+        if m.string.startswith("|", line_start) and re.search(r"(?<!\\)\|", m.group("spec")):
+            problems.append(f"fig {m.group('spec')!r}: in a table row its bare '|' splits the cell; write '\\|'")
         try:
             new = render_figure(m.group("spec"), sources)
         except RenderError as exc:

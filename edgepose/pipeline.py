@@ -16,6 +16,8 @@ from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Callable
 
+from edgepose.timing.rounds import DEFAULT_TIME_BUDGET_S
+
 #: The exports the pipeline produces: (precision, method, calibrator, recipe).
 EXPORTS = (
     ("fp32", None, "percentile", "safe"),
@@ -52,13 +54,15 @@ def run(out: str | Path = "runs/default", data: str | Path | None = None, model:
         from_checkpoint: str | Path | None = None, train: bool = False, preset: str = "cpu-budget",
         epochs: int | None = None, threads: int | None = None, rounds: int | None = None,
         exports: tuple = EXPORTS, batches: tuple[int, ...] = (1, 64), resume: bool = False,
-        timing=None, isolate: bool = True, log: Callable[[str], None] | None = None) -> PipelineResult:
+        timing=None, isolate: bool = True, log: Callable[[str], None] | None = None,
+        time_budget: float | None = DEFAULT_TIME_BUDGET_S) -> PipelineResult:
     """Run the pipeline into ``out``; every stage's files stay there.
 
     Starting point, in order: ``from_checkpoint`` (a path or zoo name) → with no ``data`` and no
     ``train``, the shipped zoo entry of ``model`` if there is one → otherwise training ``model``
     with ``preset`` on ``data`` (synthesising the default set into ``out/data`` when no ``data``).
-    ``timing`` (a :class:`edgepose.benchmarking.TimingPlan`) and ``isolate`` go to the bench stage.
+    ``timing`` (a :class:`edgepose.benchmarking.TimingPlan`), ``isolate`` and ``time_budget`` (seconds of
+    paired rounds, see :mod:`edgepose.benchmarking.adaptive`; None: exactly ``rounds``) go to the bench stage.
     """
     from edgepose.benchmarking import TimingPlan, bench, write_results
     from edgepose.evaluation import format_table
@@ -134,7 +138,7 @@ def run(out: str | Path = "runs/default", data: str | Path | None = None, model:
     kw = {} if rounds is None else {"rounds": rounds}
     plan = timing or TimingPlan(warmup=5, iters=30, min_seconds=1.0)
     res = bench(art, "cpu", tuple(batches), threads or os.cpu_count() or 1, plan, data_dir,
-                log=lambda s: log(f"      {s}"), isolate=isolate, **kw)
+                log=lambda s: log(f"      {s}"), isolate=isolate, time_budget=time_budget, **kw)
     write_results(res, results)
     log("[5/5] report")
     md, page = build_report([results], out / "report")

@@ -63,6 +63,7 @@ def test_render_and_check_on_a_doc_it_did_not_write(tiny_repo):
     ("`code <!--fig r | runs[0]-->1.1<!--/fig-->`", "code span"),
     ("<!--table nosuch-->\nx\n<!--/table-->", "no such renderer"),
     ("<!--fig r-->1<!--/fig-->", "SOURCE | SELECTOR"),
+    ("| a | <!--fig r | runs[0]-->1.1<!--/fig--> |", "splits the cell"),
 ])
 def test_a_figure_that_cannot_be_traced_is_a_problem(tiny_repo, bad, why):
     root, doc = tiny_repo
@@ -74,3 +75,10 @@ def test_a_figure_that_cannot_be_traced_is_a_problem(tiny_repo, bad, why):
 def test_negative_numbers_use_a_true_minus_sign():
     assert render_docs.format_value(-1.5, "+.2f") == "−1.50"
     assert render_docs.format_value(0.123, "100*.1f") == "12.3"
+
+
+def test_a_table_cell_figure_uses_escaped_separators(tiny_repo):
+    root, doc = tiny_repo
+    doc.write_text("<!--source r = r.json-->\n| a | b |\n|---|---|\n| x | <!--fig r \\| runs[1] \\| .2f-->0<!--/fig--> |\n")
+    assert render_docs.run(root, files=[doc]) == []
+    assert "\\| .2f-->1.30<!--/fig--> |" in doc.read_text()

@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import json
+import re
 import shutil
 from pathlib import Path
 
@@ -16,23 +17,79 @@ QUICK = TimingPlan(warmup=1, iters=2, min_seconds=0.0)
 EXPORTS = (("fp32", None, "percentile", "safe"), ("int8", "ptq", "entropy", "safe"))
 
 
+BATCHES = (1, 2)
+
+
+def _table(text: str, section: str) -> list[list[str]]:
+    """The body rows of the first Markdown table under ``## section``, as lists of cells."""
+    part = text.split(f"## {section}\n", 1)[1].split("\n## ", 1)[0]
+    lines = [ln for ln in part.splitlines() if ln.startswith("|")]
+    return [[c.strip() for c in ln.strip("|").split("|")] for ln in lines[2:]]
+
+
 def _check_run(res, joints: int) -> None:
+    from edgepose.data import open_dataset
+
     assert res.trained and res.checkpoint.is_file()
-    assert len(res.artifacts) == 2 and all(p.is_file() for p in res.artifacts)
+    art = res.out / "artifacts"
+    assert len(res.artifacts) == len(EXPORTS) and all(p.parent == art for p in res.artifacts)
     doc = json.loads(res.results.read_text())
-    labels = {r["artifact"] for r in doc["rows"]}
-    assert {p.name for p in res.artifacts} <= labels
-    for r in doc["rows"]:
-        assert "accuracy" in r
-    assert res.report.is_file() and (res.report.parent / "report.md").is_file()
+    rows = doc["rows"]
+    # the bench rows are the files on disk: every exported artifact and the checkpoint copy, nothing else,
+    # each once per backend that runs it, with its size on disk
+    on_disk = {p.name: p.stat().st_size for p in art.iterdir() if p.suffix in (".onnx", ".safetensors")}
+    assert set(on_disk) == {p.name for p in res.artifacts} | {"wiflow-tiny.fp32.safetensors"}
+    assert sorted(r["artifact"] for r in rows) == sorted(on_disk)
+    assert {(r["kind"], r["backend"]) for r in rows} == {("torch", "torch-cpu"), ("onnx", "ort-cpu")}
+    for r in rows:
+        assert r["bytes"] == on_disk[r["artifact"]], r["artifact"]
+        assert set(r["latency"]) == {str(b) for b in BATCHES}
+    # every precision the run was asked for, exactly once
+    onnx_rows = [r for r in rows if r["kind"] == "onnx"]
+    assert len(onnx_rows) == len(EXPORTS)
+    for precision, method, calib, recipe in EXPORTS:
+        match = [r for r in onnx_rows if r["precision"] == precision
+                 and (precision != "int8" or (r["method"], r["recipe"]["calibrator"], r["recipe"]["recipe"])
+                      == (method, calib, recipe))]
+        assert len(match) == 1, (precision, method, calib, recipe)
+    # accuracy on exactly the dataset's clean test split, counted here independently
+    ds = open_dataset(res.data)
+    n_test = len(ds.indices("test", clean=True))
+    assert n_test > 0
+    for r in rows:
+        assert r["accuracy"]["clean"]["n"] == n_test, r["artifact"]
+    # the report names what was benched: its speed table is the bench rows, with their sizes
+    md = res.report.parent / "report.md"
+    assert res.report.is_file() and md.is_file()
+    text = md.read_text()
+    benched = {(r["label"], r["backend"]): r for r in rows}
+    table = _table(text, "Speed (paired rounds)")
+    assert sorted((c[1], c[2]) for c in table) == sorted(benched)
+    for c in table:
+        assert c[3] == f"{benched[(c[1], c[2])]['size_mb']:.2f}"
+    # one verdict per batch size, each shipping a benched artifact (a tie still names the one it ships)
+    verdict = text.split("## Verdict\n", 1)[1].split("Rule:", 1)[0]
+    lines = [ln for ln in verdict.splitlines() if ln.startswith("- ")]
+    assert len(lines) == len(BATCHES)
+    for b, line in zip(BATCHES, lines):
+        m = re.search(r"at batch (\d+): ship \*\*(.+?)\*\* on (\S+) — ", line)
+        assert m, line
+        assert int(m.group(1)) == b and (m.group(2), m.group(3)) in benched, line
+        assert re.search(r"a clear speed win at|clearly faster than every other candidate|the only candidate within|"
+                         r"speed undecided, a tie: .+ and .+ overlap|undecided: too few rounds — .+ between .+ and ",
+                         line), line
     card = json.loads(res.artifacts[1].with_name(res.artifacts[1].name + ".json").read_text())
     assert card["joints"] == joints and card["calibration"]["windows"] >= 1
 
 
 def test_run_end_to_end_on_a_tiny_wiflow_set(tmp_path, tiny_data):
     res = run(tmp_path / "run", data=tiny_data, model="wiflow-tiny", epochs=1, exports=EXPORTS, rounds=1,
-              batches=(1, 2), timing=QUICK, isolate=False, threads=1, log=lambda s: None)
+              batches=BATCHES, timing=QUICK, isolate=False, threads=1, log=lambda s: None)
     _check_run(res, 15)
+    # the default time budget applies: rounds were added until decided or capped, never fewer than asked
+    doc = json.loads(res.results.read_text())
+    assert doc["stopped"] in ("decided", "round cap", "budget") and doc["rounds"] >= 1
+    assert len(doc["rounds_detail"]) == doc["rounds"]
 
 
 def test_run_end_to_end_on_the_mmfi_layout(tmp_path):
@@ -43,8 +100,9 @@ def test_run_end_to_end_on_the_mmfi_layout(tmp_path):
     data = tmp_path / "mmfi"
     synthesize(data, replace(default_config("mmfi"), subjects=2, duration_s=1.5), layout="mmfi")
     res = run(tmp_path / "run", data=data, model="wiflow-tiny", epochs=1, exports=EXPORTS, rounds=1,
-              batches=(1, 2), timing=QUICK, isolate=False, threads=1, log=lambda s: None)
+              batches=BATCHES, timing=QUICK, isolate=False, threads=1, log=lambda s: None, time_budget=None)
     _check_run(res, 17)
+    assert json.loads(res.results.read_text())["stopped"] in ("fixed rounds", "decided")
 
 
 def test_export_from_another_working_directory(tmp_path, tiny_run, tiny_data, monkeypatch):

@@ -4,7 +4,10 @@ Absolute latencies on a shared machine drift by tens of percent over minutes; tw
 measured in the same round (seconds apart) drift together, so their ratio is far steadier than
 either time. A round yields, per artifact and batch size, ``p50(fp32 ONNX) / p50(artifact)``
 (> 1 means faster than fp32); the bench reports the median over the rounds the probe left
-undisturbed and the spread (inter-quartile range and min–max).
+undisturbed and the spread (inter-quartile range and min–max). One artifact is *clearly faster*
+than another when its inter-quartile range lies wholly above the other's over at least
+:data:`MIN_ROUNDS` undisturbed rounds each — the rule the verdict ships on and the adaptive rounds
+(:mod:`.adaptive`) run until.
 """
 
 from __future__ import annotations
@@ -12,6 +15,10 @@ from __future__ import annotations
 from typing import Sequence
 
 import numpy as np
+
+#: Undisturbed paired rounds a candidate needs before its speed can be called clearly different
+#: (the inter-quartile range of one or two rounds is no spread).
+MIN_ROUNDS = 3
 
 
 def spread(values: Sequence[float]) -> dict:
@@ -47,3 +54,56 @@ def ratio_summary(base_p50: Sequence[float | None], p50: Sequence[float | None],
 def clear_of(a: dict, b: dict, lo: str = "q1", hi: str = "q3") -> bool:
     """True when ratio record ``a``'s spread lies wholly above ``b``'s (``a`` is clearly faster)."""
     return a.get("n", 0) > 0 and b.get("n", 0) > 0 and a[lo] > b[hi]
+
+
+def undisturbed(rec: dict) -> int:
+    """Rounds behind a paired ratio record that the probe did not mark as disturbed."""
+    return 0 if rec.get("all_rounds_disturbed") else int(rec.get("n", 0))
+
+
+def clearly_faster(a: dict, b: dict) -> bool:
+    """``a``'s ratio spread is wholly above ``b``'s, over at least :data:`MIN_ROUNDS` undisturbed paired
+    rounds each (records of single unpaired p50s, marked ``unpaired``, carry their own band)."""
+    paired = not (a.get("unpaired") or b.get("unpaired"))
+    if paired and min(undisturbed(a), undisturbed(b)) < MIN_ROUNDS:
+        return False
+    return clear_of(a, b)
+
+
+def leader_of(records: dict) -> dict:
+    """Who leads a set of ratio records (key → record, one batch size) and whether that is decided.
+
+    ``leader``: the highest median; ``runner_up``: the next highest; ``decided``: the leader is
+    :func:`clearly_faster` than every other record (a single record is decided); ``rounds``: the
+    fewest undisturbed rounds behind any of them.
+    """
+    keys = sorted((k for k, r in records.items() if r.get("n")), key=lambda k: -records[k]["median"])
+    if not keys:
+        return {"leader": None, "runner_up": None, "decided": False, "rounds": 0}
+    lead = records[keys[0]]
+    return {"leader": keys[0], "runner_up": keys[1] if len(keys) > 1 else None,
+            "decided": all(clearly_faster(lead, records[k]) for k in keys[1:]),
+            "rounds": min(undisturbed(records[k]) for k in keys)}
+
+
+def speed_records(per_round: Sequence[dict | None], base_rounds: Sequence[dict | None], used: Sequence[bool],
+                  batch: str) -> tuple[dict, dict]:
+    """One artifact's ``(paired, cross_process)`` ratio records at ``batch``.
+
+    ``per_round[r]`` is the artifact's round record (``latency[batch]`` and, when it was timed in
+    alternating blocks with fp32 ONNX in its own process, ``paired_base[batch]``) or None;
+    ``base_rounds`` the fp32 ONNX job's. ``paired`` is the in-process ratio when there is one, else
+    the cross-process one (the same dict).
+    """
+    p50 = [(r["latency"][batch]["p50_ms"] if r else None) for r in per_round]
+    base_p50 = [(r["latency"][batch]["p50_ms"] if r else None) for r in base_rounds]
+    cross = ratio_summary(base_p50, p50, used)
+    cross["pairing"] = "fp32 ONNX timed in its own process in the same round"
+    cross["base_rounds_p50_ms"] = base_p50
+    inproc = [(r["paired_base"][batch]["p50_ms"] if r and r.get("paired_base") else None) for r in per_round]
+    if not any(x is not None for x in inproc):
+        return cross, cross
+    tight = ratio_summary(inproc, p50, used)
+    tight["pairing"] = "fp32 ONNX timed in alternating blocks in the same process"
+    tight["base_rounds_p50_ms"] = inproc
+    return tight, cross

@@ -2,9 +2,10 @@
 
 One bench run is a number of *rounds*. A round runs every (artifact, backend) pair back to back in
 a freshly shuffled order, each pair in its own process, with a fixed probe workload timed before
-every pair and at the end (:mod:`.probe`). From each round comes every pair's latency and its
-speed ratio to the fp32 ONNX model of the same round (:mod:`.paired`); rounds whose probe moved by
-more than a margin are marked disturbed and left out of the medians. Accuracy is scored once,
+every pair and at the end (:mod:`edgepose.timing.disturbance`). From each round comes every pair's
+latency and its speed ratio to the fp32 ONNX model of the same round (:mod:`.paired`); rounds the
+probe rule calls disturbed are left out of the medians and replaced, and rounds are added until the
+leader is decided at every batch size or the time budget is spent (:mod:`.adaptive`). Accuracy is scored once,
 from each backend's own outputs, with a paired bootstrap CI of ΔPCK@20 over test recordings
 (:mod:`.stats`); each row also gets its achieved GMAC/s and fraction of the machine's peak
 (:mod:`.macs`, :mod:`.peak`).
@@ -26,16 +27,18 @@ from edgepose.data import SplitSpec, open_dataset
 from edgepose.errors import EdgeposeError
 from edgepose.exporting.card import parent_card
 from edgepose.benchmarking.results import SCHEMA, SCHEMA_VERSION, row_line
+from edgepose.benchmarking.adaptive import JobRounds, run_rounds
 from edgepose.benchmarking.artifacts import ArtifactFile, discover
 from edgepose.benchmarking.backends import backends_for
 from edgepose.benchmarking.machine import machine_info
-from edgepose.benchmarking.paired import ratio_summary
+from edgepose.benchmarking.paired import speed_records
 from edgepose.benchmarking.peak import achieved, machine_peak
-from edgepose.timing.disturbance import DisturbanceProbe, ProbeSpec, moved
+from edgepose.timing.disturbance import RULE, DisturbanceProbe, ProbeSpec
 from edgepose.stats import DEFAULT_REPLICATES, bootstrap_grouped
 from edgepose.timing.rounds import TimingPlan, measure, measure_interleaved
 
-#: Rounds a bench run makes unless told otherwise (the medians need at least 5).
+#: Rounds a bench run makes unless told otherwise (the medians need at least 5); with a time budget,
+#: the minimum count of undisturbed rounds and the initial count.
 DEFAULT_ROUNDS = 5
 #: PCK threshold whose difference to fp32 gets a confidence interval.
 CI_THRESHOLD = 0.2
@@ -47,7 +50,8 @@ def bench(folder: Path, device: str = "cpu", batches: tuple[int, ...] = (1, 64),
           plan: TimingPlan = TimingPlan(), data: Path | None = None, accuracy: bool = True,
           log: Callable[[str], None] | None = None, isolate: bool = True, rounds: int = DEFAULT_ROUNDS, *,
           spinning: bool | None = False, probe: ProbeSpec | None = ProbeSpec(), seed: int = 0,
-          replicates: int = DEFAULT_REPLICATES) -> dict:
+          replicates: int = DEFAULT_REPLICATES, time_budget: float | None = None,
+          max_rounds: int | None = None) -> dict:
     """Benchmark every artifact in ``folder`` on every ``device`` backend; returns the results document.
 
     Args:
@@ -61,14 +65,21 @@ def bench(folder: Path, device: str = "cpu", batches: tuple[int, ...] = (1, 64),
         log: progress callback (one line per event); default the ``edgepose.benchmarking`` logger.
         isolate: run every pair in a fresh spawned process (scripts that call this must guard
             their entry point with ``if __name__ == "__main__"``); off runs in-process (tests).
-        rounds: paired rounds; statistics are medians over the undisturbed ones.
+        rounds: paired rounds; statistics are medians over the undisturbed ones. With a
+            ``time_budget``, the initial count and the minimum of undisturbed rounds.
         spinning: ONNX Runtime idle-thread spinning (False: threads sleep between calls, which
             matters on a machine whose cores are shared; None: the runtime's default).
         probe: the probe workload and its margin; None disables the probe (no round is marked).
         seed: seed of the per-round shuffles.
         replicates: bootstrap replicates for the ΔPCK@20 interval.
+        time_budget: seconds of rounds: after the initial ``rounds``, rounds are added (disturbed
+            ones replaced) until the leader is decided at every batch size or another round would
+            not fit (:mod:`.adaptive`); None runs exactly ``rounds``.
+        max_rounds: cap on the rounds run (default: ``adaptive.ROUND_CAP_FACTOR`` × the minimum).
     """
     log = log or _LOG.info
+    if time_budget is not None and time_budget < 0:
+        raise EdgeposeError(f"time_budget must be ≥ 0 seconds, got {time_budget}")
     if rounds < 1:
         raise EdgeposeError(f"rounds must be ≥ 1, got {rounds}")
     artifacts = discover(folder)
@@ -86,7 +97,8 @@ def bench(folder: Path, device: str = "cpu", batches: tuple[int, ...] = (1, 64),
     results = {"schema": SCHEMA, "schema_version": SCHEMA_VERSION,
                "created": dt.datetime.now(dt.timezone.utc).isoformat(timespec="seconds"),
                "device": device, "threads": threads, "spinning": spinning, "batches": list(batches),
-               "timing_plan": asdict(plan), "rounds": rounds, "seed": seed,
+               "timing_plan": asdict(plan), "rounds": rounds, "rounds_min": rounds, "time_budget_s": time_budget,
+               "seed": seed,
                "machine": {**machine_info(), "peak": peak.to_dict(threads)},
                "dataset": ds.describe() if ds is not None else None,
                "inputs": "real clean test windows" if ds is not None else "uniform random (no dataset)",
@@ -96,13 +108,20 @@ def bench(folder: Path, device: str = "cpu", batches: tuple[int, ...] = (1, 64),
         results["note"] = "no CUDA GPU on this machine: every CUDA backend is listed as skipped"
     jobs = _jobs(artifacts, device, threads, spinning, inputs, plan, ds_path, spec, results["skipped"], log)
 
-    lat, acc, failed, round_log = _run_rounds(jobs, rounds, isolate, probe, threads, seed, log)
-    used = [not r["disturbed"] for r in round_log] or [True] * rounds  # no jobs: nothing was disturbed
-    results["probe"] = None if probe is None else {**asdict(probe), "rule": "a round is disturbed when its probe "
-                                                   "readings differ by more than margin (max/min − 1)"}
+    lat, acc, failed, round_log, loop = _run_rounds(jobs, rounds, isolate, probe, threads, seed, log, time_budget,
+                                                    max_rounds, replicates)
+    used = loop["used"]
+    n = results["rounds"] = loop["rounds"]
+    j = loop["judgement"] or {}
+    results["probe"] = None if probe is None else {
+        **asdict(probe), "reading": "mean and median milliseconds per call", "rule": RULE,
+        **{k: j.get(k) for k in ("reference", "jitter", "tolerance_level", "tolerance_spike")}}
     results["rounds_detail"] = round_log
-    results["rounds_used"] = sum(used) if any(used) else rounds
-    results["rounds_disturbed"] = rounds - sum(used)
+    results["rounds_used"] = sum(used) if any(used) else n
+    results["rounds_disturbed"] = n - sum(used)
+    results["stopped"] = loop["stopped"]
+    results["rounds_seconds"] = loop["seconds"]
+    results["decision"] = loop["decision"]
     if not any(used):
         results["rounds_note"] = "every round was disturbed: medians over all rounds"
 
@@ -210,46 +229,22 @@ def _jobs(artifacts, device, threads, spinning, inputs, plan, data, spec, skippe
 # -- rounds -------------------------------------------------------------------------------------
 
 def _run_rounds(jobs: list[_Job], rounds: int, isolate: bool, probe: ProbeSpec | None, threads: int, seed: int,
-                log) -> tuple[dict, dict, dict, list]:
-    """Run every job once per round in a shuffled order, probing before each job and at the end.
+                log, time_budget: float | None = None, max_rounds: int | None = None,
+                replicates: int = DEFAULT_REPLICATES) -> tuple[dict, dict, dict, list, dict]:
+    """Run every job once per round in a shuffled order, probing before each job and at the end,
+    for as many rounds as :func:`.adaptive.run_rounds` asks.
 
     Returns per-job latency records by round (``None`` where a job did not run), accuracy records,
-    failed jobs (their skip record) and the per-round log.
+    failed jobs (their skip record), the per-round log and the loop's record.
     """
-    rng = np.random.default_rng(seed)
     if not jobs:
-        return {}, {}, {}, []
+        return {}, {}, {}, [], {"rounds": rounds, "used": [True] * rounds, "judgement": None, "stopped": "no jobs",
+                                "seconds": 0.0, "round_seconds": [], "decision": {}}
     prober = DisturbanceProbe(probe, threads=threads) if probe is not None else None
-    lat: dict[int, list] = {i: [None] * rounds for i in range(len(jobs))}
-    acc: dict[int, dict] = {}
-    failed: dict[int, dict] = {}
-    round_log = []
-    for r in range(rounds):
-        order = [int(i) for i in rng.permutation(len(jobs))]
-        readings = []
-        for i in order:
-            if i in failed:
-                continue
-            if prober:
-                readings.append(prober.time_ms())
-            job = jobs[i]
-            job.score = i not in acc
-            out = _run_isolated(job) if isolate else _run_row(job)
-            if "skip" in out:
-                failed[i] = out["skip"]
-                continue
-            lat[i][r] = {"latency": out["latency"], "paired_base": out.get("paired_base")}
-            if "accuracy" in out:
-                acc[i] = out["accuracy"]
-        if prober:
-            readings.append(prober.time_ms())
-        mv = moved(readings)
-        disturbed = bool(prober and mv > probe.margin)
-        round_log.append({"round": r, "order": [jobs[i].key for i in order], "probe_ms": readings,
-                          "probe_moved": mv, "disturbed": disturbed})
-        log(f"round {r + 1}/{rounds}: probe {min(readings, default=0):.3f}–{max(readings, default=0):.3f} ms "
-            f"(moved {100 * mv:.1f} %){'  DISTURBED: left out of the medians' if disturbed else ''}")
-    return lat, acc, failed, round_log
+    rr = JobRounds(jobs, _run_isolated if isolate else _run_row, prober, _baseline, seed, str(CI_THRESHOLD), replicates)
+    loop = run_rounds(rr.play, rr.decide, rounds, time_budget, probe.margin if prober else None, max_rounds=max_rounds,
+                      log=log)
+    return rr.lat, rr.acc, rr.failed, rr.round_log(loop), loop
 
 
 def _run_row(job: _Job) -> dict:
@@ -344,21 +339,8 @@ def _row(job: _Job, per_round: list, used: list[bool], accuracy: dict | None, ba
     if base_rounds is not None:
         row["speed_vs_fp32_onnx"], row["speed_vs_fp32_onnx_cross_process"] = {}, {}
         for b in row["latency"]:
-            p50 = [(r["latency"][b]["p50_ms"] if r else None) for r in per_round]
-            # across processes: the fp32 ONNX job's p50 of the same round
-            base_p50 = [(r["latency"][b]["p50_ms"] if r else None) for r in base_rounds]
-            cross = ratio_summary(base_p50, p50, used)
-            cross["pairing"] = "fp32 ONNX timed in its own process in the same round"
-            cross["base_rounds_p50_ms"] = base_p50
-            row["speed_vs_fp32_onnx_cross_process"][b] = cross
-            inproc = [(r["paired_base"][b]["p50_ms"] if r and r.get("paired_base") else None) for r in per_round]
-            if any(x is not None for x in inproc):
-                tight = ratio_summary(inproc, p50, used)
-                tight["pairing"] = "fp32 ONNX timed in alternating blocks in the same process"
-                tight["base_rounds_p50_ms"] = inproc
-                row["speed_vs_fp32_onnx"][b] = tight
-            else:
-                row["speed_vs_fp32_onnx"][b] = cross
+            row["speed_vs_fp32_onnx"][b], row["speed_vs_fp32_onnx_cross_process"][b] = speed_records(
+                per_round, base_rounds, used, b)
     m = macs.get(art.path.name)
     if m:
         kind = "int8" if art.precision == "int8" else "fp32"

@@ -117,10 +117,21 @@ def _rounds_lines(docs: list[dict]) -> list[str]:
             lines.append(f"{src}: {d.get('rounds', 1)} round(s), no probe and no paired ratios (schema 1 file).")
             continue
         bad = [r for r in d["rounds_detail"] if r["disturbed"]]
-        moved = ", ".join(f"{100 * r['probe_moved']:.0f} %" for r in d["rounds_detail"])
         probe = d.get("probe") or {}
-        text = (f"{src}: {d['rounds']} rounds, each in a fresh shuffled order; probe moved {moved} per round "
-                f"(margin {100 * probe.get('margin', 0):.0f} %); ")
+        if "probe_level" in (d["rounds_detail"] or [{}])[0]:  # the calibrated rule: each round against the run's reference
+            moved = ", ".join("–" if r["probe_level"] is None else
+                              f"{100 * r['probe_level']:+.0f} % / {100 * r['probe_slowest']:+.0f} %"
+                              for r in d["rounds_detail"])
+            text = (f"{src}: {d['rounds']} rounds, each in a fresh shuffled order; probe stall factor against the "
+                    f"run's reference, round median / slowest reading: {moved} (disturbed above "
+                    f"{100 * (probe.get('tolerance_level') or 0):.0f} % / {100 * (probe.get('tolerance_spike') or 0):.0f} %); ")
+            if d.get("stopped"):
+                text += (f"stopped: {d['stopped']} (at least {d.get('rounds_min')} undisturbed rounds"
+                         + (f", time budget {d['time_budget_s']:.0f} s); " if d.get("time_budget_s") else "); "))
+        else:
+            moved = ", ".join(f"{100 * r['probe_moved']:.0f} %" for r in d["rounds_detail"])
+            text = (f"{src}: {d['rounds']} rounds, each in a fresh shuffled order; probe moved {moved} per round "
+                    f"(margin {100 * probe.get('margin', 0):.0f} %); ")
         text += (f"{len(bad)} disturbed and left out, medians over {d['rounds_used']}." if bad and d.get("rounds_used") != d["rounds"]
                  else "none disturbed." if not bad else "every round disturbed: medians over all of them.")
         text += f" Speed baseline: {d.get('speed_baseline')}."
@@ -227,10 +238,13 @@ def build_report(paths: list[Path], out_dir: Path, max_drop_pp: float = MAX_DROP
               Block("p", f"Sources: {', '.join(Path(d['_source']).name for d in docs)}."),
               Block("h2", "Verdict"), Block("ul", items=verdict, css="verdict"),
               Block("p", f"Rule: an artifact qualifies when the lower end of the 95 % interval of its ΔPCK@20 vs fp32 "
-                         f"(paired bootstrap over test recordings) is ≥ −{max_drop_pp:g} pp. Among those, the fastest "
-                         "by its median speed ratio to fp32 ONNX in the same round wins only when its inter-quartile "
-                         f"range stays above every other's, over at least {MIN_ROUNDS} undisturbed rounds; otherwise it is a "
-                         "tie, broken by accuracy (by the interval), then by size on disk."),
+                         f"(paired bootstrap over test recordings) is ≥ −{max_drop_pp:g} pp. Among those, the leader by "
+                         "median speed ratio to fp32 ONNX in the same round wins only when its inter-quartile range "
+                         f"stays above every other's, over at least {MIN_ROUNDS} undisturbed rounds each. Otherwise the "
+                         "verdict names the leader and the runner-up it could not separate — *undecided: too few "
+                         f"rounds* below {MIN_ROUNDS} undisturbed rounds, a *tie* when their ranges overlap — and ships "
+                         "the candidate, among those not clearly slower than the leader, with the highest lower end of "
+                         "its ΔPCK@20 interval (the smallest loss the data cannot rule out), then the smallest on disk."),
               Block("h2", "Speed (paired rounds)"), _speed_table(rows, batches),
               Block("ul", items=_rounds_lines(docs)),
               Block("p", "Latency per batch call, median over the undisturbed rounds; × fp32 ONNX is the per-round "

@@ -14,6 +14,13 @@ from typing import Callable
 import numpy as np
 
 
+#: Seconds of paired rounds ``edgepose bench`` and ``edgepose run`` may spend by default (the adaptive
+#: rounds of :mod:`edgepose.benchmarking.adaptive`). The README main job (8 pairs at batch 1 and 64,
+#: 2 threads) took 7.1 min with 5 fixed rounds on the 2-core build box — roughly 50 s a round and 3 min
+#: outside the bench — so 7 min of rounds (about 8) is meant to keep it within 15 min.
+DEFAULT_TIME_BUDGET_S = 420.0
+
+
 @dataclass(frozen=True)
 class TimingPlan:
     """How long to measure: ``warmup`` untimed runs, then at least ``iters`` runs and ``min_seconds``."""

@@ -232,7 +232,8 @@ def test_analyze_speed_column_and_the_report_show_gains_sensitivity_and_the_plan
     results, _ = write_results(doc, tmp_path / "bench" / "cpu.json")
     paths = res.write(tmp_path / "bench")  # beside the results: the report finds it
     assert "By int8 speed gain" in paths["markdown"].read_text()
-    assert load_result(paths["json"]).groups[0].int8_gain_us is not None
+    reloaded = {g.name: g.int8_gain_us for g in load_result(paths["json"]).groups}
+    assert reloaded == {g.name: g.int8_gain_us for g in res.groups} and reloaded[SLOW]["1"] < 0
     md, page = build_report([results], tmp_path / "report")
     text = md.read_text()
     assert "## Per-layer int8 plan vs the other recipes" in text and "plan-b1.png" in text
@@ -245,24 +246,50 @@ def _conv_names(res) -> set[str]:
     return {g.name for g in res.groups if g.kind.startswith(("conv", "head conv"))}
 
 
-def test_onnxruntime_and_openvino_adapters_time_the_same_graph(tmp_path, teacher):
+def test_onnxruntime_and_openvino_adapters_time_the_same_graph(tmp_path, teacher, monkeypatch):
+    """OpenVINO is in the ``dev`` extra, so this runs wherever the tests do: both adapters load the
+    same serialized graph, compute what the checkpoint computes, and give positive paired timings."""
+    import sys
+
+    import torch
+
     from edgepose.exporting.fold import fold_batchnorm
     from edgepose.exporting.onnx_fp32 import export_onnx
+    from edgepose.quantization.planning.timer import paired_medians
     from edgepose.training.checkpoint import load_checkpoint
 
     model, _ = load_checkpoint(teacher[0])
     path = tmp_path / "m.onnx"
     export_onnx(fold_batchnorm(model), path, (model.cfg.in_channels, model.cfg.window))
     x = np.random.default_rng(0).standard_normal((3, model.cfg.in_channels, model.cfg.window)).astype(np.float32)
-    ort_out = adapters.get_adapter("onnxruntime").load(path.read_bytes(), 1)(x)()
-    assert np.asarray(ort_out[0]).shape == (3, 15, 2)
+    with torch.no_grad():
+        ref = model.eval()(torch.from_numpy(x)).numpy()
     ok, why = adapters.ADAPTERS["openvino"].available()
-    if not ok:
-        with pytest.raises(EdgeposeError, match="openvino"):
-            adapters.get_adapter("openvino")
-        pytest.skip(why)
-    ov_out = adapters.get_adapter("openvino").load(path.read_bytes(), 1)(x)()
-    np.testing.assert_allclose(np.asarray(ov_out[0]), np.asarray(ort_out[0]), atol=1e-4)
+    assert ok, f"openvino is part of the dev extra (pip install -e '.[dev]'): {why}"
+    import openvino
+
+    calls = {}
+    for name in ("onnxruntime", "openvino"):
+        adapter = adapters.get_adapter(name)
+        assert adapter.describe() == {"name": name, "version": adapter.version()}
+        call = adapter.load(path.read_bytes(), 1)(x)
+        out = np.asarray(call()[0])
+        assert out.shape == (3, 15, 2) and out.dtype == np.float32, name
+        # the checkpoint's own output: each runtime ran this graph, not some other one
+        np.testing.assert_allclose(out, ref, atol=1e-4, err_msg=name)
+        calls[name] = (call, out)
+    assert adapters.get_adapter("openvino").version() == openvino.__version__
+    np.testing.assert_allclose(calls["openvino"][1], calls["onnxruntime"][1], atol=1e-4)
+    # a path loads like bytes, and the binding is to this input: another input gives another pose
+    again = np.asarray(adapters.get_adapter("openvino").load(path, 1)(x[::-1].copy())()[0])
+    np.testing.assert_allclose(again, ref[::-1], atol=1e-4)
+    ort_ms, ov_ms = paired_medians(calls["onnxruntime"][0], calls["openvino"][0], seconds=0.2)
+    assert 0 < ort_ms < 1e4 and 0 < ov_ms < 1e4
+    # where OpenVINO does not import, the adapter says so by name instead of failing later
+    monkeypatch.setitem(sys.modules, "openvino", None)
+    assert adapters.ADAPTERS["openvino"].available() == (False, "OpenVINO is not installed (pip install openvino)")
+    with pytest.raises(EdgeposeError, match="runtime openvino cannot be used here: OpenVINO is not installed"):
+        adapters.get_adapter("openvino")
 
 
 def test_size_objective_keeps_every_group_the_guard_allows_without_timing_a_search(tmp_path, teacher, monkeypatch):

@@ -121,7 +121,9 @@ def test_compute_figures_follow_from_macs_and_latency(results):
 def test_disturbed_rounds_are_marked_and_left_out(folder, tiny_data, monkeypatch):
     import edgepose.benchmarking.run as run_mod
 
-    readings = iter([1.0] * 4 + [1.0, 1.0, 1.5, 1.0] + [1.0] * 4)  # round 2's probe moves by 50 %
+    # bare readings are judged as they are; round 2 has one reading 150 % above the run's reference,
+    # beyond the spike tolerance max(1.0, 8 × jitter) of the disturbance rule
+    readings = iter([1.0] * 4 + [1.0, 1.0, 2.5, 1.0] + [1.0] * 4)
 
     class FakeProbe:
         def __init__(self, *a, **k):
@@ -134,6 +136,7 @@ def test_disturbed_rounds_are_marked_and_left_out(folder, tiny_data, monkeypatch
     res = bench(folder, "cpu", (2,), 1, FAST, tiny_data, log=lambda s: None, isolate=False, rounds=3,
                 probe=ProbeSpec(margin=0.2))
     assert [r["disturbed"] for r in res["rounds_detail"]] == [False, True, False]
+    assert [r["why"] for r in res["rounds_detail"]] == [None, "slow reading", None]
     assert res["rounds_used"] == 2 and res["rounds_disturbed"] == 1
     for r in res["rows"]:
         lat = r["latency"]["2"]

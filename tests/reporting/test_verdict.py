@@ -1,4 +1,5 @@
-"""The report's verdict rule on hand-made rows: win, tie (in words), accuracy gate, CI wording, targets."""
+"""The report's verdict rule on hand-made rows: win, tie and undecided (in words), accuracy gate and rank, CI
+wording, targets."""
 
 from __future__ import annotations
 
@@ -31,12 +32,22 @@ def test_clear_win_ships_the_faster_artifact():
     assert "ship **int8**" in text and "clear speed win" in text and "tie" not in text
 
 
-def test_overlapping_spreads_are_a_tie_said_in_words_and_broken_by_size():
+def test_overlapping_spreads_are_a_tie_that_names_the_undecided_pair():
     int8 = _row("int8", "int8", [0.95, 1.02, 1.08, 0.99, 1.04], (0.1, -0.3, 0.5), 1.0)
     c = choose([FP32, int8], "1")
-    assert c.outcome == "tie" and c.broken_by == "size"
-    assert c.row is int8  # same accuracy class, smaller
-    assert "speed tie with fp32" in sentence(c, "box") and "broken by size" in sentence(c, "box")
+    assert c.outcome == "tie" and c.broken_by == "accuracy"
+    assert c.row is FP32  # the higher lower end of its interval (0 against −0.3)
+    text = sentence(c, "box")
+    assert "speed undecided, a tie: int8 on ort-cpu at 1.02× (IQR 0.99–1.04) and fp32 on ort-cpu at 1.00× " \
+           "(IQR 1.00–1.00) overlap over 5 undisturbed paired rounds" in text
+    assert "more undisturbed rounds would decide it" in text and "--time-budget" in text
+
+
+def test_a_tie_between_equally_accurate_artifacts_is_broken_by_size():
+    int8 = _row("int8", "int8", [0.95, 1.02, 1.08, 0.99, 1.04], (0.1, 0.0, 0.5), 1.0)
+    c = choose([FP32, int8], "1")
+    assert c.outcome == "tie" and c.broken_by == "size" and c.row is int8
+    assert "picked by size (1.00 MB vs 3.40 MB)" in sentence(c, "box")
 
 
 def test_tie_broken_by_accuracy_before_size():
@@ -44,7 +55,7 @@ def test_tie_broken_by_accuracy_before_size():
     smaller = _row("int8", "int8", [0.99, 1.01, 1.02, 1.0, 0.98], (0.1, -0.3, 0.5), 1.0)
     c = choose([FP32, better, smaller], "1")
     assert c.row is better and c.broken_by == "accuracy"
-    assert "broken by accuracy" in sentence(c, "box")
+    assert "picked by accuracy" in sentence(c, "box")
 
 
 def test_accuracy_gate_excludes_a_fast_but_worse_artifact():
@@ -94,18 +105,19 @@ def test_verdict_names_a_faster_artifact_that_failed_the_gate():
     assert "outside the accuracy gate: int8" in text and "CI low -2.70 pp" in text
 
 
-def test_too_few_undisturbed_rounds_is_a_tie_said_in_words():
+def test_too_few_undisturbed_rounds_is_undecided_said_in_words():
     """One or two rounds left after disturbed ones are dropped: no IQR, so no clear win (a real report
     once called fp32 'clear of the next fastest' from a single round)."""
     fp32 = _row("fp32", "fp32", [1.0], (0.0, 0.0, 0.0), 3.4)
     int8 = _row("int8", "int8", [1.4], (-0.1, -0.4, 0.2), 1.0)
     c = choose([fp32, int8], "1")
-    assert c.outcome == "tie" and c.few_rounds == 1 and c.row is int8  # same accuracy class, smaller
+    assert c.outcome == "undecided" and c.few_rounds == 1 and c.row is fp32  # its interval's lower end is higher
     text = sentence(c, "box")
-    assert "only 1 undisturbed paired round: too few to tell speeds apart" in text and "clear" not in text
+    assert "undecided: too few rounds — 1 undisturbed paired round (3 needed" in text
+    assert "clear" not in text and "tie" not in text
     two = choose([_row("fp32", "fp32", [1.0, 1.0], (0.0, 0.0, 0.0), 3.4),
                   _row("int8", "int8", [1.5, 1.6], (-0.1, -0.4, 0.2), 1.0)], "1")
-    assert two.outcome == "tie" and two.few_rounds == 2
+    assert two.outcome == "undecided" and two.few_rounds == 2
     three = choose([_row("fp32", "fp32", [1.0] * 3, (0.0, 0.0, 0.0), 3.4),
                     _row("int8", "int8", [1.5, 1.6, 1.55], (-0.1, -0.4, 0.2), 1.0)], "1")
     assert three.outcome == "win" and three.few_rounds is None
@@ -117,7 +129,7 @@ def test_tie_broken_by_accuracy_then_size_names_only_the_size_peers():
     c = choose([FP32, worse, twin], "1")
     assert c.row is FP32 and c.broken_by == "accuracy, then size" and c.size_peers == [twin]
     text = sentence(c, "box")
-    assert "broken by accuracy, then by size (3.40 MB vs 3.50 MB)" in text and "1.70" not in text
+    assert "then by size (3.40 MB vs 3.50 MB)" in text and "1.70" not in text
 
 
 def test_rounds_that_were_all_disturbed_count_as_none():
@@ -126,4 +138,68 @@ def test_rounds_that_were_all_disturbed_count_as_none():
     for r in (fp32, int8):
         r["speed_vs_fp32_onnx"]["1"]["all_rounds_disturbed"] = True
     c = choose([fp32, int8], "1")
-    assert c.outcome == "tie" and c.few_rounds == 0
+    assert c.outcome == "undecided" and c.few_rounds == 0
+
+
+# -- wording a careful reader does not trip on -------------------------------------------------------
+
+def test_a_tie_never_names_the_fastest_candidate_but_the_undecided_pair_and_what_decides_it():
+    """(a) The README main run said 'ship fp32 — the fastest candidate' although nothing was decided."""
+    fp16 = _row("fp16", "fp16", [0.97, 1.01, 0.99, 1.02, 0.98], (0.0, 0.0, 0.0), 1.7)
+    torch = _row("fp32 torch", "fp32", [0.36, 0.37, 0.38, 0.36, 0.37], (0.0, 0.0, 0.0), 3.5, kind="torch")
+    c = choose([FP32, fp16, torch], "1")
+    c.bench = {"stopped": "budget", "rounds": 9, "rounds_disturbed": 4, "time_budget_s": 420.0}
+    text = sentence(c, "box")
+    assert c.outcome == "tie" and "fastest candidate" not in text
+    assert "fp32 on ort-cpu at 1.00× (IQR 1.00–1.00) and fp16 on ort-cpu at 0.99× (IQR 0.98–1.01)" in text
+    assert "fp32 torch" not in text.split("—")[1].split(";")[0]  # 0.37×: clearly slower, not part of the tie
+    assert "more undisturbed rounds would decide it — a quieter box (fewer threads than cores) or a larger " \
+           "--time-budget (the bench stopped because its 420 s time budget ran out, after 9 rounds, 4 disturbed)" in text
+
+
+def test_no_faster_list_from_a_single_round():
+    """(b) 'faster but outside the accuracy gate: …' was once built from one undisturbed round."""
+    fp32 = _row("fp32", "fp32", [1.0], (0.0, 0.0, 0.0), 3.4)
+    bad = _row("int8 entropy", "int8", [1.12], (-9.0, -17.3, -0.6), 1.0)
+    text = sentence(choose([fp32, bad], "1"), "box")
+    assert "faster" not in text and "the only candidate within the accuracy gate" in text
+    assert "outside the accuracy gate, speed not separated from the choice's: int8 entropy on ort-cpu" in text
+    five = sentence(choose([FP32, _row("int8 entropy", "int8", [1.12] * 5, (-9.0, -17.3, -0.6), 1.0)], "1"), "box")
+    assert "faster but outside the accuracy gate: int8 entropy on ort-cpu (1.12×" in five
+
+
+def test_no_tie_across_a_large_gap_when_rounds_are_few():
+    """(c) fp32 ONNX and the torch checkpoint 0.37× apart over one round: undecided, not a tie."""
+    fp32 = _row("fp32", "fp32", [1.0], (0.0, 0.0, 0.0), 3.42)
+    torch = _row("fp32 torch checkpoint", "fp32", [0.37], (0.0, 0.0, 0.0), 3.44, kind="torch", backend="torch-cpu")
+    c = choose([fp32, torch], "1")
+    text = sentence(c, "box")
+    assert c.outcome == "undecided" and "tie" not in text
+    assert "undecided: too few rounds" in text and "fp32 torch checkpoint on torch-cpu at 0.37×" in text
+
+
+def test_accuracy_ranks_by_the_lower_end_of_the_interval():
+    """(d) An 'as accurate' [−0.99, +0.50] allows a loss of almost 1 pp; a tight [−0.14, −0.01] at most
+    0.14 pp, so it ranks above, although its interval lies below zero."""
+    wide = accuracy_of(_row("wide", "int8", [1.0], (-0.2, -0.99, 0.5), 1.0), max_drop_pp=1.0)
+    tight = accuracy_of(_row("tight", "fp16", [1.0], (-0.07, -0.14, -0.01), 1.7), max_drop_pp=1.0)
+    assert wide.words.startswith("as accurate") and tight.words.startswith("less accurate")
+    assert tight.rank > wide.rank
+    a = _row("int8 wide", "int8", [1.0, 1.01, 0.99, 1.0, 1.0], (-0.2, -0.99, 0.5), 1.0)
+    b = _row("fp16 tight", "fp16", [1.0, 0.99, 1.01, 1.0, 1.0], (-0.07, -0.14, -0.01), 1.7)
+    c = choose([a, b], "1", max_drop_pp=1.0)
+    assert c.row is b and c.broken_by == "accuracy"
+    assert "picked by accuracy (the higher lower end of the ΔPCK@20 interval)" in sentence(c, "box")
+    # two "more accurate" intervals: the one that rules out more loss ranks first
+    wide_up = _row("fp16", "fp16", [1.0, 1.01, 0.99, 1.0, 1.0], (0.8, 0.2, 1.4), 1.0)
+    tight_up = _row("int8", "int8", [1.0, 0.99, 1.01, 1.0, 1.0], (0.7, 0.5, 0.9), 1.7)
+    assert choose([wide_up, tight_up], "1").row is tight_up
+
+
+def test_fp32_that_wins_is_said_to_be_clearly_faster_not_the_fastest_candidate():
+    fp16 = _row("fp16", "fp16", [0.90, 0.91, 0.92, 0.90, 0.91], (0.0, -0.1, 0.1), 1.7)
+    c = choose([FP32, fp16], "1")
+    text = sentence(c, "box")
+    assert c.outcome == "win" and c.row is FP32
+    assert "clearly faster than every other candidate within the accuracy gate, clear of the next fastest " \
+           "(fp16 on ort-cpu, IQR up to 0.91×)" in text and "fastest candidate" not in text
