@@ -3,6 +3,14 @@
 Runs each given ONNX file with ORT's profiler at one batch size and sums kernel time by op type
 (the fused kernel names ORT actually ran, e.g. QLinearConv, FusedConv, QuantizeLinear).
 
+Sessions are made with the runtime's settings (``edgepose.runtime.session.ort_session``): full
+graph optimisation, one inter-op thread and intra-op spinning **off**, so a profile shows what
+``edgepose`` runs. Profiles taken before this change ran with ONNX Runtime's default, spinning on:
+the committed ``results/ort_profile_plan_2t.json`` is one of them, and its int8 ``Transpose`` time
+at 2 threads is larger than what the runtime sees (idle pool threads busy-wait between the
+thousands of tiny thread-pool dispatches of the attention's int8 Transposes; see
+``docs/int8-threads.md``). ``--spinning`` reproduces such an old profile.
+
     python benchmarks/ort_profile.py runs/default/artifacts/*.onnx --batch 64 \
         --out benchmarks/results/ort_profile.json
 """
@@ -19,13 +27,20 @@ from pathlib import Path
 import numpy as np
 import onnxruntime as ort
 
+from edgepose.io import write_json
+from edgepose.runtime.cpu import cpu_summary
 
-def profile(path: Path, batch: int, runs: int, threads: int) -> dict:
+
+def profile(path: Path, batch: int, runs: int, threads: int, spinning: bool = False) -> dict:
     so = ort.SessionOptions()
     so.enable_profiling = True
     so.graph_optimization_level = ort.GraphOptimizationLevel.ORT_ENABLE_ALL
+    so.log_severity_level = 3
     if threads:
         so.intra_op_num_threads = threads
+        so.inter_op_num_threads = 1
+    # as edgepose.runtime.session.ort_session(..., spinning=False) makes them
+    so.add_session_config_entry("session.intra_op.allow_spinning", "1" if spinning else "0")
     with tempfile.TemporaryDirectory() as tmp:
         so.profile_file_prefix = os.path.join(tmp, "prof")
         sess = ort.InferenceSession(str(path), so, providers=["CPUExecutionProvider"])
@@ -45,7 +60,9 @@ def profile(path: Path, batch: int, runs: int, threads: int) -> dict:
             count[op] += 1
     total = sum(by_op.values())
     ops = sorted(by_op.items(), key=lambda kv: -kv[1])
-    return {"file": path.name, "batch": batch, "kernel_ms_per_run": total,
+    return {"file": path.name, "batch": batch, "threads": threads, "intra_op_spinning": spinning,
+            "onnxruntime": ort.__version__, "machine": cpu_summary(), "loadavg": os.getloadavg(),
+            "kernel_ms_per_run": total,
             "ops": [{"op": k, "ms_per_run": v, "share": v / total, "nodes": count[k] // (runs + 3)} for k, v in ops]}
 
 
@@ -55,10 +72,12 @@ def main() -> None:
     ap.add_argument("--batch", type=int, default=64)
     ap.add_argument("--runs", type=int, default=20)
     ap.add_argument("--threads", type=int, default=0)
+    ap.add_argument("--spinning", action="store_true",
+                    help="let idle intra-op threads spin (ONNX Runtime's default; not what edgepose runs)")
     ap.add_argument("--out", type=Path, required=True)
     a = ap.parse_args()
-    res = [profile(p, a.batch, a.runs, a.threads) for p in a.onnx]
-    a.out.write_text(json.dumps(res, indent=2) + "\n")
+    res = [profile(p, a.batch, a.runs, a.threads, a.spinning) for p in a.onnx]
+    write_json(a.out, res)
     for r in res:
         print(f"{r['file']}: {r['kernel_ms_per_run']:.1f} ms kernel time per run at batch {r['batch']}")
         for o in r["ops"][:8]:
