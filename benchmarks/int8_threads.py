@@ -1,30 +1,24 @@
 """Why int8 loses its lead over fp32 at 2 ONNX Runtime threads (issue 22), measured in one run.
 
-From a shipped checkpoint (default ``wiflow-half``) the script builds the graphs the issue
-compares — ``fp32``, the exporter's default int8 recipe ``safe``, ``global`` (attention included)
-and ``except_attn`` (every quantization group int8 except the attention blocks and their q/k/v
-convs, built with the exporter's :class:`~edgepose.quantization.probe.QuantProbe`) — or takes
-prebuilt ones (``--graph NAME=PATH``), and records in one JSON document:
+Builds ``fp32``, int8 ``safe`` and ``global`` (edgepose's exporter) and ``except_attn`` (every
+quantization group int8 but the attention blocks and their q/k/v convs, from the exporter's
+``QuantProbe``) from a checkpoint, or takes prebuilt graphs (``--graph NAME=PATH``), and records:
 
-* per-op kernel time (ONNX Runtime's profiler, split per call at ``model_run`` events) and wall
-  time (a second, unprofiled session of the same graph) at 1 and 2 intra-op threads, batch 1 and
-  64: every configuration alive in one process, run in rotated rounds; a round is *disturbed* when
-  other processes used more than 15 % of a CPU during it, and medians are over undisturbed rounds
-  when at least 3 exist; the QLinearConv time is also split by model stage (TCN, 2-D stack, …);
-* node counts of ONNX Runtime's optimized graph (Transpose, QLinearConv, Q/DQ, QuickGelu, …);
-* the QLinearConv batch-parallel eligibility of every int8 conv (``int8_threads_lib.batch_parallel``);
-* a micro-benchmark of one Transpose node with the shapes the int8 attention runs, 1 vs 2 threads,
-  intra-op spinning on and off.
+* per-op kernel time (ORT profiler, split per ``model_run`` call) and wall time (a second,
+  unprofiled session) at 1 and 2 threads, batch 1 and 64, all sessions alive, rotated rounds; a
+  round is disturbed when other processes used > 15 % of a CPU, and medians skip disturbed rounds
+  when 3 clean ones exist; conv time is also split by model stage (TCN, 2-D stack, …);
+* node counts of ORT's optimized graph and the QLinearConv batch-parallel eligibility of every
+  int8 conv (``int8_threads_lib.batch_parallel``);
+* one Transpose node with the int8 attention's shapes, 1 vs 2 threads, spinning on and off.
 
-Intra-op spinning is off, as ``edgepose.runtime`` runs sessions, unless ``--spinning`` (ONNX
-Runtime's own default, which the first investigation used). Every document records the CPU and its
-flags, the ONNX Runtime version and the load average of each run.
+Spinning is off as in ``edgepose.runtime`` unless ``--spinning``. Every run records the CPU flags,
+the ONNX Runtime version and the load average.
 
     python benchmarks/int8_threads.py --out benchmarks/results/int8-threads-NAME.json
     python benchmarks/int8_threads.py --eligibility GRAPH.onnx        # the conv table of one graph
     python benchmarks/int8_threads.py --convert DIR --out …json        # raw files of the first investigation
 """
-
 from __future__ import annotations
 
 import argparse
