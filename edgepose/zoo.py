@@ -173,7 +173,7 @@ def default_dataset(card: dict | str | Path, cache_dir: str | Path | None = None
     against the card's, and a mismatch is an :class:`EdgeposeError` naming both.
     """
     from edgepose.data.synth import SynthConfig, synthesize
-    from edgepose.data.synth.generate import GENERATOR_VERSION
+    from edgepose.data.synth.generate import GENERATOR_VERSIONS
 
     card = _card_of(card)
     ds = card.get("dataset") or {}
@@ -185,11 +185,13 @@ def default_dataset(card: dict | str | Path, cache_dir: str | Path | None = None
     target = cache_root(cache_dir) / want[:12]
     if not (target / "synth_meta.json").is_file():
         version = synth.get("generator_version")
-        if version is not None and version != GENERATOR_VERSION:
+        if version is not None and version not in GENERATOR_VERSIONS:
             raise EdgeposeError(f"the card's dataset was made by synthetic generator v{version}, this install has "
-                                f"v{GENERATOR_VERSION}; it cannot be regenerated bit-exactly (fingerprint {want}); "
-                                "pass --data DIR")
+                                f"v{', v'.join(map(str, GENERATOR_VERSIONS))}; it cannot be regenerated bit-exactly "
+                                f"(fingerprint {want}); pass --data DIR")
         conf = dict(synth["config"])
+        # cards written before versions were a config field hold version 1's config
+        conf.setdefault("generator_version", version if version is not None else 1)
         layout = conf.pop("layout", None) or synth.get("layout") or "wiflow"
         if "activities" in conf:
             conf["activities"] = tuple(conf["activities"])

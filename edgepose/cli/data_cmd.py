@@ -17,6 +17,7 @@ def data() -> None:
     Examples:
       edgepose data synth --out data/synth-default
       edgepose data synth --layout mmfi --out data/mmfi-synth
+      edgepose data synth --generator-version 1 --out data/synth-v1
       edgepose data check data/synth-default
     """
 
@@ -26,19 +27,23 @@ def data() -> None:
 @click.option("--layout", type=click.Choice(["wiflow", "mmfi"]), default="wiflow", show_default=True,
               help="On-disk layout: WiFlow preprocessed ([N, 540, 20], 15 joints) or MM-Fi "
                    "(E01/S01/A01/wifi-csi/frameNNN.mat of (3, 114, 10), 17 joints).")
+@click.option("--generator-version", "version", type=click.Choice(["1", "2"]), default="2", show_default=True,
+              help="Generator version: 2 is the current default; 1 regenerates the data of checkpoints "
+                   "whose cards record it (and takes version 1's default sizes).")
 @click.option("--seed", default=None, type=int, help="Seed of every random stream.  [default: 0]")
-@click.option("--subjects", default=None, type=int, help="Number of subjects.  [default: 4]")
+@click.option("--subjects", default=None, type=int,
+              help="Number of subjects.  [default: 20 (wiflow), 10 (mmfi); v1: 4]")
 @click.option("--takes", default=None, type=int,
               help="Recordings per subject and activity.  [default: 3 (wiflow), 1 (mmfi, the only value it holds)]")
 @click.option("--duration", default=None, type=float,
-              help="Seconds per recording.  [default: 8 (wiflow), 29.7 = 297 frames (mmfi)]")
+              help="Seconds per recording.  [default: 4 (wiflow; v1: 8), 29.7 = 297 frames (mmfi)]")
 @click.option("--window", default=None, type=int,
               help="Packets per window (per MM-Fi frame).  [default: 20 (wiflow), 10 (mmfi)]")
 @click.option("--stride", default=None, type=int,
-              help="Packets between window starts.  [default: 8 (wiflow), 10 (mmfi)]")
+              help="Packets between window starts.  [default: 20 (wiflow; v1: 8), 10 (mmfi)]")
 @click.option("--activities", default=None, help="Comma-separated subset of the activities.")
 @click.option("--overwrite", is_flag=True, help="Replace an existing non-empty folder.")
-def synth(out: Path, layout: str, seed: int | None, subjects: int | None, takes: int | None,
+def synth(out: Path, layout: str, version: str, seed: int | None, subjects: int | None, takes: int | None,
           duration: float | None, window: int | None, stride: int | None, activities: str | None,
           overwrite: bool) -> None:
     """Generate the physics-based synthetic dataset (the embedded default).
@@ -60,12 +65,13 @@ def synth(out: Path, layout: str, seed: int | None, subjects: int | None, takes:
         raise click.BadParameter(f"unknown activities {unknown}; choose from {', '.join(ACTIVITIES)}")
     given = {"seed": seed, "subjects": subjects, "activities": acts, "takes": takes, "duration_s": duration,
              "window": window, "stride": stride}
-    cfg = replace(default_config(layout), **{k: v for k, v in given.items() if v is not None})
+    cfg = replace(default_config(layout, int(version)), **{k: v for k, v in given.items() if v is not None})
     _check_config(cfg, layout)
     bar = tqdm(total=len(cfg.recordings()), desc="recordings", unit="file", leave=False)
     meta = synthesize(out, cfg, overwrite=overwrite, progress=lambda i, n: bar.update(1), layout=layout)
     bar.close()
-    click.echo(f"wrote {meta['windows']} windows from {meta['files']} recordings to {out} ({layout} layout) in "
+    click.echo(f"wrote {meta['windows']} windows from {meta['files']} recordings to {out} ({layout} layout, "
+               f"generator v{meta['generator_version']}) in "
                f"{meta['seconds']:.1f}s (dynamic/static power {meta['dynamic_to_static_db_median']:.1f} dB)")
 
 

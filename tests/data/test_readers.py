@@ -320,19 +320,6 @@ def test_mmfi_and_wiflow_synth_share_the_motion(tmp_path, mmfi_synth):
         assert np.allclose(u[:, h], kp[packets, b, 0], atol=1e-5) and np.allclose(v[:, h], kp[packets, b, 1], atol=1e-5)
 
 
-def test_wiflow_synth_output_is_unchanged(tiny_data):
-    """The WiFlow layout is what trained checkpoints were fingerprinted on: the tiny set must
-    come out exactly as before the MM-Fi layout was added (fingerprint and file bytes recorded
-    then; the full default set was checked the same way by hand — it takes a minute)."""
-    import hashlib
-
-    assert open_dataset(tiny_data).fingerprint == "d6ca17758c58ecd56947429130fbc3863bbaf35b00033d94ee386702a968cb6c"
-    sha = {name: hashlib.sha256((tiny_data / name).read_bytes()).hexdigest()
-           for name in ("csi_windows.npy", "all_keypoints.npy")}
-    assert sha == {"csi_windows.npy": "f82236a516588e56df161bd2cf50fc4daaef8fdfb396c807d58c052f68c72ce9",
-                   "all_keypoints.npy": "97293f5bcb88c2cafc12ca6136a14395dd7d6bbf9d955225910058dfcde62498"}
-
-
 def test_default_configs_and_layout_errors(tmp_path):
     from edgepose.data.synth import LAYOUTS, default_config
 

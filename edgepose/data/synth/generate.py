@@ -11,26 +11,35 @@ from __future__ import annotations
 from pathlib import Path
 from typing import Callable
 
-from edgepose.data.synth.recording import FLOOR_MARKS, SynthConfig
+from dataclasses import replace
+
+from edgepose.data.synth.recording import V1_DEFAULT, SynthConfig
+from edgepose.data.synth.versions import FLOOR_MARKS, GENERATOR_VERSION, GENERATOR_VERSIONS
 from edgepose.data.synth.write_mmfi import write_mmfi
-from edgepose.data.synth.write_wiflow import GENERATOR_VERSION, write_wiflow
+from edgepose.data.synth.write_wiflow import write_wiflow
 
 #: Layout name → writer ``(out, cfg, overwrite, progress) -> meta``.
 WRITERS = {"wiflow": write_wiflow, "mmfi": write_mmfi}
 LAYOUTS = tuple(WRITERS)
 
-#: The default config of each layout. MM-Fi: one take per (subject, action) sequence, 297
-#: frames of 10 packets at 100 packets/s (29.7 s), frames back to back.
+#: The default config of each (layout, generator version). MM-Fi: one take per (subject, action)
+#: sequence, 297 frames of 10 packets at 100 packets/s (29.7 s), frames back to back.
 DEFAULT_CONFIGS = {
-    "wiflow": SynthConfig(),
-    "mmfi": SynthConfig(takes=1, duration_s=29.7, window=10, stride=10),
+    ("wiflow", 2): SynthConfig(),
+    ("mmfi", 2): SynthConfig(subjects=10, takes=1, duration_s=29.7, window=10, stride=10),
+    ("wiflow", 1): V1_DEFAULT,
+    ("mmfi", 1): replace(V1_DEFAULT, takes=1, duration_s=29.7, window=10, stride=10),
 }
 
 
-def default_config(layout: str = "wiflow") -> SynthConfig:
-    """The default :class:`SynthConfig` of ``layout``; raises ``ValueError`` for an unknown layout."""
+def default_config(layout: str = "wiflow", version: int = GENERATOR_VERSION) -> SynthConfig:
+    """The default :class:`SynthConfig` of ``layout`` under generator ``version``; raises
+    ``ValueError`` for an unknown layout or version."""
     _check_layout(layout)
-    return DEFAULT_CONFIGS[layout]
+    if version not in GENERATOR_VERSIONS:
+        raise ValueError(f"unknown synthetic generator version {version!r}; this install has "
+                         f"{', '.join(map(str, GENERATOR_VERSIONS))}")
+    return DEFAULT_CONFIGS[layout, version]
 
 
 def synthesize(out: str | Path, cfg: SynthConfig | None = None, overwrite: bool = False,
@@ -50,5 +59,5 @@ def _check_layout(layout: str) -> None:
         raise ValueError(f"unknown layout {layout!r}; choose from {', '.join(LAYOUTS)}")
 
 
-__all__ = ["DEFAULT_CONFIGS", "FLOOR_MARKS", "GENERATOR_VERSION", "LAYOUTS", "SynthConfig", "default_config",
+__all__ = ["DEFAULT_CONFIGS", "FLOOR_MARKS", "GENERATOR_VERSION", "GENERATOR_VERSIONS", "LAYOUTS", "SynthConfig", "default_config",
            "synthesize"]

@@ -44,13 +44,15 @@ def _smooth_noise(rng: np.random.Generator, t: np.ndarray, scale: float, n: int 
 
 
 def animate(activity: str, subject: Subject, t: np.ndarray, style: np.random.Generator,
-            rng: np.random.Generator, stage: tuple[float, float]) -> np.ndarray:
+            rng: np.random.Generator, stage: tuple[float, float], sway: float = 0.01,
+            wander: float = 0.3) -> np.ndarray:
     """3-D joints ``float64 [len(t), 15, 3]`` (metres, z up) of ``subject`` doing ``activity``.
 
     ``style`` draws how this subject performs this activity (amplitude, facing, which arm
     waves, the walking route): a person repeats an activity the same way, so takes revisit the
     same poses. ``rng`` draws what changes from take to take: tempo, phase, sway and a slow
-    wander of every angle. ``stage`` is the floor mark the recording stays on.
+    wander of every angle. ``stage`` is the floor mark the recording stays on; ``sway`` (metres)
+    and ``wander`` scale the take's slow drift of position and of every angle.
     """
     if activity not in ACTIVITIES:
         raise ValueError(f"unknown activity {activity!r}; known: {ACTIVITIES}")
@@ -66,8 +68,6 @@ def animate(activity: str, subject: Subject, t: np.ndarray, style: np.random.Gen
     spin = style.choice([-1, 1]) * style.uniform(0.9, 1.5)
     tempo = rng.uniform(0.9, 1.1)
     phase = rng.uniform(0, 2 * np.pi)
-    sway = 0.01  # metres: modest — at 5.6 cm wavelength, larger sway scrambles the pattern
-    wander = 0.3  # scale of the slow take-to-take wander of every angle
     x = stage[0] + _smooth_noise(rng, t, sway)
     y = stage[1] + _smooth_noise(rng, t, sway)
     yaw = yaw0 + _smooth_noise(rng, t, 0.08 * wander)

@@ -15,12 +15,7 @@ import numpy as np
 from edgepose.data.split import split_files
 from edgepose.data.synth.motion import ACTIVITIES, Subject, animate
 from edgepose.data.synth.scene import Room
-
-#: Floor marks the subjects perform on (offsets from the room's stage centre, metres). Marked
-#: spots are revisited across recordings, as in a real lab protocol; per-recording placement at
-#: random continuous positions would let a network memorise recordings instead of poses. Several
-#: marks make the subject's place in the image part of the task, so the mean pose is no free win.
-FLOOR_MARKS = ((-0.7, -0.4), (0.6, -0.3), (-0.5, 0.5), (0.5, 0.6))
+from edgepose.data.synth.versions import FLOOR_MARKS, GENERATOR_VERSION, physics, room_for
 
 
 @dataclass(frozen=True)
@@ -29,17 +24,20 @@ class SynthConfig:
 
     ``window`` packets make one window (one MM-Fi frame); a window starts every ``stride``
     packets. ``corrupt_windows_per_file`` windows are damaged in one file of each split.
+    ``generator_version`` picks the physics and motion (:mod:`.versions`); version 1's default
+    size is :data:`V1_DEFAULT`.
     """
 
     seed: int = 0
-    subjects: int = 4
+    subjects: int = 15
     activities: tuple[str, ...] = ACTIVITIES
-    takes: int = 3
-    duration_s: float = 8.0
+    takes: int = 4
+    duration_s: float = 4.0
     packet_rate_hz: float = 100.0
     window: int = 20
-    stride: int = 8
+    stride: int = 20
     corrupt_windows_per_file: int = 6
+    generator_version: int = GENERATOR_VERSION
 
     def recordings(self) -> list[tuple[int, int, int]]:
         """(subject, activity index, take) of every file, in file order."""
@@ -58,18 +56,39 @@ class SynthConfig:
         return starts
 
 
+#: The version-1 embedded default: 4 subjects × 7 activities × 3 takes of 8 s, a window every
+#: 8 packets (84 recordings, 8,232 windows).
+V1_DEFAULT = SynthConfig(subjects=4, takes=3, duration_s=8.0, stride=8, generator_version=1)
+
+
+def make_room(cfg: SynthConfig) -> Room:
+    """The room every recording of ``cfg`` shares (its seed and generator version)."""
+    return room_for(cfg.seed, cfg.generator_version)
+
+
 def simulate_motion(cfg: SynthConfig, room: Room, s: int, a: int, k: int
                     ) -> tuple[np.ndarray, Subject, np.random.Generator]:
     """3-D joints ``[packets, 15, 3]`` of recording ``(s, a, k)``, its subject and its noise stream."""
+    phys = physics(cfg.generator_version)
     subject = Subject.sample(np.random.default_rng([cfg.seed, 1, s]))
     style_rng = np.random.default_rng([cfg.seed, 2, s, a])
     motion_rng = np.random.default_rng([cfg.seed, 5, s, a, k])
     noise_rng = np.random.default_rng([cfg.seed, 3, s, a, k])
-    mark = FLOOR_MARKS[motion_rng.integers(len(FLOOR_MARKS))]
+    drawn = int(motion_rng.integers(len(phys.marks)))  # drawn in every version: the take's motion follows it
+    mark = phys.marks[drawn if phys.marks_by == "take" else (s + a) % len(phys.marks)]
     stage = (room.stage[0] + mark[0], room.stage[1] + mark[1])
     t = np.arange(cfg.n_packets) / cfg.packet_rate_hz
-    joints = animate(cfg.activities[a], subject, t, style_rng, motion_rng, stage)
+    joints = animate(cfg.activities[a], subject, t, style_rng, motion_rng, stage, phys.sway, phys.wander)
     return joints, subject, noise_rng
+
+
+def mark_index(cfg: SynthConfig, s: int, a: int, k: int) -> int:
+    """Which floor mark (an index into the version's marks) recording ``(s, a, k)`` is performed on:
+    the first draw of the take's motion stream, as :func:`simulate_motion` makes it."""
+    phys = physics(cfg.generator_version)
+    if phys.marks_by == "protocol":
+        return (s + a) % len(phys.marks)
+    return int(np.random.default_rng([cfg.seed, 5, s, a, k]).integers(len(phys.marks)))
 
 
 def corrupt_files(n_files: int, cfg: SynthConfig) -> list[int]:

@@ -37,10 +37,9 @@ import numpy as np
 from edgepose.io import atomic_dir, write_json
 from edgepose.data.synth.channel import ATHEROS_HT40, Impairments, received_csi
 from edgepose.data.synth.motion import ACTIVITIES
-from edgepose.data.synth.recording import generation_meta, SynthConfig, corrupt_files, simulate_motion
-from edgepose.data.synth.scene import Camera, Room
+from edgepose.data.synth.recording import generation_meta, SynthConfig, corrupt_files, make_room, simulate_motion
+from edgepose.data.synth.scene import Camera
 
-GENERATOR_VERSION = 1
 #: MM-Fi action code of each synthetic activity.
 ACTION_CODES = {name: f"A{i + 1:02d}" for i, name in enumerate(ACTIVITIES)}
 #: MM-Fi puts ten subjects in each environment (S01–S10 → E01, S11–S20 → E02, …).
@@ -97,7 +96,7 @@ def write_mmfi(out: str | Path, cfg: SynthConfig, overwrite: bool = False,
     if unknown:
         raise ValueError(f"unknown activities {unknown}; choose from {', '.join(ACTIVITIES)}")
     t0 = time.perf_counter()
-    room = Room.sample(np.random.default_rng([cfg.seed, 0]))
+    room = make_room(cfg)
     ripple = _ripple(np.random.default_rng([cfg.seed, 6]), ATHEROS_HT40.n_links, len(ATHEROS_HT40.tones))
     camera = Camera()
     # the reader's file order is the sorted sequence path; damage follows the split over that order
@@ -149,7 +148,7 @@ def write_mmfi(out: str | Path, cfg: SynthConfig, overwrite: bool = False,
             if progress:
                 progress(f + 1, len(recs))
         meta = {
-            **generation_meta(cfg, "mmfi", GENERATOR_VERSION, len(recs)),
+            **generation_meta(cfg, "mmfi", cfg.generator_version, len(recs)),
             "windows": len(recs) * per_file - len(zero_byte),
             "windows_per_file": per_file,
             "radio": ATHEROS_HT40.name,

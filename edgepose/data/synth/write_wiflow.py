@@ -15,17 +15,16 @@ import numpy as np
 
 from edgepose.io import atomic_dir, write_json
 from edgepose.data.synth.channel import Impairments, csi_amplitude
-from edgepose.data.synth.recording import generation_meta, SynthConfig, corrupt_files, simulate_motion
-from edgepose.data.synth.scene import CHANNEL_LAYOUT, Camera, Room
+from edgepose.data.synth.recording import generation_meta, SynthConfig, corrupt_files, make_room, simulate_motion
+from edgepose.data.synth.scene import CHANNEL_LAYOUT, Camera
 
-GENERATOR_VERSION = 1
 
 
 def write_wiflow(out: str | Path, cfg: SynthConfig, overwrite: bool = False,
                  progress: Callable[[int, int], None] | None = None) -> dict:
     """Generate ``cfg`` into ``out`` (atomically) in the WiFlow layout and return its metadata."""
     t0 = time.perf_counter()
-    room = Room.sample(np.random.default_rng([cfg.seed, 0]))
+    room = make_room(cfg)
     camera = Camera()
     recs = cfg.recordings()
     n_packets = cfg.n_packets
@@ -70,7 +69,7 @@ def write_wiflow(out: str | Path, cfg: SynthConfig, overwrite: bool = False,
             keypoints_files=np.array([""] * len(recs)),
         )
         meta = {
-            **generation_meta(cfg, "wiflow", GENERATOR_VERSION, len(recs)),
+            **generation_meta(cfg, "wiflow", cfg.generator_version, len(recs)),
             "windows": n,
             "windows_per_file": per_file,
             "channel_layout": CHANNEL_LAYOUT,
