@@ -78,20 +78,21 @@ class Impairments:
 
 def csi_amplitude(
     joints: np.ndarray, room: Room, reflectivity: float, imp: Impairments, rng: np.random.Generator,
-    chunk: int = 128,
+    chunk: int = 128, agc_compensated: bool = False,
 ) -> tuple[np.ndarray, dict]:
     """Amplitude CSI ``float32 [T, 540]`` of the WiFlow rig for a ``[T, 15, 3]`` joint trajectory.
 
     Returns the CSI (scaled by :data:`OUTPUT_SCALE`) and the diagnostics of :func:`received_csi`.
     """
-    h, diag = received_csi(joints, room, reflectivity, imp, rng, INTEL5300, room.ripple.reshape(18, -1), chunk)
+    h, diag = received_csi(joints, room, reflectivity, imp, rng, INTEL5300, room.ripple.reshape(18, -1), chunk,
+                           agc_compensated)
     amp = np.abs(h).reshape(len(h), -1) * OUTPUT_SCALE
     return amp.astype(np.float32), diag
 
 
 def received_csi(
     joints: np.ndarray, room: Room, reflectivity: float, imp: Impairments, rng: np.random.Generator,
-    radio: Radio, ripple: np.ndarray, chunk: int = 128,
+    radio: Radio, ripple: np.ndarray, chunk: int = 128, agc_compensated: bool = False,
 ) -> tuple[np.ndarray, dict]:
     """Complex CSI ``[T, links, tones]`` as ``radio`` reports it, for a ``[T, 15, 3]`` trajectory.
 
@@ -99,7 +100,11 @@ def received_csi(
     quantised I/Q in the radio's integer units; lost packets repeat the previous packet.
     Returns the CSI and diagnostics (median dynamic-to-static power ratio in dB — the dynamic
     part includes both body reflections and the body's shadowing of static paths — and the
-    number of lost packets).
+    number of lost packets). With ``agc_compensated`` the capture software undoes the gain
+    setting the card reports with every packet (its 1 dB steps and level jumps), as the Intel
+    CSI tool's scaling does, back to the gain the static channel alone would get; what the
+    report does not know — the analog gain's per-packet jitter — and the quantisation at the
+    gain actually used stay in the data.
     """
     n_rx, n_tx, n_ant = radio.receivers, radio.tx_antennas, radio.rx_antennas
     n_links = radio.n_links
@@ -145,11 +150,15 @@ def received_csi(
     gain_db = np.round(20 * np.log10(radio.agc_target_lsb / rms))
     jumps = rng.uniform(size=(t_len, n_rx, n_ant)) < imp.agc_jump_rate
     gain_db = gain_db + np.cumsum(jumps * rng.choice([-2.0, -1.0, 1.0, 2.0], size=jumps.shape), axis=0).clip(-3, 3)
-    gain_db = gain_db + rng.normal(0, 0.25, gain_db.shape)
-    h = h * (10 ** (gain_db / 20))[:, :, None, :, None]
+    actual_db = gain_db + rng.normal(0, 0.25, gain_db.shape)
+    h = h * (10 ** (actual_db / 20))[:, :, None, :, None]
     # signed integer I/Q as the card reports it
     lo, hi = -(2 ** (radio.iq_bits - 1)), 2 ** (radio.iq_bits - 1) - 1
     h = np.clip(np.round(h.real), lo, hi) + 1j * np.clip(np.round(h.imag), lo, hi)
+    if agc_compensated:
+        static = (h_static * ripple).reshape(n_rx, n_tx, n_ant, -1)
+        ref_db = np.round(20 * np.log10(radio.agc_target_lsb / np.sqrt(np.mean(np.abs(static) ** 2, axis=(1, 3)))))
+        h = h * (10 ** ((ref_db[None] - gain_db) / 20))[:, :, None, :, None]
     h = h.reshape(t_len, n_links, -1)
     # packet loss: the receiver holds the previous packet
     lost = rng.uniform(size=t_len) < imp.packet_loss

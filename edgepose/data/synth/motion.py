@@ -45,14 +45,17 @@ def _smooth_noise(rng: np.random.Generator, t: np.ndarray, scale: float, n: int 
 
 def animate(activity: str, subject: Subject, t: np.ndarray, style: np.random.Generator,
             rng: np.random.Generator, stage: tuple[float, float], sway: float = 0.01,
-            wander: float = 0.3) -> np.ndarray:
+            wander: float = 0.3, cycle_locked: bool = False) -> np.ndarray:
     """3-D joints ``float64 [len(t), 15, 3]`` (metres, z up) of ``subject`` doing ``activity``.
 
     ``style`` draws how this subject performs this activity (amplitude, facing, which arm
     waves, the walking route): a person repeats an activity the same way, so takes revisit the
     same poses. ``rng`` draws what changes from take to take: tempo, phase, sway and a slow
     wander of every angle. ``stage`` is the floor mark the recording stays on; ``sway`` (metres)
-    and ``wander`` scale the take's slow drift of position and of every angle.
+    and ``wander`` scale the take's slow drift of position and of every angle. With
+    ``cycle_locked`` the tempo is the subject's (drawn from ``style``) and the walking route and
+    the turning heading advance with the limbs' cycle, so every take of an activity runs along
+    the same trajectory of poses from its own starting point (the take draws only where it starts).
     """
     if activity not in ACTIVITIES:
         raise ValueError(f"unknown activity {activity!r}; known: {ACTIVITIES}")
@@ -68,6 +71,8 @@ def animate(activity: str, subject: Subject, t: np.ndarray, style: np.random.Gen
     spin = style.choice([-1, 1]) * style.uniform(0.9, 1.5)
     tempo = rng.uniform(0.9, 1.1)
     phase = rng.uniform(0, 2 * np.pi)
+    if cycle_locked:
+        tempo = style.uniform(0.9, 1.1)
     x = stage[0] + _smooth_noise(rng, t, sway)
     y = stage[1] + _smooth_noise(rng, t, sway)
     yaw = yaw0 + _smooth_noise(rng, t, 0.08 * wander)
@@ -85,7 +90,7 @@ def animate(activity: str, subject: Subject, t: np.ndarray, style: np.random.Gen
         f = 0.9 * tempo
         speed = 2 * f * 0.55 * subject.height / 1.75
         period = 2 * length / speed
-        s = (t / period + phase / (2 * np.pi)) % 1.0
+        s = (t / period + phase / (2 * np.pi * (f * period if cycle_locked else 1.0))) % 1.0
         along = length * (np.minimum(s, 1 - s) * 2 - 0.5)  # triangle wave: back and forth
         # walks across the camera's view, roughly along x
         heading = course + np.where(s < 0.5, 0.0, np.pi)
@@ -128,12 +133,14 @@ def animate(activity: str, subject: Subject, t: np.ndarray, style: np.random.Gen
     elif activity == "waving":
         f = 1.6 * tempo
         arm = arm_choice  # which hand waves
-        arm_e[arm] = 2.5 + 0.15 * np.sin(w * 0.2)
+        drift = w * 0.2 + (phase * 0.2 / f if cycle_locked else 0.0)  # the raised arm's slow drift
+        arm_e[arm] = 2.5 + 0.15 * np.sin(drift)
         arm_a[arm] = 1.3
         elbow[arm] = 0.8 + 0.55 * amp * np.sin(w * f + phase)
     elif activity == "turning":
         omega = spin * tempo
-        yaw = yaw0 + omega * t + _smooth_noise(rng, t, 0.1 * wander)
+        start = phase / (2 * np.pi * 1.2 * tempo) if cycle_locked else 0.0  # where the leg cycle starts
+        yaw = yaw0 + omega * (t + start) + _smooth_noise(rng, t, 0.1 * wander)
         g = np.sin(w * 1.2 * tempo + phase)
         hip = np.stack([0.12 * g, -0.12 * g])
         knee = np.stack([0.1 + 0.25 * np.clip(g, 0, None), 0.1 + 0.25 * np.clip(-g, 0, None)])

@@ -78,7 +78,8 @@ def simulate_motion(cfg: SynthConfig, room: Room, s: int, a: int, k: int
     mark = phys.marks[drawn if phys.marks_by == "take" else (s + a) % len(phys.marks)]
     stage = (room.stage[0] + mark[0], room.stage[1] + mark[1])
     t = np.arange(cfg.n_packets) / cfg.packet_rate_hz
-    joints = animate(cfg.activities[a], subject, t, style_rng, motion_rng, stage, phys.sway, phys.wander)
+    joints = animate(cfg.activities[a], subject, t, style_rng, motion_rng, stage, phys.sway, phys.wander,
+                     phys.cycle_locked)
     return joints, subject, noise_rng
 
 

@@ -38,6 +38,7 @@ from edgepose.io import atomic_dir, write_json
 from edgepose.data.synth.channel import ATHEROS_HT40, Impairments, received_csi
 from edgepose.data.synth.motion import ACTIVITIES
 from edgepose.data.synth.recording import generation_meta, SynthConfig, corrupt_files, make_room, simulate_motion
+from edgepose.data.synth.versions import physics
 from edgepose.data.synth.scene import Camera
 
 #: MM-Fi action code of each synthetic activity.
@@ -113,7 +114,8 @@ def write_mmfi(out: str | Path, cfg: SynthConfig, overwrite: bool = False,
         for f, (s, a, k) in enumerate(recs):
             joints, subject, noise_rng = simulate_motion(cfg, room, s, a, k)
             h, diag = received_csi(joints, room, subject.reflectivity, Impairments.sample(noise_rng), noise_rng,
-                                   ATHEROS_HT40, ripple)
+                                   ATHEROS_HT40, ripple,
+                                   agc_compensated=physics(cfg.generator_version).agc_compensated)
             ratios.append(diag["dynamic_to_static_db"])
             seq = tmp / ids[f]
             (seq / "wifi-csi").mkdir(parents=True)

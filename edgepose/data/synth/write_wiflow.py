@@ -16,6 +16,7 @@ import numpy as np
 from edgepose.io import atomic_dir, write_json
 from edgepose.data.synth.channel import Impairments, csi_amplitude
 from edgepose.data.synth.recording import generation_meta, SynthConfig, corrupt_files, make_room, simulate_motion
+from edgepose.data.synth.versions import physics
 from edgepose.data.synth.scene import CHANNEL_LAYOUT, Camera
 
 
@@ -42,7 +43,8 @@ def write_wiflow(out: str | Path, cfg: SynthConfig, overwrite: bool = False,
         bad_rng = np.random.default_rng([cfg.seed, 4])
         for f, (s, a, k) in enumerate(recs):
             joints, subject, noise_rng = simulate_motion(cfg, room, s, a, k)
-            csi, diag = csi_amplitude(joints, room, subject.reflectivity, Impairments.sample(noise_rng), noise_rng)
+            csi, diag = csi_amplitude(joints, room, subject.reflectivity, Impairments.sample(noise_rng), noise_rng,
+                                      agc_compensated=physics(cfg.generator_version).agc_compensated)
             ratios.append(diag["dynamic_to_static_db"])
             keypoints[f * n_packets : (f + 1) * n_packets] = camera.project(joints).astype(np.float32)
             idx = np.arange(cfg.window)[None, :] + starts[:, None]            # [W, T]
