@@ -112,6 +112,8 @@ REPORTS: dict[str, Report] = {r.path: r for r in [
     Report("quant-sensitivity-wiflow-half/sensitivity.md", ("quant-sensitivity-wiflow-half/sensitivity.json",),
            _sensitivity, ("sensitivity.md",)),
     Report("matrix.md", ("matrix.json",), _matrix, ("matrix.md",)),
+    Report("int8-threads-amd-epyc-avx512.md", ("int8-threads-amd-epyc-avx512.json",), _markdown("int8_threads_lib"),
+           ("int8-threads-amd-epyc-avx512.md",)),
 ]}
 
 

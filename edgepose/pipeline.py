@@ -18,15 +18,17 @@ from typing import Callable
 
 from edgepose.timing.rounds import DEFAULT_TIME_BUDGET_S
 
-#: The exports the pipeline produces: (precision, method, calibrator, recipe).
+#: The exports the pipeline produces: (precision, method, calibrator, recipe[, objective]). The
+#: default int8 (``auto``: verified on this machine), the latency plan and the static recipes it
+#: is judged against; calibrator comparisons live in ``benchmarks/quant_table.py``.
 EXPORTS = (
     ("fp32", None, "percentile", "safe"),
     ("fp16", None, "percentile", "safe"),
-    ("int8", "ptq", "minmax", "safe"),
-    ("int8", "ptq", "entropy", "safe"),
+    ("int8", "ptq", "percentile", "auto"),
     ("int8", "ptq", "percentile", "safe"),
     ("int8", "ptq", "percentile", "global"),
     ("int8", "qat", "percentile", "safe"),
+    ("int8", "ptq", "percentile", "safe", "latency"),
 )
 
 
@@ -126,9 +128,13 @@ def run(out: str | Path = "runs/default", data: str | Path | None = None, model:
     for suffix in (".safetensors", ".json"):
         shutil.copyfile(ckpt.with_suffix(suffix), art / f"{name}.fp32{suffix}")
     paths: list[Path] = []
-    for precision, method, calib, recipe in exports:
+    bench_threads = threads or os.cpu_count() or 1
+    for precision, method, calib, recipe, *objective in exports:
+        # the verified default and the plan are timed as the bench will run them
         req = ExportRequest(checkpoint=ckpt, out=art, precision=precision, method=method, calib=calib,
-                            recipe=recipe, data=data_dir, log=lambda s: log(f"      {s}"))
+                            recipe=recipe, data=data_dir, log=lambda s: log(f"      {s}"),
+                            objective=objective[0] if objective else None, batches=tuple(batches),
+                            threads=bench_threads)
         for p in export(req):
             paths.append(p)
             log(f"      wrote {p.name}")
@@ -137,7 +143,7 @@ def run(out: str | Path = "runs/default", data: str | Path | None = None, model:
     log(f"[4/5] bench: every artifact on the CPU backends → {results}")
     kw = {} if rounds is None else {"rounds": rounds}
     plan = timing or TimingPlan(warmup=5, iters=30, min_seconds=1.0)
-    res = bench(art, "cpu", tuple(batches), threads or os.cpu_count() or 1, plan, data_dir,
+    res = bench(art, "cpu", tuple(batches), bench_threads, plan, data_dir,
                 log=lambda s: log(f"      {s}"), isolate=isolate, time_budget=time_budget, **kw)
     write_results(res, results)
     log("[5/5] report")

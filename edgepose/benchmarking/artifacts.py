@@ -28,8 +28,11 @@ class ArtifactFile:
         bits = [self.precision + extra]
         if self.method == "ptq" and calib:
             bits.append(calib)
-        if self.card.get("recipe", {}).get("recipe") not in (None, "safe"):
-            bits.append(self.card["recipe"]["recipe"])
+        recipe = self.card.get("recipe", {})
+        if recipe.get("recipe") == "auto":
+            bits.append(f"auto:{recipe.get('chosen')}")
+        elif recipe.get("recipe") not in (None, "safe"):
+            bits.append(recipe["recipe"])
         if target and target != "ort-cpu":
             bits.append(target)
         if self.kind == "plan":

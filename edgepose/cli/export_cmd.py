@@ -23,7 +23,10 @@ from edgepose.metrics import ACCURACY_GATE_PP
               default=request_default("target"), show_default=True, cls=LazyDefaultOption,
               help="int8 layout: ONNX Runtime CPU (u8/s8) or TensorRT (symmetric s8, inputs only).")
 @click.option("--recipe", type=RegistryChoice("edgepose.quantization.recipes", "RECIPES"), default=request_default("recipe"),
-              show_default=True, cls=LazyDefaultOption, help="Which ops become int8 (global = the reference's quantize-everything).")
+              show_default=True, cls=LazyDefaultOption, help="Which ops become int8. auto (default): the first of attention-float, safe that stays within the "
+              "accuracy gate on validation and is not slower than fp32 at --batch/--threads on this machine, else the "
+              "fp32 graph; attention-float: all int8 but the attention blocks; safe: convs but attention q/k/v and "
+              "the head; convs; global: the reference's quantize-everything.")
 @click.option("--engine", is_flag=True, help="Also build a TensorRT .plan (needs the [trt] extra and a GPU).")
 @click.option("--data", "data_dir", type=path_arg(), default=None,
               help="Dataset for calibration and parity [default: the checkpoint's, found by fingerprint].")
@@ -63,15 +66,19 @@ from edgepose.metrics import ACCURACY_GATE_PP
                    "(at --batch and --threads), 'size' keeps every group the accuracy guard allows; both stay "
                    f"within --max-drop (default: the accuracy gate, {ACCURACY_GATE_PP:g} pp, judged on validation).")
 @click.option("--batch", "batches", default="1,64", show_default=True, callback=batches_option, metavar="B[,B…]",
-              help="With --objective latency: batch sizes the plan must be fast at.")
+              help="With --objective latency or the default int8 recipe (auto): batch sizes it must be fast at.")
 @click.option("--threads", type=int, default=request_default("threads"), show_default=True, cls=LazyDefaultOption,
-              help="With --objective latency: intra-op threads to time with (0 = the runtime's default).")
+              help="With --objective latency or the default int8 recipe (auto): intra-op threads to time with "
+                   "(0 = the runtime's default).")
 @click.option("--runtime", type=RegistryChoice("edgepose.timing.adapters", "ADAPTERS"),
               default=request_default("runtime"), show_default=True, cls=LazyDefaultOption,
               help="With --objective latency: the runtime the plan is measured on.")
 @click.option("--search-minutes", type=float, default=request_default("search_minutes"), show_default=True,
               cls=LazyDefaultOption, help="With --objective latency: start no new search round after this many minutes "
               "from the start of the export (accuracy scan included; at least 1); the best plan so far is kept.")
+@click.option("--search", type=click.Choice(["blocks", "full"]), default=request_default("search"), show_default=True,
+              cls=LazyDefaultOption, help="With --objective latency: flip whole blocks only (minutes), or blocks then "
+              "single groups (about three times the timings).")
 @click.option("--no-profile-cache", is_flag=True, help="Re-time everything instead of replaying this machine's "
               "cached measurements.")
 @click.option("--opset", type=int, default=request_default("opset"), show_default=True, cls=LazyDefaultOption)
@@ -79,8 +86,8 @@ from edgepose.metrics import ACCURACY_GATE_PP
 def export_cmd(checkpoint: str, precision: str, method: str | None, calib: str, target: str, recipe: str,
                engine: bool, data_dir: Path | None, calib_count: int, calib_seed: int, qat_epochs: int,
                qat_lr: float, qat_loss: str, qat_select: str, qat_schedule: str, qat_device: str, max_drop: float | None, guard_criterion: str, guard_strategy: str, best_effort: bool, objective: str | None,
-               batches: tuple[int, ...], threads: int, runtime: str, search_minutes: float, no_profile_cache: bool,
-               opset: int, out: Path) -> None:
+               batches: tuple[int, ...], threads: int, runtime: str, search_minutes: float, search: str,
+               no_profile_cache: bool, opset: int, out: Path) -> None:
     """Export a checkpoint to ONNX (fp32, fp16, int8 PTQ/QAT as QDQ) and optionally a TensorRT engine.
 
     Each artifact gets a JSON card beside it (precision, recipe, parent hash, calibration
@@ -98,20 +105,25 @@ def export_cmd(checkpoint: str, precision: str, method: str | None, calib: str, 
     """
     from edgepose.api import export
 
+    timed = {}
     if objective is None:
         src = click.get_current_context().get_parameter_source
-        given = [f"--{n.replace('_', '-')}" for n in ("batches", "threads", "runtime", "search_minutes", "no_profile_cache")
-                 if src(n) == click.core.ParameterSource.COMMANDLINE]
+        verified = precision == "int8" and recipe == "auto" and (method or "ptq") == "ptq"
+        plan_only = ("runtime", "search_minutes", "search", "no_profile_cache") + (() if verified else ("batches", "threads"))
+        given = [f"--{n.replace('_', '-')}" for n in plan_only if src(n) == click.core.ParameterSource.COMMANDLINE]
         if given:
             raise click.UsageError(f"{', '.join(given).replace('--batches', '--batch')} appl"
-                                   f"{'ies' if len(given) == 1 else 'y'} to --objective latency plans only")
+                                   f"{'ies' if len(given) == 1 else 'y'} to --objective latency plans only"
+                                   + ("" if verified else " (--batch and --threads also to the default int8 recipe, auto)"))
+        if verified:
+            timed = dict(batches=batches, threads=threads)
     for art in export(checkpoint, precision=precision, method=method, data=data_dir, out=out, log=click.echo,
                       calib=calib, target=target, recipe=recipe, engine=engine, calib_count=calib_count,
                       calib_seed=calib_seed, qat_epochs=qat_epochs, qat_lr=qat_lr, qat_loss=qat_loss,
                       qat_select=qat_select, qat_schedule=qat_schedule, qat_device=qat_device, opset=opset,
                       max_drop=max_drop, guard_criterion=guard_criterion, guard_strategy=guard_strategy, best_effort=best_effort,
-                      **(dict(objective=objective, batches=batches, threads=threads, runtime=runtime,
-                              search_minutes=search_minutes, profile_cache=not no_profile_cache) if objective else {})):
+                      **(dict(objective=objective, batches=batches, threads=threads, runtime=runtime, search=search,
+                              search_minutes=search_minutes, profile_cache=not no_profile_cache) if objective else timed)):
         path, card = art.path, art.card
         line = f"wrote {path} ({card['bytes'] / 1e6:.2f} MB)"
         for name, p in card.get("parity", {}).items():

@@ -14,6 +14,7 @@ from edgepose.exporting.parity import ort_predict, ort_session, parity
 from edgepose.exporting.qat_export import export_qat
 from edgepose.exporting.request import METHODS
 from edgepose.exporting.tensorrt import check_tensorrt_qdq
+from edgepose.exporting.verified import export_verified
 from edgepose.quantization.guard import guard_search
 from edgepose.quantization.ptq import quantize_ptq, scheme_params
 from edgepose.quantization.recipes import get_recipe
@@ -34,6 +35,17 @@ def export_int8(ctx: ExportContext) -> list[Path]:
             raise EdgeposeError(f"--max-drop searches PTQ configurations; it does not apply to --method {method}")
         return [_guarded(ctx)]
     target, recipe = get_target(req.target), get_recipe(req.recipe)
+    if recipe.candidates:
+        if method == "ptq" and target.name == "ort-cpu":
+            return [export_verified(ctx, recipe)]
+        req.log(f"recipe {recipe.name}: verified on ONNX Runtime CPU PTQ only; {method} for {target.name} "
+                f"uses {recipe.fallback}")
+        recipe = get_recipe(recipe.fallback)
+    if recipe.int8_groups is not None:
+        if method != "ptq" or target.name != "ort-cpu":
+            raise EdgeposeError(f"recipe {recipe.name!r} chooses ONNX Runtime CPU groups: PTQ with --target ort-cpu "
+                                f"only (got --method {method}, --target {target.name})")
+        return [_by_groups(ctx, recipe)]
     if recipe.quantize_all_ops and target.name == "tensorrt":
         raise EdgeposeError("recipe 'global' is for the ort-cpu target only (TensorRT places Q/DQ on the "
                             "inputs of weighted ops)")
@@ -53,6 +65,21 @@ def export_int8(ctx: ExportContext) -> list[Path]:
         write_card(ptq_path, card)
         return [ptq_path]
     return [export_qat(ctx, ptq_path, calib, params, recipe, target, x, y, ref)]
+
+
+def _by_groups(ctx: ExportContext, recipe) -> Path:
+    """int8 PTQ of a group recipe (unverified: exactly the groups the recipe names)."""
+    req = ctx.req
+    calib = ctx.calibration()
+    probe = ctx.probe(calib=calib, threads=req.threads or 2)
+    groups = recipe.int8_groups(probe.groups)
+    path = probe.build(groups, ctx.work / f"{ctx.name}.int8-ptq-{req.calib}-{recipe.name}-{probe.target.name}.onnx")
+    params = {**scheme_params(probe.target, req.calib), "recipe": recipe.name, "int8_groups": len(groups),
+              "float_groups": [g.name for g in probe.groups if g.name not in set(groups)]}
+    card = {**ctx.base_card("int8"), "method": "ptq", "target": probe.target.name, "recipe": params,
+            "calibration": calib.describe(), "parity": {"vs_fp32_torch": ctx.parity_vs_torch(path)}}
+    write_card(path, card)
+    return path
 
 
 def _guarded(ctx: ExportContext) -> Path:

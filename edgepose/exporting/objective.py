@@ -83,6 +83,19 @@ def _why(int8: bool, allowed: bool, restored: bool, gain: dict | None, cost: flo
     return f"float for speed: int8 gains less than the search's noise tolerance here ({g})"
 
 
+#: ``--search`` values: the units the latency search flips, coarse to fine
+SEARCHES = ("blocks", "full")
+
+
+def search_stages(kind: str, allowed: list[str]) -> list:
+    """The search's stages: top-level blocks only (``blocks``, the default: minutes), or blocks then
+    single groups (``full``: about three times the timings, for the last few per cent)."""
+    from edgepose.quantization.planning.search import block_units, group_units
+
+    stages = [("blocks", block_units(allowed))]
+    return stages + [("groups", group_units(allowed))] if kind == "full" else stages
+
+
 def export_planned(ctx: ExportContext) -> Path:
     """Search, verify and write the plan's graph and card; returns the artifact path."""
     from edgepose.quantization.sensitivity import measure_groups
@@ -92,6 +105,7 @@ def export_planned(ctx: ExportContext) -> Path:
     from edgepose.runtime.cpu import cpu_summary
     from edgepose.quantization.guard import guard_search
     from edgepose.quantization.ptq import scheme_params
+    from edgepose.quantization.recipes import outside_attention
 
     req = ctx.req
     log = req.log
@@ -105,13 +119,18 @@ def export_planned(ctx: ExportContext) -> Path:
         f"(fp32 PCK@20 {100 * probe.reference.pck20:.2f} %), budget −{budget} pp, runtime {adapter.name} "
         f"{adapter.version()}, threads {req.threads or 'default'}, batches {', '.join(map(str, req.batches))}")
 
-    # 1. accuracy: what each group costs alone, and the most-int8 set within budget
-    records = {r.name: r for r in measure_groups(probe, log, sqnr=False)}
-    guard = guard_search(probe, list(records.values()), budget, log, criterion=req.guard_criterion,
-                         strategy=req.guard_strategy)
+    # 1. accuracy: the most-int8 set within budget; what each group costs alone is measured only when
+    #    the all-int8 graph misses the budget (or a restore needs the ranking)
+    records: dict = {}
+
+    def scan() -> list:
+        if not records:
+            records.update({r.name: r for r in measure_groups(probe, log, sqnr=False)})
+        return list(records.values())
+
+    guard = guard_search(probe, scan, budget, log, criterion=req.guard_criterion, strategy=req.guard_strategy)
     allowed = guard.int8_groups if guard.met else []
     notes: list[str] = [] if guard.met else [f"{guard.notes[0]}: no group may be int8"]
-    ranked = [r.name for r in sorted(records.values(), key=lambda r: r.sort_key())]
 
     # 2. speed
     key = profile_key(hashlib.sha256(fp32_bytes).hexdigest(), f"{probe.target.name}/{req.calib}", adapter,
@@ -129,7 +148,9 @@ def export_planned(ctx: ExportContext) -> Path:
             try:
                 remaining = max(60.0, 60.0 * req.search_minutes - (time.perf_counter() - t0))
                 result = search(allowed, timer, req.batches, deadline_s=remaining, log=log, progress=start,
-                                verify=lambda c, i: timer(c, i, seconds=3 * req.timing_seconds))
+                                verify=lambda c, i: timer(c, i, seconds=3 * req.timing_seconds),
+                                stages=search_stages(req.search, allowed),
+                                seeds=[outside_attention(probe.groups)])
             finally:
                 close()
             int8 = set(result.int8)
@@ -151,6 +172,7 @@ def export_planned(ctx: ExportContext) -> Path:
                 path.unlink(missing_ok=True)
             if dp >= -budget or not int8:
                 break
+            ranked = [r.name for r in sorted(scan(), key=lambda r: r.sort_key())]
             g = next(n for n in ranked if n in int8)
             int8.discard(g)
             restored.append(g)
@@ -209,7 +231,9 @@ def export_planned(ctx: ExportContext) -> Path:
         "validation": {"windows": int(len(probe.x)), "fp32_pck20": probe.reference.pck20,
                        "delta_pck20_pp": dp if is_int8 else 0.0, "delta_mpjpe": dm if is_int8 else 0.0},
         "test": test, "layers": layers, "search": search_doc,
-        "guard": {"met": guard.met, "restore_order": guard.restore_order, "float_groups": guard.float_groups},
+        "guard": {"met": guard.met, "restore_order": guard.restore_order, "float_groups": guard.float_groups,
+                  "groups_scanned": bool(records)},
+        "search_units": req.search,
         "profile": {"cache": str(cache.path), "key": key, "cache_hits": cache.hits, "timed": timer.timed,
                     "seconds_per_comparison": req.timing_seconds},
         "seconds": time.perf_counter() - t0, "notes": notes,
@@ -229,4 +253,4 @@ def export_planned(ctx: ExportContext) -> Path:
     return out
 
 
-__all__ = ["DEFAULT_MAX_DROP", "OBJECTIVES", "export_planned"]
+__all__ = ["DEFAULT_MAX_DROP", "OBJECTIVES", "SEARCHES", "export_planned", "search_stages"]

@@ -39,7 +39,7 @@ class ExportRequest:
     method: str | None = None
     calib: str = "percentile"
     target: str = "ort-cpu"
-    recipe: str = "safe"
+    recipe: str = "auto"
     engine: bool = False
     data: Path | None = None
     calib_count: int = 512
@@ -65,6 +65,7 @@ class ExportRequest:
     threads: int = 0
     runtime: str = "onnxruntime"
     search_minutes: float = 10.0
+    search: str = "blocks"
     timing_seconds: float = 0.8
     profile_cache: bool = True
     log: Callable[[str], None] = field(default=print, repr=False)
@@ -134,6 +135,8 @@ def _validate_objective(req: ExportRequest) -> None:
     if req.target == "tensorrt":
         raise EdgeposeError("--objective plans are timed on a CPU runtime (--runtime); the tensorrt layout is for "
                             "TensorRT: use --target ort-cpu")
+    if req.search not in ("blocks", "full"):
+        raise EdgeposeError(f"unknown --search {req.search!r}; choose from blocks, full")
     if req.runtime not in ADAPTERS:
         raise EdgeposeError(f"unknown runtime {req.runtime!r}; choose from {', '.join(ADAPTERS)}")
     if not req.batches or any(int(b) < 1 for b in req.batches):

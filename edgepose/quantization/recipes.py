@@ -1,8 +1,18 @@
-"""Which convolutions become int8: named recipes over torch module paths.
+"""Which parts of a graph become int8: named recipes.
 
-The same plan drives ONNX Runtime PTQ (as ``nodes_to_quantize``) and the QAT simulation (as the
-set of fake-quantized modules), so fake-quant and the shipped graph quantize the same tensors.
-ONNX nodes map back to module paths through the exporter's ``pkg.torch.onnx.name_scopes``.
+Three kinds, one registry (:data:`RECIPES`):
+
+* **module recipes** (``safe``, ``convs``, ``global``) choose convolutions by torch module path.
+  The same choice drives ONNX Runtime PTQ (as ``nodes_to_quantize``) and the QAT simulation (as
+  the set of fake-quantized modules), so fake-quant and the shipped graph quantize the same tensors.
+  ONNX nodes map back to module paths through the exporter's ``pkg.torch.onnx.name_scopes``.
+* **group recipes** (``attention-float``) choose quantization groups
+  (:mod:`edgepose.quantization.groups`) — a convolution with its activation, a residual add, an
+  attention block — so that activations and adds between int8 convolutions are int8 too and ONNX
+  Runtime's transpose optimizer can cancel the layout transposes between them. PTQ on ``ort-cpu``.
+* **verified recipes** (``auto``, the default) try ``candidates`` in order and ship the first that
+  passes the accuracy gate on validation *and* is not slower than fp32 end to end on the exporting
+  machine (:mod:`edgepose.exporting.verified`); when none does, the fp32 graph, labelled as such.
 """
 
 from __future__ import annotations
@@ -25,11 +35,33 @@ class Recipe:
     description: str
     keep_float: Callable[[str], bool]
     quantize_all_ops: bool = False
+    #: group recipes: the names of the groups that become int8, from all groups of the graph
+    int8_groups: Callable[[list], list[str]] | None = None
+    #: verified recipes: recipe names tried in order; ``fallback`` is used where they cannot be
+    #: verified (QAT, the TensorRT layout)
+    candidates: tuple[str, ...] = ()
+    fallback: str | None = None
 
 
 def _fragile(path: str) -> bool:
     """Attention projections (feeding the softmax logits) and the regression head's last conv."""
     return ".qkv" in path or path.startswith("decoder.3")
+
+
+def attention_modules(groups: list) -> set[str]:
+    """Module paths of the attention blocks: the groups of kind ``attention`` (matmuls, softmax)."""
+    return {g.name for g in groups if g.kind == "attention"}
+
+
+def outside_attention(groups: list) -> list[str]:
+    """Every group except those inside an attention block (its q/k/v projection, matmuls, softmax).
+
+    Why: ONNX Runtime's ``QLinearMatMul`` cannot absorb a transpose, so an int8 attention keeps its
+    ``Transpose`` nodes as real uint8 transposes, one small matrix at a time, which a second thread
+    makes slower rather than faster (docs/int8-threads.md); its float ``FusedMatMul`` folds them away.
+    """
+    blocks = attention_modules(groups)
+    return [g.name for g in groups if not any(g.name == b or g.name.startswith(b + ".") for b in blocks)]
 
 
 RECIPES = {
@@ -39,6 +71,12 @@ RECIPES = {
     "convs": Recipe("convs", "every convolution int8, the rest float", lambda p: False),
     "global": Recipe("global", "every op ONNX Runtime can quantize (the reference's global-qconfig approach)",
                      lambda p: False, quantize_all_ops=True),
+    "attention-float": Recipe("attention-float", "every group int8 (convolutions with their SiLU, residual adds, "
+                              "pooling) except the attention blocks, whose transposes only float matmuls absorb",
+                              lambda p: False, int8_groups=outside_attention),
+    "auto": Recipe("auto", "the first of attention-float, safe that passes the accuracy gate on validation and is "
+                   "not slower than fp32 at every batch on this machine; otherwise the fp32 graph",
+                   _fragile, candidates=("attention-float", "safe"), fallback="safe"),
 }
 
 

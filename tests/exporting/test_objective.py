@@ -91,6 +91,7 @@ def slow_node(teacher, tmp_path_factory):
 
 def _plan(ckpt, data, out, monkeypatch, runtime: SpinRuntime, **kw):
     monkeypatch.setitem(adapters.ADAPTERS, runtime.name, runtime)
+    kw.setdefault("search", "full")  # single groups: these tests check group-level choices
     req = ExportRequest(checkpoint=ckpt, out=out, data=data, precision="int8", objective="latency",
                         runtime=runtime.name, batches=(1,), timing_seconds=0.03, calib_count=24, parity_windows=8,
                         profile_cache=False, log=lambda s: None, **kw)
@@ -118,6 +119,23 @@ def test_the_slow_layer_stays_float_and_every_paying_conv_runs_int8(tmp_path, te
     assert e2e["speedup"] > 1.5  # 100 → 30 µs per conv except one, measured end to end
     assert plan["runtime"]["name"] == "spin" and "cpu_flags" in plan["machine"]
     assert plan["search"]["evaluations"] > 0 and plan["search"]["steps"][0]["stage"] == "start"
+
+
+def test_the_default_block_search_keeps_the_slow_block_float_and_the_rest_int8(tmp_path, teacher, slow_node,
+                                                                              monkeypatch):
+    from edgepose.quantization.planning.search import block_units
+
+    ckpt, data = teacher
+    path, card = _plan(ckpt, data, tmp_path, monkeypatch, SpinRuntime(slow_node=slow_node), max_drop=100.0,
+                       search="blocks")
+    plan = card["plan"]
+    assert plan["search"]["stages"] == ["blocks"] and card["plan"]["int8"]
+    convs = _conv_groups(card)
+    block = next(u for u in block_units(list(convs)) if SLOW in u.groups)
+    assert convs[SLOW] == "float"
+    # outside the slow conv's block every conv is int8 (a block flips as a whole: its other convs may follow it)
+    assert all(p == "int8" for name, p in convs.items() if name not in block.groups)
+    assert plan["end_to_end"]["1"]["speedup"] > 1.5
 
 
 def test_when_no_layer_pays_the_artifact_is_the_fp32_graph_and_the_card_says_so(tmp_path, teacher, monkeypatch):
@@ -187,9 +205,13 @@ def test_plan_options_without_objective_are_a_usage_error(tmp_path, teacher):
     from edgepose.cli.main import cli
 
     ckpt, data = teacher
-    r = CliRunner().invoke(cli, ["export", str(ckpt), "--precision", "int8", "--batch", "1,8", "--threads", "1",
-                                 "--data", str(data), "--out", str(tmp_path / "o")])
+    r = CliRunner().invoke(cli, ["export", str(ckpt), "--precision", "int8", "--recipe", "safe", "--batch", "1,8",
+                                 "--threads", "1", "--data", str(data), "--out", str(tmp_path / "o")])
     assert r.exit_code == 2 and "--batch, --threads apply to --objective latency plans only" in r.output
+    assert "also to the default int8 recipe, auto" in r.output
+    r = CliRunner().invoke(cli, ["export", str(ckpt), "--precision", "int8", "--search", "full", "--data", str(data),
+                                 "--out", str(tmp_path / "o")])
+    assert r.exit_code == 2 and "--search applies to --objective latency plans only" in r.output
     assert not (tmp_path / "o").exists()
 
 
@@ -222,7 +244,10 @@ def test_analyze_speed_column_and_the_report_show_gains_sensitivity_and_the_plan
     res = analyze(ckpt, data=data, calib_count=24, threads=1, speed=True, batches=(1,), runtime="spin",
                   timing_seconds=0.03, log=lambda s: None)
     gains = {g.name: g.int8_gain_us["1"] for g in res.groups}
-    assert gains[SLOW] < 0 < min(v for name, v in gains.items() if name != SLOW and name in _conv_names(res))
+    others = [v for name, v in gains.items() if name != SLOW and name in _conv_names(res)]
+    # the slow conv loses by far the most; the paying convs gain (30 ms timings: on a loaded box a single one
+    # may read at or below zero, so the check is on nearly all of them, not on the minimum)
+    assert gains[SLOW] < 0 and gains[SLOW] < min(others) and sum(v > 0 for v in others) >= 0.9 * len(others)
     assert res.speed["context"] == "all-int8" and res.speed["runtime"]["name"] == "spin"
     folder = tmp_path / "arts"
     export(ExportRequest(ckpt, folder, data=data, precision="fp32", parity_windows=8, log=lambda s: None))

@@ -1,0 +1,125 @@
+"""The default int8 export: a recipe verified on the exporting machine (``--recipe auto``).
+
+A static recipe is a guess about kernels: on one CPU the ``safe`` graph is 1.4× fp32, on another
+(or at two threads) it is slower. The default therefore *checks* its guess where it runs:
+
+1. for each candidate recipe in order (:attr:`Recipe.candidates`, a structural prior: int8
+   everywhere except the attention blocks first, then ``safe``), build the graph from the same
+   calibrated ranges and score it on clean **validation** windows; it qualifies when ΔPCK@20
+   against fp32 is ≥ −``ACCURACY_GATE_PP`` (the one accuracy gate, a point estimate on validation
+   as the guard and the plan use it; test only reports);
+2. time it against the fp32 graph, paired (calls alternated, same process), at every requested
+   batch size and thread count; it is shipped when it is **not slower than fp32 at any batch**;
+3. when no candidate passes both, the artifact is the fp32 graph, labelled fp32 — honestly
+   fp32-equivalent rather than a slower int8.
+
+Each attempt (its int8 groups, validation delta, timings and why it was or was not shipped) and
+the machine it was timed on go into the card's ``verified`` record. The search of
+``--objective latency`` is the thorough (slower) version of the same idea, group by group.
+"""
+
+from __future__ import annotations
+
+import shutil
+import time
+from pathlib import Path
+
+import onnx
+
+from edgepose.exporting.card import write_card
+from edgepose.exporting.context import ExportContext
+from edgepose.exporting.tensorrt import check_tensorrt_qdq
+from edgepose.metrics import ACCURACY_GATE_PP
+from edgepose.quantization.ptq import quantize_ptq, scheme_params
+from edgepose.quantization.recipes import Recipe, get_recipe
+
+#: seconds of paired timing per batch size and candidate (both graphs together)
+VERIFY_SECONDS = 3.0
+
+
+def time_against_fp32(path: Path, fp32: Path, windows, batches, threads: int,
+                      seconds: float = VERIFY_SECONDS) -> dict[str, dict]:
+    """Per batch: median ms of ``path`` and of ``fp32``, alternated call by call, and the speedup."""
+    from edgepose.quantization.planning.timer import batch_inputs, paired_medians
+    from edgepose.runtime.session import ort_session
+
+    sa, sb = ort_session(path, threads=threads, spinning=False), ort_session(fp32, threads=threads, spinning=False)
+    name = sa.get_inputs()[0].name
+    out = {}
+    for b, x in batch_inputs(windows, batches).items():
+        a_ms, f_ms = paired_medians(lambda: sa.run(None, {name: x}), lambda: sb.run(None, {name: x}), seconds)
+        out[str(b)] = {"int8_ms": a_ms, "fp32_ms": f_ms, "speedup": f_ms / a_ms}
+    return out
+
+
+def export_verified(ctx: ExportContext, recipe: Recipe) -> Path:
+    """Try ``recipe.candidates`` as the module docstring says; write and return the shipped artifact."""
+    from edgepose.runtime.cpu import cpu_summary
+
+    req = ctx.req
+    log = req.log
+    t0 = time.perf_counter()
+    calib = ctx.calibration()
+    probe = ctx.probe(val_windows=req.guard_val_windows, calib=calib, threads=req.threads or 2)
+    fp32 = Path(ctx.fp32_onnx())
+    log(f"int8 auto: {len(probe.groups)} groups, {len(probe.x)} clean validation windows (fp32 PCK@20 "
+        f"{100 * probe.reference.pck20:.2f} %), gate −{ACCURACY_GATE_PP:g} pp, timed at batch "
+        f"{', '.join(map(str, req.batches))}, threads {req.threads or 'default'}")
+    attempts: list[dict] = []
+    chosen: tuple[str, Path, dict] | None = None
+    for name in recipe.candidates:
+        cand = get_recipe(name)
+        path = ctx.work / f"{ctx.name}.int8-ptq-{req.calib}-{name}-{probe.target.name}.onnx"
+        if cand.int8_groups is not None:
+            groups = cand.int8_groups(probe.groups)
+            probe.build(groups, path)
+            params = {**scheme_params(probe.target, req.calib), "recipe": name, "int8_groups": len(groups),
+                      "float_groups": [g.name for g in probe.groups if g.name not in set(groups)]}
+        else:
+            params = quantize_ptq(fp32, path, calib, cand, probe.target, req.calib)
+        dp, dm = probe.delta(probe.score(path))
+        rec = {"recipe": name, "validation": {"delta_pck20_pp": dp, "delta_mpjpe": dm}}
+        if dp < -ACCURACY_GATE_PP:
+            rec["shipped"], rec["why"] = False, f"validation ΔPCK@20 {dp:+.2f} pp is outside the gate"
+        else:
+            rec["speed"] = time_against_fp32(path, fp32, probe.x, req.batches, req.threads)
+            slow = [b for b, v in rec["speed"].items() if v["speedup"] < 1.0]
+            rec["shipped"] = not slow
+            rec["why"] = ("within the gate and not slower than fp32 at any batch" if not slow
+                          else f"slower than fp32 at batch {', '.join(slow)}")
+        attempts.append(rec)
+        speed = ", ".join(f"b{b} {v['speedup']:.2f}×" for b, v in rec.get("speed", {}).items())
+        log(f"int8 auto: {name}: validation ΔPCK@20 {dp:+.2f} pp{'; ' + speed if speed else ''} → "
+            f"{'ship' if rec['shipped'] else 'no'} ({rec['why']})")
+        if rec["shipped"]:
+            chosen = (name, path, params)
+            break
+        path.unlink(missing_ok=True)
+
+    verified = {"candidates": list(recipe.candidates), "gate_pp": ACCURACY_GATE_PP, "batches": list(req.batches),
+                "threads": req.threads, "machine": cpu_summary(), "validation_windows": int(len(probe.x)),
+                "fp32_val_pck20": probe.reference.pck20, "attempts": attempts}
+    if chosen is None:
+        log("int8 auto: no candidate was within the gate and not slower than fp32 here — the artifact is the "
+            "fp32 graph")
+        out = ctx.work / f"{ctx.name}.fp32-auto-{probe.target.name}.onnx"
+        shutil.copyfile(fp32, out)
+        card = {**ctx.base_card("fp32"), "method": "export", "target": probe.target.name,
+                "recipe": {"recipe": "auto", "chosen": "fp32"}, "calibration": calib.describe()}
+    else:
+        name, out, params = chosen
+        card = {**ctx.base_card("int8"), "method": "ptq", "target": probe.target.name,
+                "recipe": {**params, "recipe": "auto", "chosen": name}, "calibration": calib.describe()}
+        if probe.target.name == "tensorrt":
+            card["tensorrt_qdq_problems"] = check_tensorrt_qdq(onnx.load(str(out)))
+    verified["seconds"] = time.perf_counter() - t0
+    card["verified"] = verified
+    card["test"] = ctx.test_delta(out, req.threads or 2)
+    card["parity"] = {"vs_fp32_torch": ctx.parity_vs_torch(out)}
+    write_card(out, card)
+    log(f"int8 auto: shipped {card['recipe']['chosen']}; test ΔPCK@20 {card['test']['delta_pck20_pp']:+.2f} pp; "
+        f"{verified['seconds']:.0f} s")
+    return out
+
+
+__all__ = ["VERIFY_SECONDS", "export_verified", "time_against_fp32"]

@@ -1,0 +1,153 @@
+"""The default int8 export (``--recipe auto``): verified on validation and timed against fp32 on this box.
+
+The speed comparison is replaced by a synthetic one where the test decides who is faster
+(``time_against_fp32``); everything else — groups, QDQ writing, validation scores, the card — is
+the real code on the teacher checkpoint. One test times two real graphs with the real function.
+"""
+
+from __future__ import annotations
+
+import json
+
+import numpy as np
+import onnx
+import pytest
+
+import edgepose.exporting.verified as verified
+from edgepose.exporting import ExportRequest, export
+from edgepose.quantization.recipes import attention_modules, get_recipe
+
+from tests.quantization.teacher import corrupt_ranges, make_teacher
+
+
+@pytest.fixture(scope="module")
+def teacher(tmp_path_factory):
+    return make_teacher(tmp_path_factory.mktemp("teacher"))
+
+
+def _card(path):
+    return json.loads(path.with_name(path.name + ".json").read_text())
+
+
+def _fake_speed(monkeypatch, speedups: list[float]):
+    """Each call of ``time_against_fp32`` returns the next speedup at every batch; the calls are recorded."""
+    calls: list[str] = []
+
+    def fake(path, fp32, windows, batches, threads, seconds=verified.VERIFY_SECONDS):
+        s = speedups[len(calls)]
+        calls.append(path.name)
+        return {str(b): {"int8_ms": 1.0 / s, "fp32_ms": 1.0, "speedup": s} for b in batches}
+
+    monkeypatch.setattr(verified, "time_against_fp32", fake)
+    return calls
+
+
+def _export(ckpt, data, out, **kw):
+    (path,) = export(ExportRequest(checkpoint=ckpt, out=out, data=data, precision="int8", calib_count=24,
+                                   parity_windows=8, batches=(1, 5), log=lambda s: None, **kw))
+    return path, _card(path)
+
+
+def _int8_ops(path) -> tuple[set[str], set[str]]:
+    """(names of nodes that read a dequantized input, of nodes that read only float) for Conv and MatMul."""
+    proto = onnx.load(str(path))
+    dq = {n.output[0] for n in proto.graph.node if n.op_type == "DequantizeLinear"}
+    q, f = set(), set()
+    for n in proto.graph.node:
+        if n.op_type in ("Conv", "MatMul"):
+            (q if n.input[0] in dq else f).add(f"{n.op_type}:{n.name}")
+    return q, f
+
+
+def test_the_default_recipe_is_auto_and_ships_attention_float_when_it_pays(tmp_path, teacher, monkeypatch):
+    ckpt, data = teacher
+    calls = _fake_speed(monkeypatch, [1.3])
+    path, card = _export(ckpt, data, tmp_path)
+    assert ExportRequest(checkpoint=ckpt, out=tmp_path).recipe == "auto"
+    assert card["precision"] == "int8" and card["recipe"]["recipe"] == "auto"
+    assert card["recipe"]["chosen"] == "attention-float" and len(calls) == 1
+    q, f = _int8_ops(path)
+    # the attention's matmuls stay float, every conv outside it is int8
+    assert {n for n in f if n.startswith("MatMul")} and not {n for n in q if n.startswith("MatMul")}
+    assert {n for n in q if n.startswith("Conv")}
+    floats = set(card["recipe"]["float_groups"])
+    assert floats and all(g.split(".")[0] in ("attn_w", "attn_h") for g in floats)  # WiFlow's two attentions
+    v = card["verified"]
+    assert v["candidates"] == ["attention-float", "safe"] and v["attempts"][0]["shipped"]
+    assert v["attempts"][0]["speed"]["5"]["speedup"] == pytest.approx(1.3)
+    assert "cpu_flags" in v["machine"] and v["batches"] == [1, 5]
+    assert card["test"]["windows"] > 0 and "scored_on" in card["test"]
+    assert card["parity"]["vs_fp32_torch"]["max_abs_error"] < 0.5
+
+
+def test_auto_falls_back_to_safe_when_attention_float_is_slower_here(tmp_path, teacher, monkeypatch):
+    ckpt, data = teacher
+    calls = _fake_speed(monkeypatch, [0.9, 1.1])
+    path, card = _export(ckpt, data, tmp_path)
+    a, b = card["verified"]["attempts"]
+    assert not a["shipped"] and "slower than fp32 at batch 1, 5" in a["why"]
+    assert b["shipped"] and card["recipe"]["chosen"] == "safe" and "attention-float" in calls[0]
+    assert "attn_w.qkv" in card["recipe"]["float_convs"]  # the safe recipe's own parameters
+    assert not list(tmp_path.glob("*attention-float*"))  # the rejected candidate was not left behind
+
+
+def test_auto_ships_the_fp32_graph_when_nothing_pays_and_says_so(tmp_path, teacher, monkeypatch):
+    from edgepose.benchmarking.artifacts import discover
+
+    ckpt, data = teacher
+    _fake_speed(monkeypatch, [0.8, 0.95])
+    path, card = _export(ckpt, data, tmp_path)
+    assert card["precision"] == "fp32" and card["recipe"] == {"recipe": "auto", "chosen": "fp32"}
+    assert ".fp32-auto-" in path.name and _int8_ops(path)[0] == set()
+    assert [x["shipped"] for x in card["verified"]["attempts"]] == [False, False]
+    assert card["test"]["delta_pck20_pp"] == 0.0
+    (art,) = [a for a in discover(tmp_path) if a.path == path]
+    assert art.label == "fp32 auto:fp32"
+
+
+def test_a_candidate_outside_the_gate_is_not_timed(tmp_path, teacher, monkeypatch):
+    ckpt, data = teacher
+    corrupt_ranges(monkeypatch, None)  # the group-built candidate (probe ranges) becomes destructive
+    calls = _fake_speed(monkeypatch, [1.2])
+    path, card = _export(ckpt, data, tmp_path)
+    first = card["verified"]["attempts"][0]
+    assert first["recipe"] == "attention-float" and "speed" not in first and "outside the gate" in first["why"]
+    assert first["validation"]["delta_pck20_pp"] < -0.5
+    assert card["recipe"]["chosen"] == "safe" and len(calls) == 1 and "safe" in calls[0]
+
+
+def test_qat_and_tensorrt_use_the_fallback_recipe(tmp_path, teacher, monkeypatch):
+    ckpt, data = teacher
+    calls = _fake_speed(monkeypatch, [])
+    path, card = _export(ckpt, data, tmp_path, target="tensorrt")
+    assert card["recipe"]["recipe"] == "safe" and calls == []
+
+
+def test_attention_float_as_an_explicit_recipe_is_ptq_on_ort_cpu_only(tmp_path, teacher):
+    from edgepose.errors import EdgeposeError
+
+    ckpt, data = teacher
+    path, card = _export(ckpt, data, tmp_path, recipe="attention-float")
+    assert card["recipe"]["recipe"] == "attention-float" and "verified" not in card
+    with pytest.raises(EdgeposeError, match="ort-cpu only"):
+        _export(ckpt, data, tmp_path / "trt", recipe="attention-float", target="tensorrt")
+
+
+def test_attention_modules_come_from_the_attention_groups():
+    from edgepose.quantization.groups import Group
+
+    groups = [Group("convs.0", "conv+silu"), Group("attn_w.qkv", "conv"), Group("attn_w", "attention"),
+              Group("attn_wx", "conv"), Group("tcn.0", "residual+silu")]
+    assert attention_modules(groups) == {"attn_w"}
+    assert get_recipe("attention-float").int8_groups(groups) == ["convs.0", "attn_wx", "tcn.0"]
+
+
+def test_time_against_fp32_times_two_real_graphs(tmp_path, teacher):
+    ckpt, data = teacher
+    (fp32,) = export(ExportRequest(checkpoint=ckpt, out=tmp_path, data=data, precision="fp32", parity_windows=8,
+                                   log=lambda s: None))
+    x = np.random.default_rng(0).standard_normal((3, 40, 20)).astype(np.float32)
+    out = verified.time_against_fp32(fp32, fp32, x, (1, 4), threads=1, seconds=0.05)
+    assert set(out) == {"1", "4"}
+    for v in out.values():
+        assert v["int8_ms"] > 0 and v["fp32_ms"] > 0 and v["speedup"] == pytest.approx(v["fp32_ms"] / v["int8_ms"])
