@@ -1,4 +1,4 @@
-"""The int8 comparison table: fp32, fp16, all-int8 PTQ, `safe` PTQ, `--max-drop 0.5`, QAT.
+"""The int8 comparison table: fp32, fp16, all-int8 PTQ, `safe` PTQ, `--max-drop 0.5`, QAT, the default, the plan.
 
 For each model of the zoo given (default ``wiflow-half`` and ``wiflow-tiny``) every artifact is
 exported through ``edgepose.exporting`` from the shipped checkpoint on its default dataset, then:
@@ -10,6 +10,8 @@ exported through ``edgepose.exporting`` from the shipped checkpoint on its defau
   Runtime sessions alternated in one process (``benchmarks/paired_loop.py``), and the paired
   speed ratio (> 1: faster than fp32).
 
+"default (auto)" is what ``export --precision int8`` writes with no other option (verified on this box
+at 2 threads, batch 1 and 64); "plan latency" is ``--objective latency --threads 2``.
 "all-int8" is the accuracy guard's starting point: every group the target runs in int8
 (convolutions, SiLU, residual adds, attention, pooling), i.e. ``--max-drop`` with a budget it
 always meets.
@@ -36,6 +38,8 @@ ROWS = {  # row label → ExportRequest fields
     "int8 PTQ safe": dict(precision="int8", recipe="safe"),
     "int8 PTQ --max-drop 0.5": dict(precision="int8", max_drop=0.5, best_effort=True),
     "int8 QAT safe": dict(precision="int8", method="qat", recipe="safe"),
+    "int8 PTQ default (auto)": dict(precision="int8", threads=2),
+    "int8 plan latency": dict(precision="int8", objective="latency", threads=2),
 }
 
 
@@ -61,6 +65,8 @@ def measure_model(name: str, work: Path, rows: list[str], threads: int, rounds: 
             (path,) = export(ExportRequest(checkpoint=ckpt, out=out, log=lambda s: log(f"    {s}"), **kw))
         arts[row] = path
         cards[row] = json.loads(path.with_name(path.name + ".json").read_text())
+        if "verified" in cards[row]:
+            log(f"  {name} {row}: shipped {cards[row]['recipe'].get('chosen')}")
         log(f"  {name} {row}: {path.name} ({time.perf_counter() - t0:.0f} s)")
     torso = ds.layout.torso
     preds = {row: ort_predict(ort_session(p, threads=threads), x) for row, p in arts.items()}
@@ -73,6 +79,13 @@ def measure_model(name: str, work: Path, rows: list[str], threads: int, rounds: 
                                    rounds, calls)
         if "speed_vs_fp32" in entry:
             entry["speed_vs_fp32"] = {b: s["median"] for b, s in entry["speed_vs_fp32"].items()}
+        for key in ("verified", "plan"):
+            if key in cards[row]:
+                rec = cards[row][key]
+                entry[key] = {k: rec.get(k) for k in ("attempts", "machine", "seconds", "int8_groups", "float_groups",
+                                                      "end_to_end") if k in rec}
+        if cards[row].get("recipe", {}).get("chosen"):
+            entry["chosen"] = cards[row]["recipe"]["chosen"]
         guard = cards[row].get("guard")
         if guard:
             entry["guard"] = {k: guard[k] for k in ("met", "best_effort", "float_groups", "validation", "test")}
@@ -142,8 +155,9 @@ def main() -> None:
     for name in [m for m in a.models.split(",") if m]:
         res["models"].append(measure_model(name, a.work / name, rows, a.threads, a.rounds, parse_calls(a.calls),
                                            a.qat_max_windows))
-    a.out.parent.mkdir(parents=True, exist_ok=True)
-    a.out.with_suffix(".json").write_text(json.dumps(res, indent=2, default=str) + "\n")
+    from edgepose.io import write_json
+
+    write_json(a.out.with_suffix(".json"), json.loads(json.dumps(res, default=str)))
     a.out.with_suffix(".md").write_text(to_markdown(res))
     print(to_markdown(res))
 

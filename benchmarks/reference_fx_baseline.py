@@ -5,8 +5,10 @@ qconfig for every op), calibrating static PTQ on 64 batches, and ran 3 epochs of
 AdamW lr 2e-5, then converted to int8. ``torch.ao.quantization`` is deprecated; it is used here
 only to measure that baseline side by side with edgepose's exports, scored by the same metric.
 
-    python benchmarks/reference_fx_baseline.py runs/default/train --data runs/default/data \
-        --out benchmarks/results/reference_fx_baseline.json
+Both are scored on the clean test split, each with its ΔPCK@20 against the fp32 torch model and a
+paired bootstrap 95 % interval over test recordings (the statistic every edgepose row uses).
+
+    python benchmarks/reference_fx_baseline.py wiflow-half --out benchmarks/results/reference-fx-wiflow-half.json
 """
 
 from __future__ import annotations
@@ -22,7 +24,7 @@ import numpy as np
 import torch
 
 from edgepose.data import SplitSpec, open_dataset
-from edgepose.evaluation import score, torch_predictor
+from edgepose.evaluation import torch_predictor
 from edgepose.io import write_json
 from edgepose.training import load_checkpoint
 from edgepose.training.loss import PoseLoss
@@ -36,8 +38,8 @@ def _batches(ds, idx, batch, rng):
 
 def main() -> None:
     ap = argparse.ArgumentParser(description=__doc__.split("\n")[0])
-    ap.add_argument("checkpoint", type=Path)
-    ap.add_argument("--data", type=Path, required=True)
+    ap.add_argument("checkpoint", help="a zoo name (its default dataset is regenerated) or a checkpoint path")
+    ap.add_argument("--data", type=Path, default=None, help="dataset (default: the checkpoint's, by fingerprint)")
     ap.add_argument("--calib-batches", type=int, default=64)
     ap.add_argument("--qat-epochs", type=int, default=3)
     ap.add_argument("--qat-lr", type=float, default=2e-5)
@@ -49,18 +51,39 @@ def main() -> None:
     from torch.ao.quantization.quantize_fx import convert_fx, prepare_fx, prepare_qat_fx
 
     torch.backends.quantized.engine = "fbgemm"
-    model, card = load_checkpoint(args.checkpoint)
-    ds = open_dataset(args.data)
+    from edgepose.runtime.cpu import cpu_summary
+    from edgepose.stats import paired_bootstrap_delta
+    from edgepose.zoo import resolve_checkpoint, resolve_dataset
+
+    from common import window_hits
+
+    ckpt = resolve_checkpoint(args.checkpoint)
+    model, card = load_checkpoint(ckpt)
+    data = args.data or resolve_dataset(card, None, "scoring")
+    ds = open_dataset(data)
     spec = SplitSpec.from_card(card)
-    test = ds.indices("test", spec=spec)
-    train = ds.indices("train", spec=spec)
+    test = ds.indices("test", clean=True, spec=spec)
+    train = ds.indices("train", clean=True, spec=spec)
+    xt, yt = ds.read(test)
+    recs = np.asarray(ds.window_file)[test]
     example = (torch.from_numpy(ds.read(train[:2])[0]),)
-    res = {"method": "torch FX fbgemm, global default qconfig", "checkpoint": str(args.checkpoint)}
+    res = {"method": "torch FX fbgemm, global default qconfig", "checkpoint": str(ckpt),
+           "dataset": {"path": str(data), "fingerprint": ds.fingerprint},
+           "test_windows": int(len(test)), "test_recordings": int(len(np.unique(recs))),
+           "machine": cpu_summary(), "torch": torch.__version__}
+
+    def hits(m):
+        return window_hits(torch_predictor(m)(xt), yt, ds.layout.torso)
+
+    base = hits(model)
 
     def pck20(m):
-        return score(torch_predictor(m), ds, test)["pck"][0.2]
+        return float(hits(m).mean())
 
-    res["fp32_pck20"] = pck20(model)
+    def delta(m) -> dict:
+        return paired_bootstrap_delta(hits(m), base, recs).to_dict()
+
+    res["fp32_pck20"] = float(base.mean())
     # --- static PTQ, 64 calibration batches of training windows
     t0 = time.perf_counter()
     prepared = prepare_fx(copy.deepcopy(model).eval(), get_default_qconfig_mapping("fbgemm"), example)
@@ -71,7 +94,7 @@ def main() -> None:
                 break
             prepared(torch.from_numpy(x))
     ptq = convert_fx(prepared)
-    res["ptq"] = {"int8_pck20": pck20(ptq), "calib_batches": args.calib_batches,
+    res["ptq"] = {"int8_pck20": pck20(ptq), "delta_pck20": delta(ptq), "calib_batches": args.calib_batches,
                   "seconds": round(time.perf_counter() - t0, 1)}
     # --- QAT: 3 epochs AdamW lr 2e-5, then convert
     t0 = time.perf_counter()
@@ -87,7 +110,8 @@ def main() -> None:
     qat.eval()
     fake = pck20(qat)
     converted = convert_fx(copy.deepcopy(qat))
-    res["qat"] = {"fake_quant_pck20": fake, "int8_pck20": pck20(converted), "epochs": args.qat_epochs,
+    res["qat"] = {"fake_quant_pck20": fake, "int8_pck20": pck20(converted), "delta_pck20": delta(converted),
+                  "fake_quant_delta_pck20": delta(qat), "epochs": args.qat_epochs,
                   "lr": args.qat_lr, "seconds": round(time.perf_counter() - t0, 1)}
     for k in ("ptq", "qat"):
         res[k]["delta_pp"] = 100 * (res[k]["int8_pck20"] - res["fp32_pck20"])
