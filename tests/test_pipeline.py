@@ -136,3 +136,32 @@ def test_missing_dataset_names_its_fingerprint(tmp_path, tiny_run, tiny_data):
     # with --data it works
     (art,) = export(ckpt_dir / "best.safetensors", precision="fp32", out=tmp_path / "o", data=tiny_data)
     assert art.path.is_file()
+
+
+def test_the_main_job_exports_the_verified_default_and_the_plan_timed_as_the_bench_runs(tmp_path, tiny_data,
+                                                                                         monkeypatch):
+    """The default EXPORTS reach ``export`` as requests: the auto recipe and a latency plan, both timed at the
+    bench's threads and batch sizes (the export itself is stubbed: the other tests run real ones)."""
+    import edgepose.exporting as exporting
+    import edgepose.pipeline as pipeline
+
+    seen = []
+
+    class Stop(Exception):
+        pass
+
+    def fake_export(req):
+        seen.append(req)
+        if len(seen) == len(pipeline.EXPORTS):
+            raise Stop
+        return []
+
+    monkeypatch.setattr(exporting, "export", fake_export)
+    with pytest.raises(Stop):
+        run(tmp_path / "run", data=tiny_data, model="wiflow-tiny", epochs=1, batches=(1, 3), threads=1,
+            isolate=False, log=lambda s: None)
+    by = {(r.precision, r.method, r.recipe, r.objective) for r in seen}
+    assert ("int8", "ptq", "auto", None) in by and ("int8", "ptq", "safe", "latency") in by
+    assert ("int8", "qat", "safe", None) in by and ("fp16", None, "safe", None) in by
+    for r in seen:
+        assert r.threads == 1 and r.batches == (1, 3)
