@@ -22,6 +22,10 @@ from edgepose.metrics import ACCURACY_GATE_PP
 @click.option("--target", type=RegistryChoice("edgepose.quantization.targets", "TARGETS"),
               default=request_default("target"), show_default=True, cls=LazyDefaultOption,
               help="int8 layout: ONNX Runtime CPU (u8/s8) or TensorRT (symmetric s8, inputs only).")
+@click.option("--weight-bits", type=RegistryChoice("edgepose.quantization.targets", "WEIGHT_BITS"),
+              default=request_default("weight_bits"), show_default=True, cls=LazyDefaultOption,
+              help="ort-cpu int8 weight range: 7 (ISA-portable: identical integers on every x86 CPU), 8 (exact only "
+                   "on CPUs with VNNI and on ARM; AVX2-only CPUs can saturate), auto (7 when this CPU lacks VNNI).")
 @click.option("--recipe", type=RegistryChoice("edgepose.quantization.recipes", "RECIPES"), default=request_default("recipe"),
               show_default=True, cls=LazyDefaultOption, help="Which ops become int8. auto (default): the first of attention-float, safe that stays within the "
               "accuracy gate on validation and is not slower than fp32 at --batch/--threads on this machine, else the "
@@ -83,7 +87,7 @@ from edgepose.metrics import ACCURACY_GATE_PP
               "cached measurements.")
 @click.option("--opset", type=int, default=request_default("opset"), show_default=True, cls=LazyDefaultOption)
 @click.option("--out", required=True, type=path_arg(), help="Artifact folder.")
-def export_cmd(checkpoint: str, precision: str, method: str | None, calib: str, target: str, recipe: str,
+def export_cmd(checkpoint: str, precision: str, method: str | None, calib: str, target: str, weight_bits: str, recipe: str,
                engine: bool, data_dir: Path | None, calib_count: int, calib_seed: int, qat_epochs: int,
                qat_lr: float, qat_loss: str, qat_select: str, qat_schedule: str, qat_device: str, max_drop: float | None, guard_criterion: str, guard_strategy: str, best_effort: bool, objective: str | None,
                batches: tuple[int, ...], threads: int, runtime: str, search_minutes: float, search: str,
@@ -118,7 +122,7 @@ def export_cmd(checkpoint: str, precision: str, method: str | None, calib: str, 
         if verified:
             timed = dict(batches=batches, threads=threads)
     for art in export(checkpoint, precision=precision, method=method, data=data_dir, out=out, log=click.echo,
-                      calib=calib, target=target, recipe=recipe, engine=engine, calib_count=calib_count,
+                      calib=calib, target=target, weight_bits=weight_bits, recipe=recipe, engine=engine, calib_count=calib_count,
                       calib_seed=calib_seed, qat_epochs=qat_epochs, qat_lr=qat_lr, qat_loss=qat_loss,
                       qat_select=qat_select, qat_schedule=qat_schedule, qat_device=qat_device, opset=opset,
                       max_drop=max_drop, guard_criterion=guard_criterion, guard_strategy=guard_strategy, best_effort=best_effort,

@@ -144,7 +144,7 @@ class ExportContext:
         if not len(idx):
             raise EdgeposeError("no clean validation windows to measure int8 accuracy on", ds.path)
         x, y = ds.read(idx)
-        target = get_target(self.req.target)
+        target = get_target(self.req.target, self.req.weight_bits)
         groups = quant_groups(onnx.load(str(self.fp32_onnx())), target, leaf_module_paths(self.model))
         calib = calib or self.calibration()
         return QuantProbe.calibrate(self.fp32_onnx(), groups, target, self.req.calib, calib.windows, x, y,

@@ -34,7 +34,7 @@ def export_int8(ctx: ExportContext) -> list[Path]:
         if method != "ptq":
             raise EdgeposeError(f"--max-drop searches PTQ configurations; it does not apply to --method {method}")
         return [_guarded(ctx)]
-    target, recipe = get_target(req.target), get_recipe(req.recipe)
+    target, recipe = get_target(req.target, req.weight_bits), get_recipe(req.recipe)
     if recipe.candidates:
         if method == "ptq" and target.name == "ort-cpu":
             return [export_verified(ctx, recipe)]

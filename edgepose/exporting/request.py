@@ -13,7 +13,7 @@ from edgepose.exporting.tensorrt import tensorrt_available
 from edgepose.quantization.calibrators import CALIBRATORS
 from edgepose.quantization.guard import CRITERIA, STRATEGIES
 from edgepose.quantization.qat import QAT_LOSSES, QAT_SCHEDULES, QAT_SELECTIONS
-from edgepose.quantization.targets import TARGETS
+from edgepose.quantization.targets import DEFAULT_WEIGHT_BITS, TARGETS, check_weight_bits
 
 #: int8 methods: post-training quantization, quantization-aware fine-tuning
 METHODS = ("ptq", "qat")
@@ -39,6 +39,7 @@ class ExportRequest:
     method: str | None = None
     calib: str = "percentile"
     target: str = "ort-cpu"
+    weight_bits: str = DEFAULT_WEIGHT_BITS
     recipe: str = "auto"
     engine: bool = False
     data: Path | None = None
@@ -82,6 +83,7 @@ def validate(req: ExportRequest, precisions: Iterable[str]) -> None:
         raise EdgeposeError(f"unknown calibrator {req.calib!r}; choose from {', '.join(CALIBRATORS)}")
     if req.target not in TARGETS:
         raise EdgeposeError(f"unknown target {req.target!r}; choose from {', '.join(TARGETS)}")
+    req.weight_bits = check_weight_bits(req.weight_bits, req.target)
 
     if req.qat_loss not in QAT_LOSSES:
         raise EdgeposeError(f"unknown QAT loss {req.qat_loss!r}; choose from {', '.join(QAT_LOSSES)}")

@@ -23,7 +23,7 @@ from edgepose.errors import EdgeposeError
 from edgepose.quantization.calibration import CalibrationSet
 from edgepose.quantization.calibrators import CALIBRATORS, DEFAULT_PERCENTILE, compute_ranges, get_calibrator
 from edgepose.quantization.recipes import Recipe, conv_nodes_by_module
-from edgepose.quantization.targets import Target
+from edgepose.quantization.targets import Target, weight_scheme
 
 #: How ONNX Runtime labels each of our calibrators in its cache (the label is checked, not used).
 _ORT_METHOD = {"minmax": CalibrationMethod.MinMax, "entropy": CalibrationMethod.Entropy,
@@ -83,6 +83,7 @@ def scheme_params(target: Target, calibrator: str) -> dict:
         **({"percentile": PERCENTILE} if calibrator == "percentile" else {}),
         "per_channel": True,
         "reduce_range": target.reduce_range(),
+        **weight_scheme(target),
         "activation_type": target.activation_type.name,
         "weight_type": target.weight_type.name,
         "symmetric_activations": target.symmetric_activations,
