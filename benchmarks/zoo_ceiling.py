@@ -23,7 +23,7 @@ import numpy as np
 import torch
 
 from edgepose.data import SplitSpec, open_dataset
-from edgepose.data.synth.recording import SynthConfig
+from edgepose.data.synth.recording import SynthConfig, mark_index
 from edgepose.evaluation import torch_predictor
 from edgepose.io import write_json
 from edgepose.metrics import pck
@@ -32,7 +32,7 @@ from edgepose.training import load_checkpoint
 
 def coverage(cfg: SynthConfig, split: dict) -> dict[int, str]:
     recs = cfg.recordings()
-    mark = {f: int(np.random.default_rng([cfg.seed, 5, s, a, k]).integers(4)) for f, (s, a, k) in enumerate(recs)}
+    mark = {f: mark_index(cfg, s, a, k) for f, (s, a, k) in enumerate(recs)}
     train = set(split["train"])
     out = {}
     for f in split["val"] + split["test"]:
