@@ -117,7 +117,7 @@ def package(artifact: Path, out: Path, *, data: Path | None = None, bench: Path 
         try:
             model = artifact.read_bytes()
             x, idx = golden_windows(ds, spec, golden)
-            y, tolerance = golden_outputs(model, x, card["precision"])
+            y, tolerance = golden_outputs(model, x, card["precision"], card=card)
             log(f"package: {len(x)} golden windows, tolerance {tolerance['max_abs']:.1e} "
                 f"(measured optimised-vs-reference {tolerance['measured_optimised_vs_reference']:.1e})")
             members = {"model.onnx": model, "golden/inputs.npy": _npy(x), "golden/outputs.npy": _npy(y),

@@ -5,6 +5,14 @@ exists), that ONNX Runtime loads the model, the golden vectors within the bundle
 (ONNX and, when bundled, ORT-format model), that the corruption rule refuses poisoned windows,
 and measures p50/p99 at batch 1 through the full runtime path. The verdict is one line;
 ``passed`` is False when any check failed (latency only fails with ``max_slowdown``).
+
+Golden vectors are compared element-wise (``tolerance.max_abs``) and, when the bundle records one,
+on the mean |error| over all outputs (``tolerance.mean_abs``; for int8 derived from the export's
+own parity, see ``edgepose.deployment.golden``). **int8 numerics per CPU**: an ``ort-cpu`` int8
+artifact with 8-bit weights computes exactly only on CPUs with VNNI (and on ARM); on an x86 CPU
+without VNNI ONNX Runtime's u8·s8 kernels add pairs of products into saturating int16, so
+:func:`isa_warnings` warns (in :attr:`VerifyReport.warnings` and the verdict line). 7-bit-weight
+artifacts (``--weight-bits 7``, the default) cannot saturate and give the same integers everywhere.
 """
 
 from __future__ import annotations
@@ -16,6 +24,7 @@ from pathlib import Path
 import numpy as np
 
 from edgepose.runtime.bundle import Bundle, Limits
+from edgepose.runtime.cpu import cpu_flags, cpu_model, has_vnni
 from edgepose.runtime.errors import BundleError, EdgeposeError
 from edgepose.runtime.predictor import Predictor, default_threads
 from edgepose.runtime.window import CORRUPT_ABS_LIMIT
@@ -39,6 +48,7 @@ class VerifyReport:
     latency: dict | None = None
     reference: dict | None = None
     verdict: str = ""
+    warnings: list[str] = field(default_factory=list)
 
     @property
     def passed(self) -> bool:
@@ -46,7 +56,8 @@ class VerifyReport:
 
     def to_dict(self) -> dict:
         return {"bundle": self.bundle, "passed": self.passed, "verdict": self.verdict,
-                "checks": [asdict(c) for c in self.checks], "latency": self.latency, "reference": self.reference}
+                "checks": [asdict(c) for c in self.checks], "latency": self.latency, "reference": self.reference,
+                "warnings": list(self.warnings)}
 
 
 def golden_check(pred: Predictor, label: str) -> Check:
@@ -54,15 +65,61 @@ def golden_check(pred: Predictor, label: str) -> Check:
     g = pred.manifest["golden"]
     x, want = pred.bundle.array(g["inputs"]), pred.bundle.array(g["outputs"])
     tol = float(g["tolerance"]["max_abs"])
+    mean_tol = g["tolerance"].get("mean_abs")
     out = pred.predict(x)
     if not out.ok.all():
         bad = int((~out.ok).sum())
         return Check(label, False, f"{bad} of {len(x)} golden windows were refused as corrupt ({out.status[0]})")
-    err = np.abs(out.values.astype(np.float64) - want.astype(np.float64))
+    return compare_golden(out.values, want, tol, None if mean_tol is None else float(mean_tol), label)
+
+
+def compare_golden(got: np.ndarray, want: np.ndarray, max_abs: float, mean_abs: float | None,
+                   label: str = "golden") -> Check:
+    """Every window's outputs within ``max_abs`` and (when given) the mean |error| within ``mean_abs``."""
+    err = np.abs(np.asarray(got, dtype=np.float64) - np.asarray(want, dtype=np.float64))
+    n = len(want)
     worst = float(err.max()) if err.size else 0.0
-    within = int((err.reshape(len(x), -1).max(axis=1) <= tol).sum())
-    return Check(label, within == len(x),
-                 f"{within}/{len(x)} golden windows within {tol:.1e} (max abs error {worst:.2e})")
+    within = int((err.reshape(n, -1).max(axis=1) <= max_abs).sum()) if n else 0
+    detail = f"{within}/{n} golden windows within {max_abs:.1e} (max abs error {worst:.2e})"
+    ok = within == n
+    if mean_abs is not None:
+        mean = float(err.mean()) if err.size else 0.0
+        ok = ok and mean <= mean_abs
+        detail += f", mean abs error {mean:.2e} {'<=' if mean <= mean_abs else '>'} {mean_abs:.1e}"
+    return Check(label, ok, detail)
+
+
+def _is_x86(flags: frozenset[str]) -> bool:
+    import platform
+
+    return platform.machine().lower() in ("x86_64", "amd64", "i386", "i686", "x86") or "sse2" in flags
+
+
+def weight_bits(manifest: dict) -> int | None:
+    """7 or 8 for an ``ort-cpu`` int8 bundle (from its recipe: ``weight_bits``, else ``reduce_range``), else None."""
+    model = manifest.get("model") or {}
+    if model.get("precision") != "int8" or (model.get("target") or "ort-cpu") != "ort-cpu":
+        return None
+    recipe = model.get("recipe") or {}
+    if recipe.get("weight_bits") in (7, 8):
+        return int(recipe["weight_bits"])
+    if "reduce_range" in recipe:
+        return 7 if recipe["reduce_range"] else 8
+    return None
+
+
+def isa_warnings(manifest: dict, flags: frozenset[str] | None = None, vnni: bool | None = None) -> list[str]:
+    """Warnings about this CPU's int8 kernels for the bundle (``flags``/``vnni`` default to this machine's)."""
+    flags = cpu_flags() if flags is None else frozenset(flags)
+    vnni = has_vnni() if vnni is None else vnni
+    bits = weight_bits(manifest)
+    if bits != 8 or not flags or vnni or not _is_x86(flags):
+        return []
+    built = ((manifest.get("build") or {}).get("cpu") or {}).get("cpu_model")
+    return [f"8-bit-weight int8 model on a CPU without VNNI ({cpu_model()}): ONNX Runtime's u8·s8 kernels here add "
+            "pairs of products into saturating int16, so outputs and accuracy can differ from the build machine's"
+            + (f" ({built})" if built else "") + "; package an export made with --weight-bits 7 (ISA-portable) "
+            "for this CPU"]
 
 
 def corruption_check(pred: Predictor) -> Check:
@@ -134,6 +191,7 @@ def verify(bundle: str | Path, threads: int | None = None, providers: list[str] 
         report.verdict = f"FAIL {path.name}: {exc.problem}"
         return report
     report.checks.append(Check("load", True, f"{pred.model_member} on {pred.providers[0]}, {threads} thread(s)"))
+    report.warnings.extend(isa_warnings(m))
     report.checks.append(golden_check(pred, "golden"))
     if m["model"].get("ort_file"):
         try:
@@ -164,7 +222,10 @@ def verify(bundle: str | Path, threads: int | None = None, providers: list[str] 
     else:
         golden = next(c for c in report.checks if c.name == "golden")
         report.verdict = f"PASS {path.name} ({head}): hashes ok; {golden.detail}; {speed}"
+    if report.warnings:
+        report.verdict += "".join(f"; WARNING: {w}" for w in report.warnings)
     return report
 
 
-__all__ = ["Check", "VerifyReport", "verify", "measure_latency", "reference_figures"]
+__all__ = ["Check", "VerifyReport", "compare_golden", "isa_warnings", "verify", "measure_latency", "reference_figures",
+           "weight_bits"]
