@@ -52,6 +52,7 @@ def synth(out: Path, layout: str, version: str, seed: int | None, subjects: int 
     Examples:
       edgepose data synth --out data/synth-default
       edgepose data synth --layout mmfi --out data/synth-mmfi
+      edgepose data synth --generator-version 1 --out data/synth-v1   # the data of v1 checkpoints
     """
     from dataclasses import replace
 
