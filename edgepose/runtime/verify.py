@@ -227,5 +227,13 @@ def verify(bundle: str | Path, threads: int | None = None, providers: list[str] 
     return report
 
 
-__all__ = ["Check", "VerifyReport", "compare_golden", "isa_warnings", "verify", "measure_latency", "reference_figures",
-           "weight_bits"]
+__all__ = [
+    "Check",
+    "VerifyReport",
+    "compare_golden",
+    "isa_warnings",
+    "measure_latency",
+    "reference_figures",
+    "verify",
+    "weight_bits",
+]
