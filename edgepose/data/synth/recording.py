@@ -84,8 +84,9 @@ def simulate_motion(cfg: SynthConfig, room: Room, s: int, a: int, k: int
 
 
 def mark_index(cfg: SynthConfig, s: int, a: int, k: int) -> int:
-    """Which floor mark (an index into the version's marks) recording ``(s, a, k)`` is performed on:
-    the first draw of the take's motion stream, as :func:`simulate_motion` makes it."""
+    """Which floor mark (an index into the version's marks) recording ``(s, a, k)`` is performed on,
+    as :func:`simulate_motion` chooses it: the lab protocol's ``(s + a) mod marks`` (v2, ``a`` the
+    index into ``cfg.activities``) or the first draw of the take's motion stream (v1)."""
     phys = physics(cfg.generator_version)
     if phys.marks_by == "protocol":
         return (s + a) % len(phys.marks)
