@@ -55,9 +55,16 @@ def default_int8(rows: list[dict]) -> dict | None:
 
     fields = ExportRequest.__dataclass_fields__
     calib, recipe, target = fields["calib"].default, fields["recipe"].default, fields["target"].default
-    return next((r for r in rows if r["precision"] == "int8" and r["method"] == "ptq" and r["backend"] == "ort-cpu"
-                 and r.get("recipe", {}).get("calibrator") == calib and r.get("recipe", {}).get("recipe") == recipe
-                 and (r.get("target") or "ort-cpu") == target), None)
+
+    def is_default(r: dict) -> bool:
+        rec = r.get("recipe") or {}
+        if r["backend"] != "ort-cpu" or rec.get("recipe") != recipe or (r.get("target") or "ort-cpu") != target:
+            return False
+        if r["precision"] == "fp32":  # auto found no int8 form that pays here and shipped the fp32 graph
+            return rec.get("chosen") == "fp32"
+        return r["precision"] == "int8" and r["method"] == "ptq" and rec.get("calibrator") == calib
+
+    return next((r for r in rows if is_default(r)), None)
 
 
 def _ort(rows: list[dict], pred) -> dict | None:

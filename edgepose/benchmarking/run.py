@@ -293,7 +293,8 @@ def _baseline(jobs: list[_Job], failed: dict) -> int | None:
     cands = [i for i, j in enumerate(jobs) if j.art.kind == "onnx" and j.art.precision == "fp32" and i not in failed]
     order = ("ort-cpu", "ort-cuda", "ort-trt")
     cands.sort(key=lambda i: (order.index(jobs[i].backend) if jobs[i].backend in order else 9,
-                              "plan" in jobs[i].art.card, jobs[i].art.path.name))  # the plain export before a plan
+                              "plan" in jobs[i].art.card or "verified" in jobs[i].art.card,
+                              jobs[i].art.path.name))  # the plain export before a plan or auto's fp32 fallback
     return cands[0] if cands else None
 
 

@@ -282,3 +282,21 @@ def test_the_probe_reading_is_the_mean_call_so_stalls_count():
     probe = DisturbanceProbe.__new__(DisturbanceProbe)
     probe.calls_ms = lambda: [0.7] * 9 + [10.0]  # one call descheduled for a time slice
     assert probe.time_ms() == pytest.approx(1.63)
+
+
+def test_speed_baseline_is_the_plain_fp32_export_not_autos_fallback_or_a_plan(tmp_path):
+    """``wiflow.fp32-auto…`` sorts before ``wiflow.fp32.onnx``; the ratios' denominator must still be the plain one."""
+    from edgepose.benchmarking.artifacts import ArtifactFile
+    from edgepose.benchmarking.run import _baseline, _Job
+    from edgepose.benchmarking import TimingPlan
+    from edgepose.data import SplitSpec
+
+    def job(name, card, backend="ort-cpu"):
+        art = ArtifactFile(tmp_path / name, "onnx", "fp32", "export", card)
+        return _Job(art, backend, "cpu", 1, {}, TimingPlan(), None, SplitSpec())
+
+    jobs = [job("m.fp32-auto-ort-cpu.onnx", {"verified": {"shipped": "fp32"}}),
+            job("m.fp32-plan.onnx", {"plan": {}}), job("m.fp32.onnx", {}, backend="ort-cuda"), job("m.fp32.onnx", {})]
+    assert _baseline(jobs, failed={}) == 3
+    assert _baseline(jobs, failed={3: "crashed"}) == 0  # the ORT CPU backend still comes first
+    assert _baseline(jobs[:1], failed={}) == 0  # a fallback is better than no baseline

@@ -33,7 +33,7 @@ def artifacts(tmp_path_factory, tiny_run, tiny_data):
     out = tmp_path_factory.mktemp("deploy-art")
     (fp32,) = export(ExportRequest(checkpoint=tiny_run, out=out, data=tiny_data, precision="fp32",
                                    parity_windows=32, **QUIET))
-    (int8,) = export(ExportRequest(checkpoint=tiny_run, out=out, data=tiny_data, precision="int8", calib="minmax",
+    (int8,) = export(ExportRequest(checkpoint=tiny_run, out=out, data=tiny_data, precision="int8", recipe="safe", calib="minmax",
                                    calib_count=64, parity_windows=32, **QUIET))
     return {"fp32": fp32, "int8": int8}
 

@@ -27,7 +27,7 @@ def folder(tmp_path_factory, tiny_run, tiny_data):
     out = tmp_path_factory.mktemp("bench")
     for suffix in (".safetensors", ".json"):
         shutil.copyfile(tiny_run / f"best{suffix}", out / f"wiflow-tiny.fp32{suffix}")
-    for kw in (dict(precision="fp32"), dict(precision="int8")):  # int8 with every option at its default
+    for kw in (dict(precision="fp32"), dict(precision="int8", recipe="safe")):  # int8 always (auto may ship fp32)
         export(ExportRequest(tiny_run, out, data=tiny_data, calib_count=64, parity_windows=16, log=lambda s: None, **kw))
     return out
 
@@ -224,7 +224,11 @@ def test_bench_json_has_what_summarize_reads(results, tmp_path):
     for r in results["rows"]:
         assert set(mod.ROW_KEYS) <= set(r), set(mod.ROW_KEYS) - set(r)
     assert results["threads"] == 1
+    results = json.loads(json.dumps(results))
     int8 = next(r for r in results["rows"] if r["precision"] == "int8")
+    assert mod.default_int8(results["rows"]) is None  # `safe` is not what a default export writes...
+    int8["recipe"] = {**int8["recipe"], "recipe": "auto", "chosen": "safe"}  # ...auto's card when it shipped safe is
+    assert mod.default_int8(results["rows"]) is int8
     ra = {b: int8["speed_vs_fp32_onnx"][b]["median"] for b in ("1", "4")}
     assert all(v > 0 for v in ra.values())
     # four genuinely different documents: a 2-thread run and its repeat, whose int8 ratio moved by
@@ -270,3 +274,14 @@ def test_missing_card_dataset_says_which_data_to_pass(folder, tmp_path):
     (moved / "wiflow-tiny.fp32.json").write_text(json.dumps(card))
     with pytest.raises(EdgeposeError, match=r"fingerprint " + card["dataset"]["fingerprint"][:16] + r".*pass --data DIR"):
         bench(moved, "cpu", (1,), 1, FAST, log=lambda s: None, isolate=False, rounds=1)
+
+
+def test_summarize_finds_autos_fp32_fallback_as_the_default_int8_row():
+    mod = _summarize_module()
+    fallback = {"precision": "fp32", "method": "export", "backend": "ort-cpu", "target": "ort-cpu",
+                "recipe": {"recipe": "auto", "chosen": "fp32"}}
+    plain = {"precision": "fp32", "method": "export", "backend": "ort-cpu", "recipe": {}}
+    other_calib = {"precision": "int8", "method": "ptq", "backend": "ort-cpu",
+                   "recipe": {"recipe": "auto", "chosen": "safe", "calibrator": "entropy-not-default"}}
+    assert mod.default_int8([plain, other_calib, fallback]) is fallback
+    assert mod.default_int8([plain, other_calib]) is None
