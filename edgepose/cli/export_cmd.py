@@ -27,10 +27,11 @@ from edgepose.metrics import ACCURACY_GATE_PP
               help="ort-cpu int8 weight range: 7 (ISA-portable: identical integers on every x86 CPU), 8 (exact only "
                    "on CPUs with VNNI and on ARM; AVX2-only CPUs can saturate), auto (7 when this CPU lacks VNNI).")
 @click.option("--recipe", type=RegistryChoice("edgepose.quantization.recipes", "RECIPES"), default=request_default("recipe"),
-              show_default=True, cls=LazyDefaultOption, help="Which ops become int8. auto (default): the first of attention-float, safe that stays within the "
+              show_default=True, cls=LazyDefaultOption, help="Which ops become int8. auto (default): the first of guarded, safe that stays within the "
               "accuracy gate on validation and is not slower than fp32 at --batch/--threads on this machine, else the "
-              "fp32 graph; attention-float: all int8 but the attention blocks; safe: convs but attention q/k/v and "
-              "the head; convs; global: the reference's quantize-everything.")
+              "fp32 graph; guarded: attention-float with the groups that cost most accuracy on validation put back "
+              "to float until it is within the gate; attention-float: all int8 but the attention blocks; safe: convs "
+              "but attention q/k/v and the head; convs; global: the reference's quantize-everything.")
 @click.option("--engine", is_flag=True, help="Also build a TensorRT .plan (needs the [trt] extra and a GPU).")
 @click.option("--data", "data_dir", type=path_arg(), default=None,
               help="Dataset for calibration and parity [default: the checkpoint's, found by fingerprint].")

@@ -15,7 +15,8 @@ from edgepose.exporting.qat_export import export_qat
 from edgepose.exporting.request import METHODS
 from edgepose.exporting.tensorrt import check_tensorrt_qdq
 from edgepose.exporting.verified import export_verified
-from edgepose.quantization.guard import guard_search
+from edgepose.metrics import ACCURACY_GATE_PP
+from edgepose.quantization.guard import guard_groups, guard_search
 from edgepose.quantization.ptq import quantize_ptq, scheme_params
 from edgepose.quantization.recipes import get_recipe
 from edgepose.quantization.sensitivity import measure_groups
@@ -68,16 +69,24 @@ def export_int8(ctx: ExportContext) -> list[Path]:
 
 
 def _by_groups(ctx: ExportContext, recipe) -> Path:
-    """int8 PTQ of a group recipe (unverified: exactly the groups the recipe names)."""
+    """int8 PTQ of a group recipe: exactly the groups it names, or (guarded) those the guard keeps of them."""
     req = ctx.req
     calib = ctx.calibration()
     probe = ctx.probe(calib=calib, threads=req.threads or 2)
     groups = recipe.int8_groups(probe.groups)
+    guard = None
+    if recipe.guarded:
+        guard, _ = guard_groups(probe, groups, ACCURACY_GATE_PP, req.log)
+        if not guard.met:
+            raise EdgeposeError(f"recipe {recipe.name}: {guard.notes[0]}; nothing written", req.checkpoint)
+        groups = guard.int8_groups
     path = probe.build(groups, ctx.work / f"{ctx.name}.int8-ptq-{req.calib}-{recipe.name}-{probe.target.name}.onnx")
     params = {**scheme_params(probe.target, req.calib), "recipe": recipe.name, "int8_groups": len(groups),
               "float_groups": [g.name for g in probe.groups if g.name not in set(groups)]}
     card = {**ctx.base_card("int8"), "method": "ptq", "target": probe.target.name, "recipe": params,
             "calibration": calib.describe(), "parity": {"vs_fp32_torch": ctx.parity_vs_torch(path)}}
+    if guard is not None:
+        card["guard"] = guard.to_dict()
     write_card(path, card)
     return path
 

@@ -3,9 +3,10 @@
 A static recipe is a guess about kernels: on one CPU the ``safe`` graph is 1.4× fp32, on another
 (or at two threads) it is slower. The default therefore *checks* its guess where it runs:
 
-1. for each candidate recipe in order (:attr:`Recipe.candidates`, a structural prior: int8
-   everywhere except the attention blocks first, then ``safe``), build the graph from the same
-   calibrated ranges and score it on clean **validation** windows; it qualifies when ΔPCK@20
+1. for each candidate recipe in order (:attr:`Recipe.candidates`: ``guarded`` first — int8
+   everywhere except the attention blocks, and when that misses the gate, the groups that cost
+   most accuracy alone put back to float until it holds — then ``safe``), build the graph from
+   the same calibrated ranges and score it on clean **validation** windows; it qualifies when ΔPCK@20
    against fp32 is ≥ −``ACCURACY_GATE_PP`` (the one accuracy gate, a point estimate on validation
    as the guard and the plan use it; test only reports);
 2. time it against the fp32 graph, paired (calls alternated, same process), at every requested
@@ -30,6 +31,7 @@ from edgepose.exporting.card import write_card
 from edgepose.exporting.context import ExportContext
 from edgepose.exporting.tensorrt import check_tensorrt_qdq
 from edgepose.metrics import ACCURACY_GATE_PP
+from edgepose.quantization.guard import guard_groups
 from edgepose.quantization.ptq import quantize_ptq, scheme_params
 from edgepose.quantization.recipes import Recipe, get_recipe
 
@@ -70,15 +72,25 @@ def export_verified(ctx: ExportContext, recipe: Recipe) -> Path:
     for name in recipe.candidates:
         cand = get_recipe(name)
         path = ctx.work / f"{ctx.name}.int8-ptq-{req.calib}-{name}-{probe.target.name}.onnx"
-        if cand.int8_groups is not None:
+        guard = None
+        if cand.guarded:
+            guard, _ = guard_groups(probe, cand.int8_groups(probe.groups), ACCURACY_GATE_PP, log)
+            groups = guard.int8_groups
+        elif cand.int8_groups is not None:
             groups = cand.int8_groups(probe.groups)
+        if cand.int8_groups is not None:
             probe.build(groups, path)
             params = {**scheme_params(probe.target, req.calib), "recipe": name, "int8_groups": len(groups),
                       "float_groups": [g.name for g in probe.groups if g.name not in set(groups)]}
         else:
             params = quantize_ptq(fp32, path, calib, cand, probe.target, req.calib)
-        dp, dm = probe.delta(probe.score(path))
+        # the guard has scored exactly this graph on the same windows
+        dp, dm = (guard.choice.delta_pck20_pp, guard.choice.delta_mpjpe) if guard else probe.delta(probe.score(path))
         rec = {"recipe": name, "validation": {"delta_pck20_pp": dp, "delta_mpjpe": dm}}
+        if guard is not None:
+            rec["guard"] = {"restored": guard.float_groups, "graphs_scored": len(guard.steps), "met": guard.met,
+                            "strategy": guard.strategy}
+            params["guard_restored"] = guard.float_groups
         if dp < -ACCURACY_GATE_PP:
             rec["shipped"], rec["why"] = False, f"validation ΔPCK@20 {dp:+.2f} pp is outside the gate"
         else:

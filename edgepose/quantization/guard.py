@@ -88,11 +88,13 @@ class GuardResult:
 
 def guard_search(probe: QuantProbe, records: list[GroupRecord] | Callable[[], list[GroupRecord]], max_drop: float,
                  log: Callable[[str], None] = print, criterion: str = "point",
-                 strategy: str = "linear") -> GuardResult:
+                 strategy: str = "linear", start: list[str] | None = None) -> GuardResult:
     """Restore groups to float, most sensitive first, until validation ΔPCK@20 ≥ −``max_drop``.
 
     ``records`` are the per-group measurements (their ranking gives the restore order), or a
-    function measuring them — called only when the all-int8 graph misses the budget. Returns
+    function measuring them — called only when the starting graph misses the budget. ``start``:
+    the groups int8 at the start (default: every group of the probe); the others stay float
+    throughout, and the result's ``all_groups`` are these. Returns
     the first configuration within budget (``met``; with ``strategy="bisect"``, the one found by
     bisection over the prefix length), else the closest one measured (highest ΔPCK@20 — or lower
     bound, with ``criterion="lower"`` — then fewest float groups).
@@ -104,6 +106,11 @@ def guard_search(probe: QuantProbe, records: list[GroupRecord] | Callable[[], li
     if max_drop < 0:
         raise ValueError(f"max_drop is a drop in percentage points, ≥ 0; got {max_drop}")
     groups = probe.group_names
+    if start is not None:
+        unknown = sorted(set(start) - set(groups))
+        if unknown:
+            raise ValueError(f"guard start names groups the graph does not have: {', '.join(unknown)}")
+        groups = [g for g in groups if g in set(start)]
     order: list[str] = []
     measured_at: dict[int, GuardStep | None] = {}  # prefix length → its step (None: no int8 conv/matmul left)
 
@@ -157,8 +164,8 @@ def guard_search(probe: QuantProbe, records: list[GroupRecord] | Callable[[], li
     last = len(groups) - 1  # at least one group stays int8
     if last < 1:
         return result(None)
-    measured = records() if callable(records) else records  # the all-int8 graph missed: rank the groups now
-    order = [r.name for r in sorted(measured, key=GroupRecord.sort_key)]
+    measured = records() if callable(records) else records  # the start graph missed: rank the groups now
+    order = [r.name for r in sorted(measured, key=GroupRecord.sort_key) if r.name in set(groups)]
     order += [g for g in groups if g not in set(order)]  # unmeasured groups go last
     if strategy == "linear":
         for k in range(1, last + 1):
@@ -184,6 +191,24 @@ def guard_search(probe: QuantProbe, records: list[GroupRecord] | Callable[[], li
     return result(hi)
 
 
+def guard_groups(probe: QuantProbe, start: list[str], max_drop: float, log: Callable[[str], None] = print,
+                 strategy: str = "bisect") -> tuple[GuardResult, list[GroupRecord]]:
+    """The guard from ``start`` (a recipe's int8 groups), scanning only those groups when it must.
+
+    Returns the search's result and the per-group records it ranked by (empty when the start
+    graph was already within budget and no scan ran).
+    """
+    from edgepose.quantization.sensitivity import measure_groups
+
+    records: list[GroupRecord] = []
+
+    def scan() -> list[GroupRecord]:
+        records.extend(measure_groups(probe, log, sqnr=False, names=start))
+        return records
+
+    return guard_search(probe, scan, max_drop, log, strategy=strategy, start=start), records
+
+
 def int8_weighted_ops(path) -> int:
     """How many Conv/MatMul/Gemm nodes of a QDQ graph read a dequantized (int8) input."""
     import onnx
@@ -193,4 +218,4 @@ def int8_weighted_ops(path) -> int:
     return sum(1 for n in proto.graph.node if n.op_type in ("Conv", "MatMul", "Gemm") and n.input[0] in dq)
 
 
-__all__ = ["CRITERIA", "STRATEGIES", "GuardResult", "GuardStep", "guard_search", "int8_weighted_ops"]
+__all__ = ["CRITERIA", "STRATEGIES", "GuardResult", "GuardStep", "guard_groups", "guard_search", "int8_weighted_ops"]

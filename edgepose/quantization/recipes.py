@@ -10,6 +10,9 @@ Three kinds, one registry (:data:`RECIPES`):
   (:mod:`edgepose.quantization.groups`) — a convolution with its activation, a residual add, an
   attention block — so that activations and adds between int8 convolutions are int8 too and ONNX
   Runtime's transpose optimizer can cancel the layout transposes between them. PTQ on ``ort-cpu``.
+* **guarded group recipes** (``guarded``) start from a group recipe's groups and put the groups
+  most sensitive on validation (the per-group scan) back to float until validation ΔPCK@20 is
+  within the accuracy gate (:func:`edgepose.quantization.guard.guard_search`, by bisection).
 * **verified recipes** (``auto``, the default) try ``candidates`` in order and ship the first that
   passes the accuracy gate on validation *and* is not slower than fp32 end to end on the exporting
   machine (:mod:`edgepose.exporting.verified`); when none does, the fp32 graph, labelled as such.
@@ -41,6 +44,8 @@ class Recipe:
     #: verified (QAT, the TensorRT layout)
     candidates: tuple[str, ...] = ()
     fallback: str | None = None
+    #: group recipes: start the accuracy guard from ``int8_groups`` and restore groups until the gate holds
+    guarded: bool = False
 
 
 def _fragile(path: str) -> bool:
@@ -74,9 +79,13 @@ RECIPES = {
     "attention-float": Recipe("attention-float", "every group int8 (convolutions with their SiLU, residual adds, "
                               "pooling) except the attention blocks, whose transposes only float matmuls absorb",
                               lambda p: False, int8_groups=outside_attention),
-    "auto": Recipe("auto", "the first of attention-float, safe that passes the accuracy gate on validation and is "
-                   "not slower than fp32 at every batch on this machine; otherwise the fp32 graph",
-                   _fragile, candidates=("attention-float", "safe"), fallback="safe"),
+    "guarded": Recipe("guarded", "attention-float, then the groups that cost most accuracy alone on validation put "
+                      "back to float until validation ΔPCK@20 is within the accuracy gate",
+                      lambda p: False, int8_groups=outside_attention, guarded=True),
+    "auto": Recipe("auto", "the first of guarded (attention-float when it is already within the gate), safe that "
+                   "passes the accuracy gate on validation and is not slower than fp32 at every batch on this "
+                   "machine; otherwise the fp32 graph",
+                   _fragile, candidates=("guarded", "safe"), fallback="safe"),
 }
 
 

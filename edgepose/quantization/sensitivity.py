@@ -10,7 +10,7 @@ from __future__ import annotations
 
 import math
 from dataclasses import dataclass, field
-from typing import Callable
+from typing import Callable, Iterable
 
 from edgepose.quantization.probe import QuantProbe
 
@@ -38,11 +38,15 @@ class GroupRecord:
         return (round(self.delta_pck20_pp, 9), -self.delta_mpjpe, sq)
 
 
-def measure_groups(probe: QuantProbe, log: Callable[[str], None] = print, sqnr: bool = True) -> list[GroupRecord]:
-    """One :class:`GroupRecord` per group of ``probe``: that group alone int8, scored on validation."""
+def measure_groups(probe: QuantProbe, log: Callable[[str], None] = print, sqnr: bool = True,
+                   names: Iterable[str] | None = None) -> list[GroupRecord]:
+    """One :class:`GroupRecord` per group of ``probe`` (or per group in ``names``): that group alone
+    int8, scored on validation."""
     records = []
-    n = len(probe.groups)
-    for i, g in enumerate(probe.groups, 1):
+    wanted = None if names is None else set(names)
+    groups = [g for g in probe.groups if wanted is None or g.name in wanted]
+    n = len(groups)
+    for i, g in enumerate(groups, 1):
         path = probe.build([g.name])
         dp, dm = probe.delta(probe.score(path))
         s = probe.sqnr_db(path, g) if sqnr else float("nan")

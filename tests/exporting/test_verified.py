@@ -17,7 +17,7 @@ import edgepose.exporting.verified as verified
 from edgepose.exporting import ExportRequest, export
 from edgepose.quantization.recipes import attention_modules, get_recipe
 
-from tests.quantization.teacher import corrupt_ranges, make_teacher
+from tests.quantization.teacher import TOUCHING, corrupt_ranges, make_teacher
 
 
 @pytest.fixture(scope="module")
@@ -65,7 +65,9 @@ def test_the_default_recipe_is_auto_and_ships_attention_float_when_it_pays(tmp_p
     path, card = _export(ckpt, data, tmp_path)
     assert ExportRequest(checkpoint=ckpt, out=tmp_path).recipe == "auto"
     assert card["precision"] == "int8" and card["recipe"]["recipe"] == "auto"
-    assert card["recipe"]["chosen"] == "attention-float" and len(calls) == 1
+    # guarded starts from attention-float; within the gate as it is, nothing is restored and no scan runs
+    assert card["recipe"]["chosen"] == "guarded" and len(calls) == 1
+    assert card["recipe"]["guard_restored"] == [] and card["verified"]["attempts"][0]["guard"]["graphs_scored"] == 1
     q, f = _int8_ops(path)
     # the attention's matmuls stay float, every conv outside it is int8
     assert {n for n in f if n.startswith("MatMul")} and not {n for n in q if n.startswith("MatMul")}
@@ -73,22 +75,45 @@ def test_the_default_recipe_is_auto_and_ships_attention_float_when_it_pays(tmp_p
     floats = set(card["recipe"]["float_groups"])
     assert floats and all(g.split(".")[0] in ("attn_w", "attn_h") for g in floats)  # WiFlow's two attentions
     v = card["verified"]
-    assert v["candidates"] == ["attention-float", "safe"] and v["attempts"][0]["shipped"]
+    assert v["candidates"] == ["guarded", "safe"] and v["attempts"][0]["shipped"]
     assert v["attempts"][0]["speed"]["5"]["speedup"] == pytest.approx(1.3)
     assert "cpu_flags" in v["machine"] and v["batches"] == [1, 5]
     assert card["test"]["windows"] > 0 and "scored_on" in card["test"]
     assert card["parity"]["vs_fp32_torch"]["max_abs_error"] < 0.5
 
 
-def test_auto_falls_back_to_safe_when_attention_float_is_slower_here(tmp_path, teacher, monkeypatch):
+def test_auto_falls_back_to_safe_when_the_guarded_graph_is_slower_here(tmp_path, teacher, monkeypatch):
     ckpt, data = teacher
     calls = _fake_speed(monkeypatch, [0.9, 1.1])
     path, card = _export(ckpt, data, tmp_path)
     a, b = card["verified"]["attempts"]
     assert not a["shipped"] and "slower than fp32 at batch 1, 5" in a["why"]
-    assert b["shipped"] and card["recipe"]["chosen"] == "safe" and "attention-float" in calls[0]
+    assert b["shipped"] and card["recipe"]["chosen"] == "safe" and "guarded" in calls[0]
     assert "attn_w.qkv" in card["recipe"]["float_convs"]  # the safe recipe's own parameters
-    assert not list(tmp_path.glob("*attention-float*"))  # the rejected candidate was not left behind
+    assert not list(tmp_path.glob("*guarded*"))  # the rejected candidate was not left behind
+
+
+def test_auto_puts_the_destructive_groups_back_and_ships_the_rest_int8(tmp_path, teacher, monkeypatch):
+    ckpt, data = teacher
+    corrupt_ranges(monkeypatch)  # decoder.3's input range: both groups quantizing that tensor are destructive
+    calls = _fake_speed(monkeypatch, [1.2])
+    path, card = _export(ckpt, data, tmp_path)
+    first = card["verified"]["attempts"][0]
+    assert first["shipped"] and card["recipe"]["chosen"] == "guarded" and len(calls) == 1
+    assert set(first["guard"]["restored"]) == TOUCHING and first["guard"]["met"]
+    assert first["guard"]["graphs_scored"] >= 2  # the start graph missed, then restored prefixes were scored
+    assert first["validation"]["delta_pck20_pp"] >= -0.5
+    floats = set(card["recipe"]["float_groups"])
+    assert TOUCHING <= floats and all(g in TOUCHING or g.split(".")[0] in ("attn_w", "attn_h") for g in floats)
+    # the shipped graph is the card's: decoder.3's conv reads a float input, the convs of tcn an int8 one
+    from tests.quantization.test_guard import _conv_node_names
+
+    node_of = _conv_node_names(ckpt, tmp_path)  # the quantizer keeps node names, not module scopes
+    proto = onnx.load(str(path))
+    dq = {n.output[0] for n in proto.graph.node if n.op_type == "DequantizeLinear"}
+    reads_int8 = {n.name: n.input[0] in dq for n in proto.graph.node if n.op_type == "Conv"}
+    assert reads_int8[node_of["decoder.3"]] is False
+    assert any(reads_int8[name] for module, name in node_of.items() if module.startswith("tcn"))
 
 
 def test_auto_ships_the_fp32_graph_when_nothing_pays_and_says_so(tmp_path, teacher, monkeypatch):
@@ -105,14 +130,26 @@ def test_auto_ships_the_fp32_graph_when_nothing_pays_and_says_so(tmp_path, teach
     assert art.label == "fp32 auto:fp32"
 
 
+def _guard_that_misses(module, monkeypatch, delta: float = -3.0):
+    """Replace ``module.guard_groups`` by one whose closest graph (its start) is ``delta`` pp on validation."""
+    from edgepose.quantization.guard import GuardResult, GuardStep
+
+    def fake(probe, start, max_drop, log=print, strategy="bisect"):
+        note = f"no configuration with an int8 group kept validation ΔPCK@20 ≥ −{max_drop} pp"
+        return GuardResult(max_drop, False, 0, [GuardStep(None, [], delta, 0.01)], [], list(start), [note],
+                           strategy=strategy), []
+
+    monkeypatch.setattr(module, "guard_groups", fake)
+
+
 def test_a_candidate_outside_the_gate_is_not_timed(tmp_path, teacher, monkeypatch):
     ckpt, data = teacher
-    corrupt_ranges(monkeypatch, None)  # the group-built candidate (probe ranges) becomes destructive
+    _guard_that_misses(verified, monkeypatch)
     calls = _fake_speed(monkeypatch, [1.2])
     path, card = _export(ckpt, data, tmp_path)
     first = card["verified"]["attempts"][0]
-    assert first["recipe"] == "attention-float" and "speed" not in first and "outside the gate" in first["why"]
-    assert first["validation"]["delta_pck20_pp"] < -0.5
+    assert first["recipe"] == "guarded" and "speed" not in first and "outside the gate" in first["why"]
+    assert first["validation"]["delta_pck20_pp"] == -3.0 and not first["guard"]["met"]
     assert card["recipe"]["chosen"] == "safe" and len(calls) == 1 and "safe" in calls[0]
 
 
@@ -131,6 +168,24 @@ def test_attention_float_as_an_explicit_recipe_is_ptq_on_ort_cpu_only(tmp_path, 
     assert card["recipe"]["recipe"] == "attention-float" and "verified" not in card
     with pytest.raises(EdgeposeError, match="ort-cpu only"):
         _export(ckpt, data, tmp_path / "trt", recipe="attention-float", target="tensorrt")
+
+
+def test_guarded_as_an_explicit_recipe_records_its_guard_and_refuses_what_misses_the_gate(tmp_path, teacher,
+                                                                                          monkeypatch):
+    from edgepose.errors import EdgeposeError
+
+    ckpt, data = teacher
+    corrupt_ranges(monkeypatch)
+    path, card = _export(ckpt, data, tmp_path, recipe="guarded")
+    assert card["recipe"]["recipe"] == "guarded" and "verified" not in card
+    assert set(card["guard"]["float_groups"]) == TOUCHING and card["guard"]["strategy"] == "bisect"
+    assert card["guard"]["validation"]["delta_pck20_pp"] >= -0.5
+    import edgepose.exporting.int8_exporters as int8_exporters
+
+    _guard_that_misses(int8_exporters, monkeypatch)
+    with pytest.raises(EdgeposeError, match="no configuration .* nothing written"):
+        _export(ckpt, data, tmp_path / "bad", recipe="guarded")
+    assert not list((tmp_path / "bad").glob("*guarded*.onnx"))
 
 
 def test_attention_modules_come_from_the_attention_groups():

@@ -222,3 +222,37 @@ def test_unknown_guard_strategy_is_refused(tmp_path, teacher):
     with pytest.raises(EdgeposeError, match="unknown guard strategy 'binary'"):
         export(ExportRequest(checkpoint=ckpt, out=tmp_path, precision="int8", max_drop=0.5,
                              guard_strategy="binary", log=lambda s: None))
+
+
+def test_a_guard_started_from_a_subset_keeps_the_other_groups_float_throughout(tmp_path, weighted_ops_from_text):
+    from edgepose.quantization.guard import guard_search
+
+    cost = {"attn": 5.0, "conv0": 0.1, "conv1": 0.8, "conv2": 0.3, "conv3": 0.05}
+    probe = _CostProbe(tmp_path, cost)
+    scanned = []
+
+    def scan():
+        scanned.append(True)
+        return _records(cost)  # ranks every group, attn (the costliest) first
+
+    start = ["conv0", "conv1", "conv2", "conv3"]
+    res = guard_search(probe, scan, 0.5, log=lambda s: None, start=start)
+    assert all("attn" not in b for b in probe.builds)  # never int8, never in the restore order
+    assert res.met and res.restore_order == ["conv1"] and res.float_groups == ["conv1"]
+    assert res.int8_groups == ["conv0", "conv2", "conv3"] and res.all_groups == start and scanned
+    assert res.choice.delta_pck20_pp == pytest.approx(-0.45)
+    with pytest.raises(ValueError, match="conv9"):
+        guard_search(probe, scan, 0.5, log=lambda s: None, start=["conv0", "conv9"])
+
+
+def test_a_start_within_budget_is_kept_without_a_scan(tmp_path, weighted_ops_from_text):
+    from edgepose.quantization.guard import guard_search
+
+    cost = {"attn": 5.0, "conv0": 0.1, "conv1": 0.2}
+    probe = _CostProbe(tmp_path, cost)
+
+    def scan():
+        raise AssertionError("the start graph met the budget: nothing to rank")
+
+    res = guard_search(probe, scan, 0.5, log=lambda s: None, start=["conv0", "conv1"])
+    assert res.met and res.float_groups == [] and probe.builds == [["conv0", "conv1"]]
