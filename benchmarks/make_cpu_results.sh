@@ -4,7 +4,7 @@
 #   benchmarks/make_cpu_results.sh ARTIFACTS DATA EXTRA
 #
 # ARTIFACTS holds the fp32 checkpoint (<model>.fp32.safetensors + .json) and its fp32, fp16 and
-# default int8 exports (what gets benched); EXTRA holds the `global` and `convs` int8 recipes of
+# `safe` int8 exports (what gets benched; the default int8 is `auto`, see docs/quantization.md); EXTRA holds the `global` and `convs` int8 recipes of
 # the same checkpoint (profiled only); DATA is the dataset named on the checkpoint card. Each step
 # prints the command it runs; benchmarks/README.md lists them too.
 set -euo pipefail
@@ -43,5 +43,5 @@ say python3 benchmarks/summarize.py --bench $R/cpu.json --repeat $R/cpu-repeat.j
     --loop spin-off=$R/paired_loop.json --loop spin-on=$R/paired_loop_spinning.json --loop 1-thread=$R/paired_loop_1t.json \
     --profile seed-artifacts=$R/ort_profile.json --profile current=$R/ort_profile_current.json \
     --lever "int8 recipes, opt all=$R/lever_recipes.json" --lever "int8 recipes, opt extended=$R/lever_recipes_extended.json" \
-    --fx $R/reference_fx_baseline.json --throughput $R/train_throughput.json \
+    --fx $R/reference-fx-wiflow-half.json --throughput $R/train_throughput.json \
     --reference benchmarks/reference_figures.json --out $R/summary.md

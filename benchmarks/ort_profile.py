@@ -5,11 +5,10 @@ Runs each given ONNX file with ORT's profiler at one batch size and sums kernel 
 
 Sessions are made with the runtime's settings (``edgepose.runtime.session.ort_session``): full
 graph optimisation, one inter-op thread and intra-op spinning **off**, so a profile shows what
-``edgepose`` runs. Profiles taken before this change ran with ONNX Runtime's default, spinning on:
-the committed ``results/ort_profile_plan_2t.json`` is one of them, and its int8 ``Transpose`` time
-at 2 threads is larger than what the runtime sees (idle pool threads busy-wait between the
-thousands of tiny thread-pool dispatches of the attention's int8 Transposes; see
-``docs/int8-threads.md``). ``--spinning`` reproduces such an old profile.
+``edgepose`` runs. Profiles taken with ONNX Runtime's default, spinning on (as issue 22's first
+profiles were), show a larger int8 ``Transpose`` time at 2 threads than the runtime sees (idle
+pool threads busy-wait between the thousands of tiny thread-pool dispatches of the attention's
+int8 Transposes; see ``docs/int8-threads.md``). ``--spinning`` reproduces such a profile.
 
     python benchmarks/ort_profile.py runs/default/artifacts/*.onnx --batch 64 \
         --out benchmarks/results/ort_profile.json

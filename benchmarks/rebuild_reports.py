@@ -80,34 +80,22 @@ def _matrix(sources: list[Path], out: Path) -> None:
                                    encoding="utf-8")
 
 
-def _summary_models_half(sources: list[Path], out: Path) -> None:
+def _summary_run_default(sources: list[Path], out: Path) -> None:
     from summarize import summarize
 
-    cpu, repeat, loop, reference = sources
-    summarize(cpu, out / "summary.md", repeat=repeat, loop=[("1-thread", loop)], reference=reference)
-
-
-def _qat_recovery(name: str) -> Report:
-    return Report(f"{name}.md", (f"{name}.json",), _markdown("qat_recovery"), (f"{name}.md",))
+    cpu, repeat, fx, reference = sources
+    summarize(cpu, out / "summary.md", repeat=repeat, fx=fx, reference=reference)
 
 
 #: every committed report, keyed by its path under benchmarks/results
 REPORTS: dict[str, Report] = {r.path: r for r in [
     Report("run-default", ("run-default/cpu.json",), _edgepose_report(keep_html=False), ("report.md",)),
-    Report("models-half/report", ("models-half/cpu-1t.json",), _edgepose_report(), ("report.md",)),
-    Report("models-half/summary.md", ("models-half/cpu-1t.json", "models-half/cpu-1t-repeat.json",
-                                      "models-half/paired_loop_1t.json", "../reference_figures.json"),
-           _summary_models_half, ("summary.md", "summary.json")),
+    Report("run-default/summary.md", ("run-default/cpu.json", "run-default/cpu-repeat.json",
+                                      "reference-fx-wiflow-half.json", "../reference_figures.json"),
+           _summary_run_default, ("summary.md", "summary.json")),
     Report("quant-table.md", ("quant-table.json",), _markdown("quant_table"), ("quant-table.md",)),
-    Report("quant-table-qat-distill.md", ("quant-table-qat-distill.json",), _markdown("quant_table"),
-           ("quant-table-qat-distill.md",)),
-    Report("precision-plan-amd-epyc-1t.md", ("precision-plan-amd-epyc-1t.json",), _markdown("precision_plan"),
-           ("precision-plan-amd-epyc-1t.md",)),
     Report("precision-plan-amd-epyc-2t.md", ("precision-plan-amd-epyc-2t.json",), _markdown("precision_plan"),
            ("precision-plan-amd-epyc-2t.md",)),
-    *[_qat_recovery(n) for n in ("qat-recovery-h200", "qat-recovery-h200-fidelity", "qat-recovery-global-cpu",
-                                 "qat-recovery-global-cosine-cpu", "qat-recovery-global-tiny-cpu",
-                                 "qat-recovery-tiny-safe-cosine-cpu")],
     Report("runtime-bench.md", ("runtime-bench.json",), _runtime_bench, ("runtime-bench.md",)),
     Report("quant-sensitivity-wiflow-half/sensitivity.md", ("quant-sensitivity-wiflow-half/sensitivity.json",),
            _sensitivity, ("sensitivity.md",)),

@@ -17,7 +17,7 @@ artifact cards (training metrics, QAT parity gate), so the bench JSON is the one
     python benchmarks/summarize.py --bench benchmarks/results/cpu.json \
         --repeat benchmarks/results/cpu-repeat.json --one-thread benchmarks/results/cpu-1t.json \
         --loop benchmarks/results/paired_loop.json --profile before=benchmarks/results/ort_profile.json \
-        --fx benchmarks/results/reference_fx_baseline.json --throughput benchmarks/results/train_throughput.json \
+        --fx benchmarks/results/reference-fx-wiflow-half.json --throughput benchmarks/results/train_throughput.json \
         --reference benchmarks/reference_figures.json --out benchmarks/results/summary.md
 """
 
@@ -169,10 +169,20 @@ def _speed(s: Summary, runs: list[tuple[str, dict]]) -> None:
         s.add(f"| {r['label']} | {r['backend']} | " + " | ".join(cells) + " |")
     s.add("")
     for tag, doc in runs:
-        bad = [f"{100 * x['probe_moved']:.0f} %" for x in doc.get("rounds_detail", [])]
-        s.add(f"- {tag}: {doc['rounds']} rounds, {doc['rounds_disturbed']} disturbed (probe moved {', '.join(bad)}; "
-              f"margin {100 * (doc.get('probe') or {}).get('margin', 0):.0f} %), medians over {doc['rounds_used']}; "
-              f"threads {doc.get('threads') or 'default'}, spinning {'on' if doc.get('spinning') else 'off'}.")
+        detail = doc.get("rounds_detail", [])
+        if detail and all(x.get("probe_level") is not None for x in detail):  # the adaptive bench's rule
+            level = ", ".join(f"{100 * x['probe_level']:+.0f} %" for x in detail)
+            slow = ", ".join(f"{100 * x['probe_slowest']:+.0f} %" for x in detail)
+            pr = doc.get("probe") or {}
+            probe = (f"probe vs the run's reference {level}, disturbed above "
+                     f"{100 * pr.get('tolerance_level', float('nan')):.0f} %; slowest probe reading {slow}, "
+                     f"disturbed above {100 * pr.get('tolerance_spike', float('nan')):.0f} %")
+        else:  # older results: the spread of the probe within a round against a margin
+            moved = ", ".join(f"{100 * x['probe_moved']:.0f} %" for x in detail)
+            probe = f"probe moved {moved}; margin {100 * (doc.get('probe') or {}).get('margin', 0):.0f} %"
+        s.add(f"- {tag}: {doc['rounds']} rounds, {doc['rounds_disturbed']} disturbed ({probe}), medians over "
+              f"{doc['rounds_used']}; threads {doc.get('threads') or 'default'}, "
+              f"spinning {'on' if doc.get('spinning') else 'off'}.")
     s.add("")
 
 
@@ -298,16 +308,28 @@ def _profiles(s: Summary, profiles: list[tuple[str, list]]) -> None:
     s.add("")
 
 
-def _reference(s: Summary, fx: dict | None, ref: dict | None) -> None:
+def _reference(s: Summary, fx: dict | None, ref: dict | None, bench_fingerprint: str | None = None) -> None:
     if not fx and not ref:
         return
     s.add("## Reference method (torch FX, fbgemm, global qconfig)", "")
+    if fx and "delta_pck20" not in fx.get("ptq", {}):
+        raise SystemExit("--fx: a reference_fx_baseline.py result without per-recording intervals (an older "
+                         "format); rerun benchmarks/reference_fx_baseline.py")
     if fx:
-        s.add(f"- Measured on the checkpoint in {fx['checkpoint']} when that file was made (compare its fp32 figure with the tables above): fp32 {100 * fx['fp32_pck20']:.2f}%; FX static PTQ "
-              f"({fx['ptq']['calib_batches']} calibration batches) {100 * fx['ptq']['int8_pck20']:.2f}% "
-              f"({fx['ptq']['delta_pp']:+.2f} pp); FX QAT ({fx['qat']['epochs']} epochs, lr {fx['qat']['lr']}) fake-quant "
-              f"{100 * fx['qat']['fake_quant_pck20']:.2f}%, converted int8 {100 * fx['qat']['int8_pck20']:.2f}% "
-              f"({fx['qat']['delta_pp']:+.2f} pp; fake−int8 gap {fx['qat']['fake_vs_int8_gap_pp']:+.2f} pp).")
+        def ci(d: dict) -> str:
+            return f"{d['delta_pp']:+.2f} pp [{d['low_pp']:+.2f}, {d['high_pp']:+.2f}]"
+
+        ptq, qat = fx["ptq"], fx["qat"]
+        gap = 100 * (qat["fake_quant_pck20"] - qat["int8_pck20"])
+        same = fx.get("dataset", {}).get("fingerprint") == bench_fingerprint
+        split = "this test split" if same else "ANOTHER dataset's test split (fingerprints differ)"
+        s.add(f"- The same method on {Path(fx['checkpoint']).name} and {split} ({fx['test_windows']} clean "
+              f"windows, {fx['test_recordings']} recordings; ΔPCK@20 vs the fp32 torch model, "
+              f"{100 * ptq['delta_pck20'].get('level', 0.95):.0f} % CI over "
+              f"recordings): fp32 {100 * fx['fp32_pck20']:.2f}%; FX static PTQ ({ptq['calib_batches']} calibration "
+              f"batches) {100 * ptq['int8_pck20']:.2f}% ({ci(ptq['delta_pck20'])}); FX QAT ({qat['epochs']} epochs, "
+              f"lr {qat['lr']}) fake-quant {100 * qat['fake_quant_pck20']:.2f}%, converted int8 "
+              f"{100 * qat['int8_pck20']:.2f}% ({ci(qat['delta_pck20'])}; fake−int8 gap {gap:+.2f} pp).")
     if ref:
         s.add(f"- The reference on its real data ({ref['model']}; fp32 {ref['fp32_pck20_pct']:.2f}%): PTQ "
               f"{ref['ptq_delta_pp']:+.2f} pp, QAT {ref['qat_delta_pp']:+.2f} pp, fake−int8 gap "
@@ -348,7 +370,7 @@ def summarize(bench: Path, out: Path, repeat: Path | None = None, one_thread: Pa
     profs = [(tag, _load(p)) for tag, p in profiles if _load(p)]
     if profs:
         _profiles(s, profs)
-    _reference(s, _load(fx), _load(reference))
+    _reference(s, _load(fx), _load(reference), (res.get("dataset") or {}).get("fingerprint"))
     tp = _load(throughput)
     if tp:
         s.add("## Training throughput", "",

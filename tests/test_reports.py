@@ -28,7 +28,7 @@ def test_every_report_names_existing_sources():
 @pytest.fixture
 def results_copy(tmp_path):
     """A scratch copy of the sources of three reports: a table, a summary, a full report."""
-    names = ["quant-table.md", "models-half/summary.md", "run-default"]
+    names = ["quant-table.md", "run-default/summary.md", "run-default"]
     for name in names:
         rep = rebuild_reports.REPORTS[name]
         for rel in rep.sources:

@@ -133,7 +133,35 @@ def test_count_macs_by_hand(tmp_path, fp16):
     conv = 8 * 10 * (4 * 3)    # output elements × (in channels × kernel)
     matmul = 8 * 6 * 10        # output elements × reduced dim
     assert res["by_op"] == {"Conv": conv, "MatMul": matmul}
-    assert res["per_window"] == conv + matmul
+    assert res["per_window"] == conv + matmul and res["int8_per_window"] == 0
+
+
+def test_count_macs_counts_a_conv_as_int8_only_when_input_and_weight_are_dequantized(tmp_path):
+    import onnx
+    from onnx import TensorProto, helper, numpy_helper
+
+    from edgepose.benchmarking.macs import count_macs
+
+    inits = [numpy_helper.from_array(np.zeros((8, 4, 3), np.int8), "wq"),
+             numpy_helper.from_array(np.ones(8, np.float32), "ws"),
+             numpy_helper.from_array(np.zeros((8, 4, 3), np.float32), "wf"),
+             numpy_helper.from_array(np.zeros((10, 6), np.float32), "m"),
+             numpy_helper.from_array(np.array(0.1, np.float32), "s"),
+             numpy_helper.from_array(np.array(128, np.uint8), "z")]
+    nodes = [helper.make_node("QuantizeLinear", ["x", "s", "z"], ["xq"]),
+             helper.make_node("DequantizeLinear", ["xq", "s", "z"], ["xd"]),
+             helper.make_node("DequantizeLinear", ["wq", "ws"], ["wd"], axis=0),
+             helper.make_node("Conv", ["xd", "wd"], ["c"], pads=[1, 1]),    # int8: input and weight dequantized
+             helper.make_node("Conv", ["xd", "wf"], ["c2"], pads=[1, 1]),   # fp32: a float weight (a region's edge)
+             helper.make_node("Add", ["c", "c2"], ["a"]),
+             helper.make_node("MatMul", ["a", "m"], ["y"])]                 # fp32: float operands
+    g = helper.make_graph(nodes, "q", [helper.make_tensor_value_info("x", TensorProto.FLOAT, ["batch", 4, 10])],
+                          [helper.make_tensor_value_info("y", TensorProto.FLOAT, ["batch", 8, 6])], inits)
+    path = tmp_path / "q.onnx"
+    onnx.save(helper.make_model(g, opset_imports=[helper.make_opsetid("", 17)]), path)
+    res = count_macs(path)
+    conv = 8 * 10 * (4 * 3)
+    assert res["int8_per_window"] == conv and res["per_window"] == 2 * conv + 8 * 6 * 10
 
 
 def test_count_macs_names_the_file_of_a_broken_graph(tmp_path):

@@ -14,6 +14,7 @@ from typing import Callable
 import numpy as np
 
 from edgepose.errors import EdgeposeError
+from edgepose.quantization.qdq import reads_int8
 
 Shapes = dict[str, list[int]]
 
@@ -43,6 +44,9 @@ def _gemm(node, shapes: Shapes) -> int:
     k = a[0] if trans_a else a[-1]
     return int(np.prod(shapes[node.output[0]], dtype=np.int64)) * int(k)
 
+
+#: ops whose arithmetic is integer whatever feeds them
+INTEGER_OPS = frozenset({"ConvInteger", "QLinearConv", "MatMulInteger", "QLinearMatMul"})
 
 #: op type → MACs of one node, given every tensor's shape (registry, not an if-chain).
 COUNTERS: dict[str, Callable] = {
@@ -82,8 +86,11 @@ def _shapes(model) -> Shapes:
 def count_macs(path: Path) -> dict:
     """MACs of one window through the ONNX graph at ``path``.
 
-    Returns ``{"per_window": int, "by_op": {op: MACs}, "nodes": int}``. Raises
-    :class:`EdgeposeError` naming the file when a counted node's shape cannot be inferred.
+    Returns ``{"per_window": int, "int8_per_window": int, "by_op": {op: MACs}, "nodes": int}``;
+    ``int8_per_window`` counts the MACs that run in int8: integer ops (``QLinearConv``, …) and, in
+    a QDQ graph, convolutions and matmuls whose two operands both come from a
+    ``DequantizeLinear`` (:func:`reads_int8`).
+    Raises :class:`EdgeposeError` naming the file when a counted node's shape cannot be inferred.
     """
     import onnx
 
@@ -93,7 +100,8 @@ def count_macs(path: Path) -> dict:
     except Exception as exc:  # a graph onnx cannot read or infer is a bad artifact, not a crash
         raise EdgeposeError(f"cannot infer shapes to count MACs ({type(exc).__name__}: {exc})", path) from None
     by_op: dict[str, int] = {}
-    nodes = 0
+    nodes = int8 = 0
+    dequantized = {n.output[0] for n in model.graph.node if n.op_type == "DequantizeLinear"}
     for node in model.graph.node:
         counter = COUNTERS.get(node.op_type)
         if counter is None:
@@ -105,4 +113,6 @@ def count_macs(path: Path) -> dict:
                                 f"{node.name!r}", path) from None
         by_op[node.op_type] = by_op.get(node.op_type, 0) + macs
         nodes += 1
-    return {"per_window": int(sum(by_op.values())), "by_op": by_op, "nodes": nodes}
+        if node.op_type in INTEGER_OPS or reads_int8(node, dequantized):
+            int8 += macs
+    return {"per_window": int(sum(by_op.values())), "int8_per_window": int(int8), "by_op": by_op, "nodes": nodes}

@@ -72,7 +72,9 @@ def _by_groups(ctx: ExportContext, recipe) -> Path:
     """int8 PTQ of a group recipe: exactly the groups it names, or (guarded) those the guard keeps of them."""
     req = ctx.req
     calib = ctx.calibration()
-    probe = ctx.probe(calib=calib, threads=req.threads or 2)
+    # a guarded recipe scores on the same validation windows as the default's guard (auto)
+    probe = ctx.probe(val_windows=req.guard_val_windows if recipe.guarded else None, calib=calib,
+                      threads=req.threads or 2)
     groups = recipe.int8_groups(probe.groups)
     guard = None
     if recipe.guarded:

@@ -27,6 +27,7 @@ from pathlib import Path
 
 import onnx
 
+from edgepose.errors import EdgeposeError
 from edgepose.exporting.card import write_card
 from edgepose.exporting.context import ExportContext
 from edgepose.exporting.tensorrt import check_tensorrt_qdq
@@ -74,7 +75,24 @@ def export_verified(ctx: ExportContext, recipe: Recipe) -> Path:
         path = ctx.work / f"{ctx.name}.int8-ptq-{req.calib}-{name}-{probe.target.name}.onnx"
         guard = None
         if cand.guarded:
-            guard, _ = guard_groups(probe, cand.int8_groups(probe.groups), ACCURACY_GATE_PP, log)
+            try:
+                guard, scanned = guard_groups(probe, cand.int8_groups(probe.groups), ACCURACY_GATE_PP, log)
+            except EdgeposeError as exc:  # e.g. no int8 convolution or matmul in the recipe's groups
+                attempts.append({"recipe": name, "shipped": False, "why": f"not buildable here: {exc}"})
+                log(f"int8 auto: {name}: no ({exc})")
+                continue
+            start = guard.steps[0]  # the recipe's own groups, before anything was restored
+            rec = {"recipe": name, "guard": {"met": guard.met, "strategy": guard.strategy,
+                                              "graphs_scored": len(guard.steps), "groups_scanned": len(scanned),
+                                              "start_validation_delta_pck20_pp": start.delta_pck20_pp}}
+            if not guard.met:  # nothing within the gate: rejected without building the closest graph
+                rec.update(shipped=False, validation={"delta_pck20_pp": guard.choice.delta_pck20_pp,
+                                                      "delta_mpjpe": guard.choice.delta_mpjpe},
+                           why=f"no graph of its groups is within the gate on validation ({guard.notes[0]})")
+                attempts.append(rec)
+                log(f"int8 auto: {name}: no ({rec['why']})")
+                continue
+            rec["guard"]["restored"] = guard.float_groups
             groups = guard.int8_groups
         elif cand.int8_groups is not None:
             groups = cand.int8_groups(probe.groups)
@@ -86,12 +104,12 @@ def export_verified(ctx: ExportContext, recipe: Recipe) -> Path:
             params = quantize_ptq(fp32, path, calib, cand, probe.target, req.calib)
         # the guard has scored exactly this graph on the same windows
         dp, dm = (guard.choice.delta_pck20_pp, guard.choice.delta_mpjpe) if guard else probe.delta(probe.score(path))
-        rec = {"recipe": name, "validation": {"delta_pck20_pp": dp, "delta_mpjpe": dm}}
-        if guard is not None:
-            rec["guard"] = {"restored": guard.float_groups, "graphs_scored": len(guard.steps), "met": guard.met,
-                            "strategy": guard.strategy}
+        if guard is None:
+            rec = {"recipe": name}
+        else:
             params["guard_restored"] = guard.float_groups
-        if dp < -ACCURACY_GATE_PP:
+        rec["validation"] = {"delta_pck20_pp": dp, "delta_mpjpe": dm}
+        if not dp >= -ACCURACY_GATE_PP:  # NaN is outside too
             rec["shipped"], rec["why"] = False, f"validation ΔPCK@20 {dp:+.2f} pp is outside the gate"
         else:
             rec["speed"] = time_against_fp32(path, fp32, probe.x, req.batches, req.threads)

@@ -1,12 +1,14 @@
 """The accuracy guard: the most int8 graph whose validation ΔPCK@20 stays within a budget.
 
-Start from every group int8 that the target runs in int8; while validation ΔPCK@20 < −budget,
+Start from every group int8 that the target runs in int8 (``--max-drop``), or from a recipe's
+groups (``start``: the ``guarded`` recipe starts from ``attention-float``'s); while validation ΔPCK@20 < −budget,
 put the next most sensitive group (from the per-group scan) back to float and re-measure the
 whole graph; stop at the first graph within budget. Validation chooses; the test split is only
 scored afterwards, for the card. A configuration must still run at least one convolution or
 matmul in int8 (a graph where only pooling or reshapes are "int8" is fp32 in disguise): when
-no such configuration meets the budget, nothing qualifies, and the caller either fails or
-(best effort) ships the closest graph seen.
+no such configuration meets the budget, nothing qualifies, and the caller decides: ``--max-drop``
+fails or (best effort) ships the closest graph seen; the default int8 recipe moves on to its next
+candidate.
 
 Two criteria (:data:`CRITERIA`): ``point`` compares the validation ΔPCK@20 itself with the
 budget; ``lower`` compares the lower end of its 95 % paired bootstrap interval over validation
@@ -28,7 +30,7 @@ from typing import Callable
 
 from edgepose.quantization.probe import QuantProbe
 from edgepose.errors import EdgeposeError
-from edgepose.quantization.sensitivity import GroupRecord
+from edgepose.quantization.sensitivity import GroupRecord, measure_groups
 
 #: How a configuration is judged against the budget.
 CRITERIA = ("point", "lower")
@@ -158,7 +160,8 @@ def guard_search(probe: QuantProbe, records: list[GroupRecord] | Callable[[], li
 
     first = measure(0)
     if first is None:
-        raise EdgeposeError("no group of this graph runs a convolution or matmul in int8 for this target")
+        raise EdgeposeError(f"no group {'of this graph' if start is None else 'the search starts from'} runs a "
+                            "convolution or matmul in int8 for this target")
     if passes(first):
         return result(0)
     last = len(groups) - 1  # at least one group stays int8
@@ -198,8 +201,6 @@ def guard_groups(probe: QuantProbe, start: list[str], max_drop: float, log: Call
     Returns the search's result and the per-group records it ranked by (empty when the start
     graph was already within budget and no scan ran).
     """
-    from edgepose.quantization.sensitivity import measure_groups
-
     records: list[GroupRecord] = []
 
     def scan() -> list[GroupRecord]:
@@ -210,12 +211,14 @@ def guard_groups(probe: QuantProbe, start: list[str], max_drop: float, log: Call
 
 
 def int8_weighted_ops(path) -> int:
-    """How many Conv/MatMul/Gemm nodes of a QDQ graph read a dequantized (int8) input."""
+    """How many Conv/MatMul/Gemm nodes of a QDQ graph run in int8 (both operands dequantized)."""
     import onnx
+
+    from edgepose.quantization.qdq import reads_int8
 
     proto = onnx.load(str(path))
     dq = {n.output[0] for n in proto.graph.node if n.op_type == "DequantizeLinear"}
-    return sum(1 for n in proto.graph.node if n.op_type in ("Conv", "MatMul", "Gemm") and n.input[0] in dq)
+    return sum(1 for n in proto.graph.node if n.op_type in ("Conv", "MatMul", "Gemm") and reads_int8(n, dq))
 
 
 __all__ = ["CRITERIA", "STRATEGIES", "GuardResult", "GuardStep", "guard_groups", "guard_search", "int8_weighted_ops"]

@@ -73,19 +73,6 @@ class QuantProbe:
         ranges = compute_ranges(fp32_path, calib_windows, calibrator, symmetric=target.symmetric_activations)
         return cls(fp32_path, groups, target, calibrator, ranges, x, y, torso, work, **kw)
 
-    def fingerprint(self) -> str:
-        """A hash of everything a group's scan result depends on: the fp32 graph, the target and
-        calibrator, the activation ranges and the scoring windows and labels."""
-        import hashlib
-        import json
-
-        h = hashlib.sha256(Path(self.fp32_path).read_bytes())
-        h.update(json.dumps([repr(self.target), self.calibrator, sorted((k, list(v)) for k, v in self.ranges.items())],
-                            default=str).encode())
-        h.update(np.ascontiguousarray(self.x).tobytes())
-        h.update(np.ascontiguousarray(self.y).tobytes())
-        return h.hexdigest()
-
     @property
     def group_names(self) -> list[str]:
         return [g.name for g in self.groups]

@@ -125,3 +125,11 @@ def read_activation_qparams(qdq: onnx.ModelProto) -> dict[str, tuple[float, int]
             zp = int(np.asarray(inits[node.input[2]]).reshape(-1)[0]) if len(node.input) > 2 else 0
             out[node.input[0]] = (scale, zp)
     return out
+
+
+def reads_int8(node: onnx.NodeProto, dequantized: set[str]) -> bool:
+    """Whether a QDQ ``Conv``/``MatMul``/``Gemm`` runs in int8 on ONNX Runtime: its QDQ fusion makes
+    an integer kernel only when both the data input and the weight (or second operand) are
+    dequantized; a float-weight conv that reads a dequantized tensor at the edge of an int8
+    region runs in fp32. ``dequantized``: the output names of the graph's DequantizeLinear nodes."""
+    return len(node.input) >= 2 and node.input[0] in dequantized and node.input[1] in dequantized

@@ -8,19 +8,11 @@ validation windows against the fp32 graph. The accuracy guard ranks groups by th
 
 from __future__ import annotations
 
-import json
 import math
 from dataclasses import dataclass, field
-from pathlib import Path
 from typing import Callable, Iterable
 
-from edgepose.io import write_json
 from edgepose.quantization.probe import QuantProbe
-
-#: per-group results of the last scan in a probe's work folder, keyed by :meth:`QuantProbe.fingerprint`:
-#: exports into the same folder (the default int8's guard and the latency plan of ``edgepose run``)
-#: scan each group once
-SCAN_CACHE = "scan-cache.json"
 
 
 @dataclass
@@ -54,30 +46,12 @@ def measure_groups(probe: QuantProbe, log: Callable[[str], None] = print, sqnr: 
     wanted = None if names is None else set(names)
     groups = [g for g in probe.groups if wanted is None or g.name in wanted]
     n = len(groups)
-    cache_path = Path(probe.work) / SCAN_CACHE
-    key = probe.fingerprint()
-    cached = _read_cache(cache_path, key)
     for i, g in enumerate(groups, 1):
-        hit = cached.get(g.name)
-        if hit is not None and (not sqnr or math.isfinite(hit["sqnr_db"])):
-            dp, dm, s = hit["delta_pck20_pp"], hit["delta_mpjpe"], hit["sqnr_db"]
-        else:
-            path = probe.build([g.name])
-            dp, dm = probe.delta(probe.score(path))
-            s = probe.sqnr_db(path, g) if sqnr else float("nan")
-            path.unlink(missing_ok=True)
-            cached[g.name] = {"delta_pck20_pp": dp, "delta_mpjpe": dm, "sqnr_db": s}
+        path = probe.build([g.name])
+        dp, dm = probe.delta(probe.score(path))
+        s = probe.sqnr_db(path, g) if sqnr else float("nan")
+        path.unlink(missing_ok=True)
         records.append(GroupRecord(g.name, g.kind, list(dict.fromkeys(g.ops)), dp, dm, s))
         log(f"  [{i:>3}/{n}] {g.name:<28s} ΔPCK@20 {dp:+6.2f} pp  ΔMPJPE {dm:+.5f}"
-            + (f"  SQNR {s:6.1f} dB" if sqnr else "") + ("  (scanned before)" if hit is not None else ""))
-    write_json(cache_path, {"fingerprint": key, "groups": cached})
+            + (f"  SQNR {s:6.1f} dB" if sqnr else ""))
     return records
-
-
-def _read_cache(path: Path, key: str) -> dict[str, dict]:
-    """The cached per-group results of a probe with this fingerprint (empty when none or another's)."""
-    try:
-        doc = json.loads(path.read_text())
-    except (OSError, ValueError):
-        return {}
-    return dict(doc.get("groups", {})) if doc.get("fingerprint") == key else {}

@@ -81,36 +81,3 @@ def test_analyze_cli_help_and_bad_input(tmp_path):
     assert res.exit_code == 0 and "Examples:" in res.output and "--val-windows" in res.output
     res = runner.invoke(cli, ["analyze", str(tmp_path / "missing.safetensors")])
     assert res.exit_code == 2
-
-
-def test_a_second_scan_of_the_same_probe_reuses_the_first_and_another_probe_does_not(tmp_path, teacher, monkeypatch):
-    from edgepose.exporting import ExportRequest
-    from edgepose.exporting.context import load_context
-    from edgepose.quantization.sensitivity import SCAN_CACHE, measure_groups
-
-    ckpt, data = teacher
-    ctx = load_context(ExportRequest(checkpoint=ckpt, out=tmp_path, data=data, precision="int8", calib_count=24,
-                                     log=lambda s: None), tmp_path)
-    probe = ctx.probe(threads=1)
-    names = probe.group_names[:3]
-    quiet = lambda s: None  # noqa: E731
-    first = measure_groups(probe, quiet, sqnr=False, names=names)
-    built: list[list[str]] = []
-    real = probe.build
-    monkeypatch.setattr(probe, "build", lambda g, path=None: built.append(list(g)) or real(g, path))
-    again = measure_groups(probe, quiet, sqnr=False)
-    key = lambda r: (r.name, r.delta_pck20_pp, r.delta_mpjpe)  # noqa: E731
-    assert [key(r) for r in again if r.name in names] == [key(r) for r in first]
-    assert len(built) == len(probe.group_names) - 3 and not any(set(b) & set(names) for b in built)
-    doc = json.loads((probe.work / SCAN_CACHE).read_text())
-    assert doc["fingerprint"] == probe.fingerprint() and set(doc["groups"]) == set(probe.group_names)
-    built.clear()
-    measure_groups(probe, quiet, sqnr=True, names=names[:1])  # cached without SQNR: measured again
-    assert built == [names[:1]]
-    other = ctx.probe(val_windows=5, threads=1)  # other scoring windows: nothing of the first applies
-    assert other.fingerprint() != probe.fingerprint()
-    counted: list[list[str]] = []
-    real_other = other.build
-    monkeypatch.setattr(other, "build", lambda g, path=None: counted.append(list(g)) or real_other(g, path))
-    measure_groups(other, quiet, sqnr=False, names=names)
-    assert len(counted) == 3

