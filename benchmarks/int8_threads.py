@@ -109,6 +109,7 @@ def build_graphs(checkpoint: str, work: Path, log=print) -> tuple[dict[str, Path
 
     paths = {"fp32": exported("fp32", precision="fp32"), "safe": exported("safe", precision="int8", recipe="safe"),
              "global": exported("global", precision="int8", recipe="global")}
+    (work / "probe").mkdir(parents=True, exist_ok=True)  # the context writes its fp32 graph there
     ctx = load_context(ExportRequest(checkpoint=checkpoint, out=work / "probe", precision="int8", log=log),
                        work / "probe")
     probe = ctx.probe(threads=2)

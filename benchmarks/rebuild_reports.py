@@ -93,6 +93,13 @@ REPORTS: dict[str, Report] = {r.path: r for r in [
     Report("run-default/summary.md", ("run-default/cpu.json", "run-default/cpu-repeat.json",
                                       "reference-fx-wiflow-half.json", "../reference_figures.json"),
            _summary_run_default, ("summary.md", "summary.json")),
+    # the same command on a second box (Intel Xeon with AVX-512 VNNI and AMX-INT8), fresh clone and cache
+    Report("run-default-intel-xeon-amx", ("run-default-intel-xeon-amx/cpu.json",), _edgepose_report(keep_html=False),
+           ("report.md",)),
+    Report("run-default-intel-xeon-amx/summary.md",
+           ("run-default-intel-xeon-amx/cpu.json", "run-default-intel-xeon-amx/cpu-repeat.json",
+            "reference-fx-wiflow-half.json", "../reference_figures.json"), _summary_run_default,
+           ("summary.md", "summary.json")),
     Report("quant-table.md", ("quant-table.json",), _markdown("quant_table"), ("quant-table.md",)),
     Report("precision-plan-amd-epyc-2t.md", ("precision-plan-amd-epyc-2t.json",), _markdown("precision_plan"),
            ("precision-plan-amd-epyc-2t.md",)),

@@ -202,6 +202,27 @@ def _agreement(s: Summary, tag: str, a: dict, b: dict) -> None:
             "≤ 10 %", worst <= 0.10)
 
 
+def _verdict_names(doc: dict) -> dict[str, str]:
+    """Per batch size (and target): the artifact the report ships, or the undecided pair."""
+    from edgepose.reporting.verdict import verdict_choices
+
+    out = {}
+    for c in verdict_choices(doc):
+        key = f"b{c.batch}" + (f" {c.target}" if c.target else "")
+        out[key] = ("undecided between " + " and ".join(sorted(r["label"] for r, _ in c.pair))
+                    if c.outcome == "undecided" else c.row["label"])
+    return out
+
+
+def _same_verdict(s: Summary, tag: str, a: dict, b: dict) -> None:
+    """Issue 22: two runs back to back name the same artifact per batch size (or the same undecided pair)."""
+    na, nb = _verdict_names(a), _verdict_names(b)
+    keys = sorted(set(na) | set(nb), key=lambda k: (len(k), k))
+    s.check(f"two back-to-back runs ({tag}): the verdict per batch size",
+            "; ".join(f"{k} {na.get(k, 'none')} / {nb.get(k, 'none')}" for k in keys),
+            "the same artifact (or the same undecided pair)", bool(keys) and na == nb)
+
+
 def _int8_goals(s: Summary, tag: str, doc: dict) -> None:
     """The issue's speed goals for the default int8 export, by the paired medians."""
     d8 = default_int8(doc["rows"])
@@ -358,6 +379,7 @@ def summarize(bench: Path, out: Path, repeat: Path | None = None, one_thread: Pa
         a, b = runs[i], runs[i + 1]
         if a[0].endswith("run 1") and b[0].endswith("run 2") and a[1].get("threads") == b[1].get("threads"):
             _agreement(s, a[0].split(",")[0], a[1], b[1])
+            _same_verdict(s, a[0].split(",")[0], a[1], b[1])
     for tag, doc in runs:
         _int8_goals(s, tag, doc)
     _limit(s, runs)

@@ -82,6 +82,8 @@ PRECISIONS = {p.name: p for p in [
       for c in ("minmax", "entropy", "percentile")],
     *[Precision(f"qat-{t}", "int8", "qat", "percentile", t) for t in ("ort-cpu", "tensorrt")],
     Precision("qat-global-ort-cpu", "int8", "qat", "percentile", "ort-cpu", "global"),
+    # the default int8 export (--recipe auto): verified on validation and timed against fp32 here
+    Precision("ptq-auto-ort-cpu", "int8", "ptq", "percentile", "ort-cpu", "auto"),
 ]}
 
 

@@ -31,13 +31,13 @@ def test_every_model_exports_int8(tmp_path, model):
 
 def test_mmfi_shape_17_joints_with_one_clean_training_window(tmp_path):
     _assert_all_pass(run_group("wiflow-tiny", "mmfi", "one-clean-train", ["fp32", "ptq-percentile-ort-cpu",
-                                                                          "qat-global-ort-cpu"],
+                                                                          "qat-global-ort-cpu", "ptq-auto-ort-cpu"],
                                tmp_path))
 
 
 def test_custom_shape_with_counts_that_divide_nothing(tmp_path):
-    _assert_all_pass(run_group("wiflow-tiny", "custom", "odd-counts", ["ptq-entropy-tensorrt"], tmp_path,
-                               bench=False))
+    _assert_all_pass(run_group("wiflow-tiny", "custom", "odd-counts", ["ptq-entropy-tensorrt", "ptq-auto-ort-cpu"],
+                               tmp_path, bench=False))
 
 
 @pytest.mark.parametrize("size,precision", [("one-train-file", "qat-tensorrt"),

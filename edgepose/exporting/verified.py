@@ -11,8 +11,9 @@ A static recipe is a guess about kernels: on one CPU the ``safe`` graph is 1.4×
    as the guard and the plan use it; test only reports);
 2. time it against the fp32 graph, paired (calls alternated, same process), at every requested
    batch size and thread count; it is shipped when it is **not slower than fp32 at any batch**;
-3. when no candidate passes both, the artifact is the fp32 graph, labelled fp32 — honestly
-   fp32-equivalent rather than a slower int8.
+3. when no candidate passes both — or the split has no clean validation windows to check the
+   gate on — the artifact is the fp32 graph, labelled fp32 — honestly fp32-equivalent rather than
+   a slower or unchecked int8.
 
 Each attempt (its int8 groups, validation delta, timings and why it was or was not shipped) and
 the machine it was timed on go into the card's ``verified`` record. The search of
@@ -35,6 +36,7 @@ from edgepose.metrics import ACCURACY_GATE_PP
 from edgepose.quantization.guard import guard_groups
 from edgepose.quantization.ptq import quantize_ptq, scheme_params
 from edgepose.quantization.recipes import Recipe, get_recipe
+from edgepose.quantization.targets import get_target
 
 #: seconds of paired timing per batch size and candidate (both graphs together)
 VERIFY_SECONDS = 3.0
@@ -63,6 +65,17 @@ def export_verified(ctx: ExportContext, recipe: Recipe) -> Path:
     log = req.log
     t0 = time.perf_counter()
     calib = ctx.calibration()
+    if not len(ctx.dataset.indices("val", clean=True, spec=ctx.spec)):
+        # nothing to check the accuracy gate on: the default must not ship an unchecked int8 graph,
+        # and must not fail either (a tiny split is a supported input) — fp32, labelled and explained
+        why = (f"{ctx.dataset.path}: the split has no clean validation windows to check int8 accuracy on; "
+               "--recipe safe exports int8 without that check")
+        log(f"int8 auto: {why} — the artifact is the fp32 graph")
+        target = get_target(req.target, req.weight_bits).name
+        verified = {"candidates": list(recipe.candidates), "gate_pp": ACCURACY_GATE_PP, "batches": list(req.batches),
+                    "threads": req.threads, "machine": cpu_summary(), "validation_windows": 0, "attempts": [],
+                    "why": why}
+        return _ship_fp32(ctx, target, calib, verified, t0)
     probe = ctx.probe(val_windows=req.guard_val_windows, calib=calib, threads=req.threads or 2)
     fp32 = Path(ctx.fp32_onnx())
     log(f"int8 auto: {len(probe.groups)} groups, {len(probe.x)} clean validation windows (fp32 PCK@20 "
@@ -132,23 +145,33 @@ def export_verified(ctx: ExportContext, recipe: Recipe) -> Path:
     if chosen is None:
         log("int8 auto: no candidate was within the gate and not slower than fp32 here — the artifact is the "
             "fp32 graph")
-        out = ctx.work / f"{ctx.name}.fp32-auto-{probe.target.name}.onnx"
-        shutil.copyfile(fp32, out)
-        card = {**ctx.base_card("fp32"), "method": "export", "target": probe.target.name,
-                "recipe": {"recipe": "auto", "chosen": "fp32"}, "calibration": calib.describe()}
-    else:
-        name, out, params = chosen
-        card = {**ctx.base_card("int8"), "method": "ptq", "target": probe.target.name,
-                "recipe": {**params, "recipe": "auto", "chosen": name}, "calibration": calib.describe()}
-        if probe.target.name == "tensorrt":
-            card["tensorrt_qdq_problems"] = check_tensorrt_qdq(onnx.load(str(out)))
+        return _ship_fp32(ctx, probe.target.name, calib, verified, t0)
+    name, out, params = chosen
+    card = {**ctx.base_card("int8"), "method": "ptq", "target": probe.target.name,
+            "recipe": {**params, "recipe": "auto", "chosen": name}, "calibration": calib.describe()}
+    if probe.target.name == "tensorrt":
+        card["tensorrt_qdq_problems"] = check_tensorrt_qdq(onnx.load(str(out)))
+    return _finish(ctx, out, card, verified, t0)
+
+
+def _ship_fp32(ctx: ExportContext, target: str, calib, verified: dict, t0: float) -> Path:
+    """auto's honest fallback: the fp32 graph, labelled fp32, with why in its card."""
+    out = ctx.work / f"{ctx.name}.fp32-auto-{target}.onnx"
+    shutil.copyfile(ctx.fp32_onnx(), out)
+    card = {**ctx.base_card("fp32"), "method": "export", "target": target,
+            "recipe": {"recipe": "auto", "chosen": "fp32"}, "calibration": calib.describe()}
+    return _finish(ctx, out, card, verified, t0)
+
+
+def _finish(ctx: ExportContext, out: Path, card: dict, verified: dict, t0: float) -> Path:
+    """Score the shipped graph on test and against torch, write its card, return it."""
     verified["seconds"] = time.perf_counter() - t0
     card["verified"] = verified
-    card["test"] = ctx.test_delta(out, req.threads or 2)
+    card["test"] = ctx.test_delta(out, ctx.req.threads or 2)
     card["parity"] = {"vs_fp32_torch": ctx.parity_vs_torch(out)}
     write_card(out, card)
-    log(f"int8 auto: shipped {card['recipe']['chosen']}; test ΔPCK@20 {card['test']['delta_pck20_pp']:+.2f} pp; "
-        f"{verified['seconds']:.0f} s")
+    ctx.req.log(f"int8 auto: shipped {card['recipe']['chosen']}; test ΔPCK@20 "
+                f"{card['test']['delta_pck20_pp']:+.2f} pp; {verified['seconds']:.0f} s")
     return out
 
 

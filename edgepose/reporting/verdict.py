@@ -33,8 +33,8 @@ MAX_DROP_PP = ACCURACY_GATE_PP
 #: Relative band given to a single p50 when a results file has no paired rounds (schema 1).
 UNPAIRED_BAND = 0.05
 
-__all__ = ["MAX_DROP_PP", "MIN_ROUNDS", "Accuracy", "Choice", "accuracy_of", "choose", "pck20", "sentence",
-           "speed_of", "targets_of", "verdict_choices"]
+__all__ = ["MAX_DROP_PP", "MIN_ROUNDS", "Accuracy", "Choice", "accuracy_of", "choose", "pck20",
+           "recordings_to_show", "sentence", "speed_of", "targets_of", "verdict_choices"]
 
 
 def pck20(row: dict, which: str = "clean") -> float | None:
@@ -110,6 +110,7 @@ class Choice:
     size_peers: list[dict] = field(default_factory=list)  # tied rows as accurate as the choice (size decided)
     pair: list[tuple[dict, dict]] = field(default_factory=list)  # not a win: (row, speed) of leader and runner-up
     bench: dict | None = None                         # how the bench run stopped (rounds, disturbed, reason)
+    gate_pp: float = MAX_DROP_PP                      # the accuracy gate the choice was made under
 
     @property
     def outcome(self) -> str:
@@ -144,6 +145,7 @@ def choose(rows: list[dict], batch: str, max_drop_pp: float = MAX_DROP_PP, targe
         rounds = min((undisturbed(c[1]) for c in cands if not c[1].get("unpaired")), default=None)
         if rounds is not None and rounds < MIN_ROUNDS:
             choice.few_rounds = rounds
+    choice.gate_pp = max_drop_pp
     for r, sp, _ in gated:
         if clearly_faster(sp, choice.speed):
             choice.gated_out.append((r, sp))
@@ -208,6 +210,33 @@ def _undecided_text(c: Choice) -> str:
     return f"{head}{decide}; {pick}"
 
 
+def recordings_to_show(ci: dict, gate_pp: float = MAX_DROP_PP) -> float | None:
+    """How many times the test recordings an interval would need for its lower end to clear the gate.
+
+    Only for a point estimate inside the gate (``delta_pp > −gate_pp``) whose interval reaches
+    below it: the half-width must shrink to ``delta_pp + gate_pp``, and it shrinks with the square
+    root of the number of recordings resampled, so the factor is ``(half-width / room)²`` — if
+    the point estimate held on more data. None when the point estimate itself is outside the gate
+    (more data would only confirm the loss) or the interval already clears it.
+    """
+    d, lo, hi = ci["delta_pp"], ci["low_pp"], ci["high_pp"]
+    room, half = d + gate_pp, (hi - lo) / 2
+    if not (room > 0 and half > 0 and lo < -gate_pp):
+        return None
+    return (half / room) ** 2
+
+
+def _too_wide_text(ci: dict, gate_pp: float) -> str:
+    k = recordings_to_show(ci, gate_pp)
+    if k is None:
+        return ""
+    n = ci.get("recordings")
+    of = f"the {n} test recordings" if n else "the test recordings"
+    return (f"; its point estimate {ci['delta_pp']:+.2f} pp is inside the gate but the interval (±"
+            f"{(ci['high_pp'] - ci['low_pp']) / 2:.2f} pp) is too wide to show it: about {k:.1f}× {of} would, "
+            "if the estimate held")
+
+
 def sentence(c: Choice, machine: str) -> str:
     """The verdict as one sentence naming the artifact and the evidence."""
     r = c.row
@@ -228,7 +257,8 @@ def sentence(c: Choice, machine: str) -> str:
     gated = ""
     if c.gated_out:
         gated += "; faster but outside the accuracy gate: " + ", ".join(
-            f"{_name(g)} ({sp['median']:.2f}×" + (f", ΔPCK@20 CI low {g['delta_pck20_ci']['low_pp']:+.2f} pp)"
+            f"{_name(g)} ({sp['median']:.2f}×" + (f", ΔPCK@20 CI low {g['delta_pck20_ci']['low_pp']:+.2f} pp"
+                                                  f"{_too_wide_text(g['delta_pck20_ci'], c.gate_pp)})"
                                                   if g.get("delta_pck20_ci") else ")")
             for g, sp in c.gated_out)
     if c.gated_unsure:

@@ -130,6 +130,27 @@ def test_auto_ships_the_fp32_graph_when_nothing_pays_and_says_so(tmp_path, teach
     assert art.label == "fp32 auto:fp32"
 
 
+def test_auto_on_a_split_without_validation_ships_fp32_and_says_why(tmp_path, monkeypatch):
+    """Two files split 1 / 0 / 1: nothing to check the gate on. The default export neither fails nor
+    ships an unchecked int8 graph; ``--recipe safe`` still exports int8 (the conformance matrix's
+    ``one-train-file`` size once failed here with 'no clean validation windows')."""
+    from edgepose.conformance import DataSize, Shape, make_checkpoint, write_dataset
+
+    data = write_dataset(tmp_path / "data", Shape("odd", "wiflow", 37, 20, 15), DataSize("two", files=2, windows_per_file=9))
+    ckpt = make_checkpoint("wiflow-tiny", data, tmp_path / "ckpt")
+    calls = _fake_speed(monkeypatch, [2.0, 2.0])
+    path, card = _export(ckpt, data, tmp_path / "auto")
+    assert calls == []  # nothing was built or timed
+    assert card["precision"] == "fp32" and card["recipe"] == {"recipe": "auto", "chosen": "fp32"}
+    assert ".fp32-auto-" in path.name and _int8_ops(path)[0] == set()
+    v = card["verified"]
+    assert v["validation_windows"] == 0 and v["attempts"] == []
+    assert "no clean validation windows" in v["why"] and str(data) in v["why"] and "--recipe safe" in v["why"]
+    assert card["test"]["windows"] == 9 and card["test"]["delta_pck20_pp"] == 0.0
+    safe, safe_card = _export(ckpt, data, tmp_path / "safe", recipe="safe")
+    assert safe_card["precision"] == "int8" and _int8_ops(safe)[0]
+
+
 def _guard_that_misses(module, monkeypatch, delta: float = -3.0):
     """Replace ``module.guard_groups`` by one whose closest graph (its start) is ``delta`` pp on validation."""
     from edgepose.quantization.guard import GuardResult, GuardStep

@@ -250,7 +250,11 @@ def test_bench_json_has_what_summarize_reads(results, tmp_path):
     agree = {c["target"]: c for c in s.checks if c["target"].startswith("two back-to-back runs")}
     two = agree.pop("two back-to-back runs (2 threads): worst int8/fp16 ratio difference")
     one = agree.pop("two back-to-back runs (1 thread): worst int8/fp16 ratio difference")
-    assert agree == {}  # one check per pair of runs at the same thread count, none across thread counts
+    for tag, (a, b) in {"2 threads": ("run.json", "run-repeat.json"), "1 thread": ("run-1t.json", "run-1t-repeat.json")}.items():
+        same = agree.pop(f"two back-to-back runs ({tag}): the verdict per batch size")
+        va, vb = mod._verdict_names(docs[a]), mod._verdict_names(docs[b])
+        assert set(va) == {"b1", "b4"} and same["met"] is (va == vb)
+    assert agree == {}  # per pair of runs at the same thread count, none across thread counts
     label = int8["label"]
     assert two["measured"] == f"9.0 % ({label} b1: {ra['1']:.3f} vs {1.09 * ra['1']:.3f})" and two["met"] is True
     assert one["measured"] == f"11.0 % ({label} b4: {ra['4']:.3f} vs {1.11 * ra['4']:.3f})" and one["met"] is False
@@ -274,6 +278,32 @@ def test_missing_card_dataset_says_which_data_to_pass(folder, tmp_path):
     (moved / "wiflow-tiny.fp32.json").write_text(json.dumps(card))
     with pytest.raises(EdgeposeError, match=r"fingerprint " + card["dataset"]["fingerprint"][:16] + r".*pass --data DIR"):
         bench(moved, "cpu", (1,), 1, FAST, log=lambda s: None, isolate=False, rounds=1)
+
+
+def test_summarize_says_whether_two_runs_name_the_same_artifact():
+    """Issue 22's target: back-to-back runs ship the same artifact per batch (or the same undecided pair)."""
+    from tests.reporting.test_verdict import FP32, _row
+
+    mod = _summarize_module()
+
+    def doc(*rows):
+        return {"batches": [1], "rows": [FP32, *rows]}
+
+    fast = _row("int8", "int8", [1.3, 1.31, 1.29, 1.3, 1.32], (-0.1, -0.3, 0.1), 1.0)
+    level = _row("int8", "int8", [0.97, 1.02, 1.0, 0.99, 1.03], (-0.1, -0.3, 0.1), 1.0)
+    two_rounds = _row("int8", "int8", [1.3, 1.31], (-0.1, -0.3, 0.1), 1.0)
+    assert mod._verdict_names(doc(fast)) == {"b1": "int8"}
+    assert mod._verdict_names(doc(level)) == {"b1": "fp32"}  # a tie shipped by accuracy: fp32's lower end is higher
+    fewer = {**FP32, "speed_vs_fp32_onnx": {"1": {**FP32["speed_vs_fp32_onnx"]["1"], "n": 2, "undisturbed_rounds": 2}}}
+    pair = mod._verdict_names({"batches": [1], "rows": [fewer, two_rounds]})
+    assert pair == {"b1": "undecided between fp32 and int8"}
+    s = mod.Summary()
+    mod._same_verdict(s, "2 threads", doc(fast), doc(level))
+    mod._same_verdict(s, "2 threads", doc(fast), doc(fast))
+    mod._same_verdict(s, "2 threads", {"batches": [1], "rows": [fewer, two_rounds]},
+                      {"batches": [1], "rows": [fewer, two_rounds]})
+    assert [c["met"] for c in s.checks] == [False, True, True]
+    assert s.checks[0]["measured"] == "b1 int8 / fp32"
 
 
 def test_summarize_finds_autos_fp32_fallback_as_the_default_int8_row():

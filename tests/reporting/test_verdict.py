@@ -6,7 +6,7 @@ from __future__ import annotations
 from edgepose.benchmarking.machine import describe_machine
 from edgepose.benchmarking.paired import spread
 from edgepose.reporting.build import verdicts
-from edgepose.reporting.verdict import accuracy_of, choose, sentence, verdict_choices
+from edgepose.reporting.verdict import accuracy_of, choose, recordings_to_show, sentence, verdict_choices
 
 
 def _row(label, precision, ratios, ci, mb, kind="onnx", target=None, backend="ort-cpu"):
@@ -103,6 +103,28 @@ def test_verdict_names_a_faster_artifact_that_failed_the_gate():
     assert c.row is FP32 and [g["label"] for g, _ in c.gated_out] == ["int8"]
     text = sentence(c, "box")
     assert "outside the accuracy gate: int8" in text and "CI low -2.70 pp" in text
+
+
+def test_a_gated_out_artifact_whose_point_estimate_is_inside_says_how_many_recordings_would_show_it():
+    """The run-default case: int8 −0.25 [−0.91, +0.41] is faster and its point estimate within the
+    0.5 pp gate, its interval too wide; (0.66 / 0.25)² ≈ 7.0× the test recordings would show it."""
+    wide = _row("int8 wide", "int8", [1.26] * 5, (-0.25, -0.91, 0.41), 1.7)
+    lossy = _row("int8 lossy", "int8", [1.3] * 5, (-1.1, -2.7, 0.4), 1.0)
+    c = choose([FP32, wide, lossy], "1")
+    assert c.row is FP32 and {g["label"] for g, _ in c.gated_out} == {"int8 wide", "int8 lossy"}
+    text = sentence(c, "box")
+    part = text.split("int8 wide on ort-cpu")[1].split("int8 lossy on ort-cpu")[0]
+    assert "point estimate -0.25 pp is inside the gate" in part and "(±0.66 pp)" in part
+    assert "about 7.0× the 14 test recordings" in part
+    # a point estimate outside the gate: more data would confirm the loss, nothing is promised
+    assert "inside the gate" not in text.split("int8 lossy on ort-cpu")[1]
+    assert abs(recordings_to_show({"delta_pp": -0.25, "low_pp": -0.91, "high_pp": 0.41}) - (0.66 / 0.25) ** 2) < 1e-9
+    # the factor follows the gate it was chosen under; an interval that clears the gate needs nothing
+    assert abs(recordings_to_show({"delta_pp": -0.25, "low_pp": -0.91, "high_pp": 0.41}, 0.3) - (0.66 / 0.05) ** 2) < 1e-6
+    assert recordings_to_show({"delta_pp": -0.1, "low_pp": -0.3, "high_pp": 0.1}) is None
+    assert recordings_to_show({"delta_pp": -0.6, "low_pp": -0.9, "high_pp": -0.3}) is None
+    c3 = choose([FP32, wide], "1", max_drop_pp=0.3)
+    assert "about 174.2× the 14 test recordings" in sentence(c3, "box")
 
 
 def test_too_few_undisturbed_rounds_is_undecided_said_in_words():
