@@ -87,6 +87,12 @@ def _summary_run_default(sources: list[Path], out: Path) -> None:
     summarize(cpu, out / "summary.md", repeat=repeat, fx=fx, reference=reference)
 
 
+def _rounds_needed(sources: list[Path], out: Path) -> None:
+    from rounds_needed import SOURCES, write
+
+    write(sources, out, list(SOURCES))
+
+
 #: every committed report, keyed by its path under benchmarks/results
 REPORTS: dict[str, Report] = {r.path: r for r in [
     Report("run-default", ("run-default/cpu.json",), _edgepose_report(keep_html=False), ("report.md",)),
@@ -100,6 +106,9 @@ REPORTS: dict[str, Report] = {r.path: r for r in [
            ("run-default-intel-xeon-amx/cpu.json", "run-default-intel-xeon-amx/cpu-repeat.json",
             "reference-fx-wiflow-half.json", "../reference_figures.json"), _summary_run_default,
            ("summary.md", "summary.json")),
+    Report("rounds-needed.md", ("run-default/cpu.json", "run-default/cpu-repeat.json",
+                                "run-default-intel-xeon-amx/cpu.json", "run-default-intel-xeon-amx/cpu-repeat.json"),
+           _rounds_needed, ("rounds-needed.json", "rounds-needed.md")),
     Report("quant-table.md", ("quant-table.json",), _markdown("quant_table"), ("quant-table.md",)),
     Report("precision-plan-amd-epyc-2t.md", ("precision-plan-amd-epyc-2t.json",), _markdown("precision_plan"),
            ("precision-plan-amd-epyc-2t.md",)),
@@ -109,6 +118,8 @@ REPORTS: dict[str, Report] = {r.path: r for r in [
     Report("matrix.md", ("matrix.json",), _matrix, ("matrix.md",)),
     Report("int8-threads-amd-epyc-avx512.md", ("int8-threads-amd-epyc-avx512.json",), _markdown("int8_threads_lib"),
            ("int8-threads-amd-epyc-avx512.md",)),
+    Report("int8-threads-intel-xeon-amx.md", ("int8-threads-intel-xeon-amx.json",), _markdown("int8_threads_lib"),
+           ("int8-threads-intel-xeon-amx.md",)),
 ]}
 
 
@@ -123,8 +134,10 @@ def build(report: Report, results: Path, into: Path) -> list[Path]:
     # sources does not depend on where the repository is checked out
     scratch = into / ".sources"
     staged = []
-    for s, rel in zip(sources, report.sources):
+    for i, (s, rel) in enumerate(zip(sources, report.sources)):
         dst = scratch / Path(rel).name
+        if dst in staged:  # two sources of one name (cpu.json of two runs): the later one in its own folder
+            dst = scratch / str(i) / Path(rel).name
         dst.parent.mkdir(parents=True, exist_ok=True)
         shutil.copyfile(s, dst)
         staged.append(dst)

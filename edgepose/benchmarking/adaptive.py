@@ -30,7 +30,7 @@ from typing import Callable, Sequence
 
 import numpy as np
 
-from edgepose.benchmarking.paired import MIN_ROUNDS, leader_of, speed_records
+from edgepose.benchmarking.paired import MIN_ROUNDS, leader_of, speed_records, summarize_ratios
 from edgepose.metrics import ACCURACY_GATE_PP
 from edgepose.stats import bootstrap_grouped
 from edgepose.timing.disturbance import judge, moved
@@ -137,6 +137,47 @@ def target_groups(targets: dict[str, str | None]) -> dict[str | None, list[str]]
     if len(ts) <= 1:
         return {None: list(targets)}
     return {t: [k for k, kt in targets.items() if kt in (t, None)] for t in ts}
+
+
+def decisions_after(doc: dict, rounds: int, threshold: str = "0.2", replicates: int | None = None) -> dict:
+    """Replay the bench's stopping rule on the first ``rounds`` rounds of a results document.
+
+    Returns what :meth:`JobRounds.decide` would have returned after round ``rounds``: per batch
+    size (and target) the leader among the rows that pass the accuracy gate, and whether it is
+    decided. The probe rule is re-applied to the first ``rounds`` rounds' readings (a round's status
+    can depend on the rounds after it), the gate to the rows' per-recording hits against the torch
+    checkpoint (else fp32 ONNX), and the ratios are the rows' stored paired ratios. With
+    ``rounds`` = the document's own count it reproduces the document's ``decision``. Raises
+    ``ValueError`` when the document has fewer rounds or no per-round ratios.
+    """
+    from edgepose.stats import DEFAULT_REPLICATES
+
+    n = int(doc.get("rounds") or 0)
+    if not 1 <= rounds <= n:
+        raise ValueError(f"the results document has {n} rounds; cannot replay {rounds}")
+    rows = {f"{r['artifact']} on {r['backend']}": r for r in doc.get("rows", []) if r.get("speed_vs_fp32_onnx")}
+    if not rows:
+        raise ValueError("the results document has no paired speed ratios to replay")
+    detail = doc.get("rounds_detail") or []
+    margin = (doc.get("probe") or {}).get("margin")
+    if margin is not None and len(detail) >= rounds:
+        readings = [list(zip(d["probe_ms"], d["probe_median_ms"])) for d in detail[:rounds]]
+        used = [not x["disturbed"] for x in judge(readings, margin)["rounds"]]
+    else:
+        used = [True] * rounds
+    kinds = {k: (r["kind"], r["precision"]) for k, r in rows.items()}
+    ref = next((k for k, v in kinds.items() if v[0] == "torch"), None)
+    ref = ref if ref is not None else next((k for k, v in kinds.items() if v == ("onnx", "fp32")), None)
+    gate = accuracy_gate({k: (r.get("accuracy") or {}).get("by_recording") for k, r in rows.items()}, ref, threshold,
+                         replicates or DEFAULT_REPLICATES)
+    batches = sorted({b for r in rows.values() for b in r["speed_vs_fp32_onnx"]}, key=int)
+    out = {}
+    for t, group in target_groups({k: r.get("target") for k, r in rows.items() if gate[k]}).items():
+        for b in batches:
+            recs = {k: summarize_ratios(rows[k]["speed_vs_fp32_onnx"][b]["rounds"][:rounds], used)
+                    for k in group if b in rows[k]["speed_vs_fp32_onnx"]}
+            out[b if t is None else f"{b}/{t}"] = leader_of(recs)
+    return out
 
 
 class JobRounds:

@@ -42,7 +42,12 @@ def ratio_summary(base_p50: Sequence[float | None], p50: Sequence[float | None],
     inspection) but not in the statistics. When every round was disturbed, all are used and
     ``all_rounds_disturbed`` says so.
     """
-    ratios = round_ratios(base_p50, p50)
+    return summarize_ratios(round_ratios(base_p50, p50), used)
+
+
+def summarize_ratios(ratios: Sequence[float | None], used: Sequence[bool]) -> dict:
+    """:func:`ratio_summary` of per-round ratios already computed (``None`` where a round is missing)."""
+    ratios = list(ratios)
     keep = [r for r, u in zip(ratios, used) if u]
     out = spread(keep) if any(x is not None for x in keep) else spread(ratios)
     out["rounds"] = ratios

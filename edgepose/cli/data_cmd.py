@@ -7,6 +7,20 @@ from pathlib import Path
 import click
 
 from edgepose.cli._options import echo_json, path_arg
+from edgepose.data.synth.generate import DEFAULT_CONFIGS
+from edgepose.data.synth.versions import GENERATOR_VERSION
+
+
+def _defaults(field: str, unit: str = "") -> str:
+    """``[default: …]`` of one config field, read from the default configs (wiflow, mmfi; v1 when it differs)."""
+    def get(layout: str, version: int):
+        v = getattr(DEFAULT_CONFIGS[layout, version], field)
+        return f"{v:g}{unit}" if isinstance(v, float) else f"{v}{unit}"
+
+    cur = f"{get('wiflow', GENERATOR_VERSION)} (wiflow), {get('mmfi', GENERATOR_VERSION)} (mmfi)"
+    old = [f"{layout} v1: {get(layout, 1)}" for layout in ("wiflow", "mmfi")
+           if get(layout, 1) != get(layout, GENERATOR_VERSION)]
+    return f"[default: {cur}{'; ' + ', '.join(old) if old else ''}]"
 
 
 @click.group()
@@ -32,20 +46,23 @@ def data() -> None:
                    "whose cards record it (and takes version 1's default sizes).")
 @click.option("--seed", default=None, type=int, help="Seed of every random stream.  [default: 0]")
 @click.option("--subjects", default=None, type=int,
-              help="Number of subjects.  [default: 20 (wiflow), 10 (mmfi); v1: 4]")
+              help=f"Number of subjects.  {_defaults('subjects')}")
 @click.option("--takes", default=None, type=int,
-              help="Recordings per subject and activity.  [default: 3 (wiflow), 1 (mmfi, the only value it holds)]")
+              help=f"Recordings per subject and activity (MM-Fi holds only 1).  {_defaults('takes')}")
 @click.option("--duration", default=None, type=float,
-              help="Seconds per recording.  [default: 4 (wiflow; v1: 8), 29.7 = 297 frames (mmfi)]")
+              help=f"Seconds per recording.  {_defaults('duration_s', ' s')}")
 @click.option("--window", default=None, type=int,
-              help="Packets per window (per MM-Fi frame).  [default: 20 (wiflow), 10 (mmfi)]")
+              help=f"Packets per window (per MM-Fi frame).  {_defaults('window')}")
 @click.option("--stride", default=None, type=int,
-              help="Packets between window starts.  [default: 20 (wiflow; v1: 8), 10 (mmfi)]")
+              help=f"Packets between window starts.  {_defaults('stride')}")
 @click.option("--activities", default=None, help="Comma-separated subset of the activities.")
 @click.option("--overwrite", is_flag=True, help="Replace an existing non-empty folder.")
+@click.option("--workers", default=None, type=click.IntRange(min=1),
+              help="Processes that simulate recordings; the files written are the same for any count.  "
+                   "[default: one per CPU, or EDGEPOSE_SYNTH_WORKERS]")
 def synth(out: Path, layout: str, version: str, seed: int | None, subjects: int | None, takes: int | None,
           duration: float | None, window: int | None, stride: int | None, activities: str | None,
-          overwrite: bool) -> None:
+          overwrite: bool, workers: int | None) -> None:
     """Generate the physics-based synthetic dataset (the embedded default).
 
     \b
@@ -69,7 +86,8 @@ def synth(out: Path, layout: str, version: str, seed: int | None, subjects: int 
     cfg = replace(default_config(layout, int(version)), **{k: v for k, v in given.items() if v is not None})
     _check_config(cfg, layout)
     bar = tqdm(total=len(cfg.recordings()), desc="recordings", unit="file", leave=False)
-    meta = synthesize(out, cfg, overwrite=overwrite, progress=lambda i, n: bar.update(1), layout=layout)
+    meta = synthesize(out, cfg, overwrite=overwrite, progress=lambda i, n: bar.update(1), layout=layout,
+                      workers=workers)
     bar.close()
     click.echo(f"wrote {meta['windows']} windows from {meta['files']} recordings to {out} ({layout} layout, "
                f"generator v{meta['generator_version']}) in "

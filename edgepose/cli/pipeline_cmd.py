@@ -7,6 +7,8 @@ from pathlib import Path
 import click
 
 from edgepose.cli._options import batches_option, path_arg
+from edgepose.pipeline import RUN_ROUNDS
+from edgepose.timing.rounds import DEFAULT_TIME_BUDGET_S
 
 
 @click.command()
@@ -20,12 +22,15 @@ from edgepose.cli._options import batches_option, path_arg
 @click.option("--preset", default="cpu-budget", show_default=True, help="Training preset (see `edgepose train`).")
 @click.option("--epochs", default=None, type=int, help="Override the preset's epochs.")
 @click.option("--threads", default=None, type=int, help="Bench threads [default: the machine's core count].")
-@click.option("--rounds", default=None, type=int, help="Bench paired rounds [default: the bench default].")
+@click.option("--rounds", default=RUN_ROUNDS, show_default=True, type=click.IntRange(min=1),
+              help="Bench paired rounds to start with and to need undisturbed; more are added while the "
+                   "fastest artifact within the accuracy gate is undecided, up to the bench's time budget "
+                   f"({DEFAULT_TIME_BUDGET_S:.0f} s).")
 @click.option("--batch", "batches", default="1,64", show_default=True, callback=batches_option,
               help="Bench batch sizes, comma-separated.")
 @click.option("--resume", is_flag=True, help="Reuse finished stages found in OUT.")
 def run(out: Path, data_dir: Path | None, from_checkpoint: str | None, retrain: bool, model: str, preset: str,
-        epochs: int | None, threads: int | None, rounds: int | None, batches, resume: bool) -> None:
+        epochs: int | None, threads: int | None, rounds: int, batches, resume: bool) -> None:
     """Run the pipeline: data → checkpoint → export every precision → bench → report.
 
     On the embedded default it starts from the shipped models/<model> checkpoint (the default

@@ -300,3 +300,43 @@ def test_speed_baseline_is_the_plain_fp32_export_not_autos_fallback_or_a_plan(tm
     assert _baseline(jobs, failed={}) == 3
     assert _baseline(jobs, failed={3: "crashed"}) == 0  # the ORT CPU backend still comes first
     assert _baseline(jobs[:1], failed={}) == 0  # a fallback is better than no baseline
+
+
+# -- replaying the stopping rule on a results document ---------------------------------------------
+
+def _doc(ratios: dict[str, list[float]], low: dict[str, float] | None = None) -> dict:
+    """A results document with stored per-round ratios at batch 1 and no probe (every round used)."""
+    rows = [{"artifact": name, "backend": "ort-cpu", "kind": "onnx", "precision": "fp32" if name == "fp32" else "int8",
+             "target": None, "accuracy": None, "speed_vs_fp32_onnx": {"1": {"rounds": r}}}
+            for name, r in ratios.items()]
+    return {"rounds": len(next(iter(ratios.values()))), "rows": rows, "probe": None, "rounds_detail": []}
+
+
+def test_replay_decides_only_from_the_minimum_rounds_on():
+    from edgepose.benchmarking.adaptive import decisions_after
+
+    doc = _doc({"fp32": [1.0] * 5, "int8": [1.31, 1.29, 1.30, 1.32, 1.28]})
+    by_k = [decisions_after(doc, k)["1"] for k in range(1, 6)]
+    assert [d["leader"] for d in by_k] == ["int8 on ort-cpu"] * 5
+    assert [d["decided"] for d in by_k] == [k >= MIN_ROUNDS for k in range(1, 6)]
+    # a race whose spreads overlap stays undecided however many rounds are replayed
+    tie = _doc({"fp32": [1.0] * 5, "int8": [1.05, 0.96, 1.02, 0.97, 1.01]})
+    assert not decisions_after(tie, 5)["1"]["decided"]
+    for bad in (0, 6):
+        with pytest.raises(ValueError, match="5 rounds"):
+            decisions_after(doc, bad)
+
+
+@pytest.mark.parametrize("run", ["run-default/cpu.json", "run-default/cpu-repeat.json",
+                                 "run-default-intel-xeon-amx/cpu.json", "run-default-intel-xeon-amx/cpu-repeat.json"])
+def test_replaying_every_round_of_a_committed_run_gives_its_recorded_decision(run):
+    """The replay applies the bench's own rule (probe, gate, ratios) to the stored data: if either
+    drifts from what the bench did, the committed decision is not reproduced."""
+    import json
+    from pathlib import Path
+
+    from edgepose.benchmarking.adaptive import decisions_after
+
+    doc = json.loads((Path(__file__).parents[2] / "benchmarks" / "results" / run).read_text(encoding="utf-8"))
+    assert decisions_after(doc, doc["rounds"]) == doc["decision"]
+    assert not decisions_after(doc, MIN_ROUNDS - 1)["1"]["decided"]

@@ -18,7 +18,7 @@ from edgepose.data.synth.versions import FLOOR_MARKS, GENERATOR_VERSION, GENERAT
 from edgepose.data.synth.write_mmfi import write_mmfi
 from edgepose.data.synth.write_wiflow import write_wiflow
 
-#: Layout name → writer ``(out, cfg, overwrite, progress) -> meta``.
+#: Layout name → writer ``(out, cfg, overwrite, progress, workers) -> meta``.
 WRITERS = {"wiflow": write_wiflow, "mmfi": write_mmfi}
 LAYOUTS = tuple(WRITERS)
 
@@ -43,15 +43,17 @@ def default_config(layout: str = "wiflow", version: int = GENERATOR_VERSION) -> 
 
 
 def synthesize(out: str | Path, cfg: SynthConfig | None = None, overwrite: bool = False,
-               progress: Callable[[int, int], None] | None = None, layout: str = "wiflow") -> dict:
+               progress: Callable[[int, int], None] | None = None, layout: str = "wiflow",
+               workers: int | None = None) -> dict:
     """Generate the dataset into ``out`` (atomically) in ``layout`` and return its metadata.
 
     ``cfg`` defaults to :func:`default_config` of the layout; ``progress(done, total)`` is called
-    after each recording. Raises ``ValueError`` for an unknown layout or a config the layout
+    after each recording. ``workers``: processes that simulate recordings (None: one per CPU, or
+    ``EDGEPOSE_SYNTH_WORKERS``; 1: this process only); the bytes written are the same. Raises ``ValueError`` for an unknown layout or a config the layout
     cannot hold (recordings shorter than one window; ``takes != 1`` for MM-Fi).
     """
     _check_layout(layout)
-    return WRITERS[layout](out, default_config(layout) if cfg is None else cfg, overwrite, progress)
+    return WRITERS[layout](out, default_config(layout) if cfg is None else cfg, overwrite, progress, workers)
 
 
 def _check_layout(layout: str) -> None:

@@ -29,6 +29,7 @@ zero-byte frame file, as in the public archive, which the reader drops with its 
 from __future__ import annotations
 
 import time
+from functools import partial
 from pathlib import Path
 from typing import Callable
 
@@ -37,7 +38,8 @@ import numpy as np
 from edgepose.io import atomic_dir, write_json
 from edgepose.data.synth.channel import ATHEROS_HT40, Impairments, received_csi
 from edgepose.data.synth.motion import ACTIVITIES
-from edgepose.data.synth.recording import generation_meta, SynthConfig, corrupt_files, make_room, simulate_motion
+from edgepose.data.synth.pool import simulate_recordings
+from edgepose.data.synth.recording import generation_meta, SynthConfig, corrupt_files, make_room
 from edgepose.data.synth.versions import physics
 from edgepose.data.synth.scene import Camera
 
@@ -82,8 +84,11 @@ def camera_frame(points: np.ndarray, camera: Camera) -> np.ndarray:
 
 
 def write_mmfi(out: str | Path, cfg: SynthConfig, overwrite: bool = False,
-               progress: Callable[[int, int], None] | None = None) -> dict:
+               progress: Callable[[int, int], None] | None = None, workers: int | None = None) -> dict:
     """Generate ``cfg`` into ``out`` (atomically) in the MM-Fi layout and return its metadata.
+
+    ``workers``: processes that simulate the recordings (:func:`.pool.simulate_recordings`; None:
+    one per CPU); the bytes written do not depend on it.
 
     Raises ``ValueError`` when ``cfg.takes`` is not 1 (MM-Fi holds one sequence per subject
     and action) or an activity is unknown.
@@ -111,11 +116,9 @@ def write_mmfi(out: str | Path, cfg: SynthConfig, overwrite: bool = False,
     bad_rng = np.random.default_rng([cfg.seed, 4])
     ratios, zero_byte, corrupt, repaired = [], [], [], []
     with atomic_dir(out, overwrite=overwrite) as tmp:
-        for f, (s, a, k) in enumerate(recs):
-            joints, subject, noise_rng = simulate_motion(cfg, room, s, a, k)
-            h, diag = received_csi(joints, room, subject.reflectivity, Impairments.sample(noise_rng), noise_rng,
-                                   ATHEROS_HT40, ripple,
-                                   agc_compensated=physics(cfg.generator_version).agc_compensated)
+        channel = partial(_atheros_csi, ripple=ripple,
+                          agc_compensated=physics(cfg.generator_version).agc_compensated)
+        for f, (joints, h, diag) in enumerate(simulate_recordings(cfg, room, recs, channel, workers)):
             ratios.append(diag["dynamic_to_static_db"])
             seq = tmp / ids[f]
             (seq / "wifi-csi").mkdir(parents=True)
@@ -176,3 +179,10 @@ def _ripple(rng: np.random.Generator, links: int, tones: int) -> np.ndarray:
         rng.normal(0, 0.04, (links, 1)) * np.cos(2 * np.pi * (m * grid + rng.uniform(0, 1, (links, 1))))
         for m in (1, 2, 3)
     )
+
+
+def _atheros_csi(joints: np.ndarray, room, subject, rng: np.random.Generator, ripple: np.ndarray,
+                 agc_compensated: bool) -> tuple[np.ndarray, dict]:
+    """The Atheros HT40 rig's complex CSI of one recording (a :data:`.pool.Channel`)."""
+    return received_csi(joints, room, subject.reflectivity, Impairments.sample(rng), rng, ATHEROS_HT40, ripple,
+                        agc_compensated=agc_compensated)

@@ -8,6 +8,7 @@ pixel/1000, ``window_info.npz``, ``file_info.npz`` and ``synth_meta.json`` — w
 from __future__ import annotations
 
 import time
+from functools import partial
 from pathlib import Path
 from typing import Callable
 
@@ -15,15 +16,20 @@ import numpy as np
 
 from edgepose.io import atomic_dir, write_json
 from edgepose.data.synth.channel import Impairments, csi_amplitude
-from edgepose.data.synth.recording import generation_meta, SynthConfig, corrupt_files, make_room, simulate_motion
+from edgepose.data.synth.pool import simulate_recordings
+from edgepose.data.synth.recording import generation_meta, SynthConfig, corrupt_files, make_room
+from edgepose.data.synth.scene import Room
 from edgepose.data.synth.versions import physics
 from edgepose.data.synth.scene import CHANNEL_LAYOUT, Camera
 
 
 
 def write_wiflow(out: str | Path, cfg: SynthConfig, overwrite: bool = False,
-                 progress: Callable[[int, int], None] | None = None) -> dict:
-    """Generate ``cfg`` into ``out`` (atomically) in the WiFlow layout and return its metadata."""
+                 progress: Callable[[int, int], None] | None = None, workers: int | None = None) -> dict:
+    """Generate ``cfg`` into ``out`` (atomically) in the WiFlow layout and return its metadata.
+
+    ``workers``: processes that simulate the recordings (:func:`.pool.simulate_recordings`; None:
+    one per CPU); the bytes written do not depend on it."""
     t0 = time.perf_counter()
     room = make_room(cfg)
     camera = Camera()
@@ -41,10 +47,8 @@ def write_wiflow(out: str | Path, cfg: SynthConfig, overwrite: bool = False,
         w2file = np.repeat(np.arange(len(recs)), per_file)
         w2frame = np.empty(n, dtype=np.int64)
         bad_rng = np.random.default_rng([cfg.seed, 4])
-        for f, (s, a, k) in enumerate(recs):
-            joints, subject, noise_rng = simulate_motion(cfg, room, s, a, k)
-            csi, diag = csi_amplitude(joints, room, subject.reflectivity, Impairments.sample(noise_rng), noise_rng,
-                                      agc_compensated=physics(cfg.generator_version).agc_compensated)
+        channel = partial(_amplitude, agc_compensated=physics(cfg.generator_version).agc_compensated)
+        for f, (joints, csi, diag) in enumerate(simulate_recordings(cfg, room, recs, channel, workers)):
             ratios.append(diag["dynamic_to_static_db"])
             keypoints[f * n_packets : (f + 1) * n_packets] = camera.project(joints).astype(np.float32)
             idx = np.arange(cfg.window)[None, :] + starts[:, None]            # [W, T]
@@ -82,3 +86,10 @@ def write_wiflow(out: str | Path, cfg: SynthConfig, overwrite: bool = False,
         }
         write_json(tmp / "synth_meta.json", meta)
     return meta
+
+
+def _amplitude(joints: np.ndarray, room: Room, subject, rng: np.random.Generator, agc_compensated: bool
+               ) -> tuple[np.ndarray, dict]:
+    """The WiFlow rig's amplitude CSI of one recording (a :data:`.pool.Channel`)."""
+    return csi_amplitude(joints, room, subject.reflectivity, Impairments.sample(rng), rng,
+                         agc_compensated=agc_compensated)
