@@ -90,7 +90,13 @@ def _summary_run_default(sources: list[Path], out: Path) -> None:
 def _rounds_needed(sources: list[Path], out: Path) -> None:
     from rounds_needed import SOURCES, write
 
-    write(sources, out, list(SOURCES))
+    write(sources, out, list(SOURCES))  # labelled as committed; the entry below is made from SOURCES
+
+
+def _rounds_needed_sources() -> tuple[str, ...]:
+    from rounds_needed import SOURCES
+
+    return tuple(SOURCES)
 
 
 #: every committed report, keyed by its path under benchmarks/results
@@ -106,9 +112,7 @@ REPORTS: dict[str, Report] = {r.path: r for r in [
            ("run-default-intel-xeon-amx/cpu.json", "run-default-intel-xeon-amx/cpu-repeat.json",
             "reference-fx-wiflow-half.json", "../reference_figures.json"), _summary_run_default,
            ("summary.md", "summary.json")),
-    Report("rounds-needed.md", ("run-default/cpu.json", "run-default/cpu-repeat.json",
-                                "run-default-intel-xeon-amx/cpu.json", "run-default-intel-xeon-amx/cpu-repeat.json"),
-           _rounds_needed, ("rounds-needed.json", "rounds-needed.md")),
+    Report("rounds-needed.md", _rounds_needed_sources(), _rounds_needed, ("rounds-needed.json", "rounds-needed.md")),
     Report("quant-table.md", ("quant-table.json",), _markdown("quant_table"), ("quant-table.md",)),
     Report("precision-plan-amd-epyc-2t.md", ("precision-plan-amd-epyc-2t.json",), _markdown("precision_plan"),
            ("precision-plan-amd-epyc-2t.md",)),

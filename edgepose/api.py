@@ -63,9 +63,12 @@ def load_dataset(path: str | Path) -> "CSIDataset":
     return open_dataset(path)
 
 
-def synthesize(out: str | Path, layout: str = "wiflow", overwrite: bool = False, **config) -> Path:
+def synthesize(out: str | Path, layout: str = "wiflow", overwrite: bool = False, workers: int | None = None,
+               **config) -> Path:
     """Generate the physics-based synthetic dataset into ``out``; ``config`` overrides
-    :class:`edgepose.data.synth.SynthConfig` fields (``subjects``, ``takes``, ``duration_s``, …)."""
+    :class:`edgepose.data.synth.SynthConfig` fields (``subjects``, ``takes``, ``duration_s``, …);
+    ``workers``: processes that simulate recordings (None: one per CPU where processes can be
+    forked; the data is the same for any count)."""
     from dataclasses import replace
 
     from edgepose.data.synth import synthesize as _synth
@@ -76,7 +79,7 @@ def synthesize(out: str | Path, layout: str = "wiflow", overwrite: bool = False,
     except (TypeError, ValueError) as exc:
         raise EdgeposeError(f"bad synthetic-data option: {exc}") from None
     try:
-        _synth(out, cfg, overwrite=overwrite, layout=layout)
+        _synth(out, cfg, overwrite=overwrite, layout=layout, workers=workers)
     except ValueError as exc:
         raise EdgeposeError(str(exc), out) from None
     return Path(out)

@@ -16,8 +16,7 @@ from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Callable
 
-from edgepose.benchmarking.paired import MIN_ROUNDS
-from edgepose.timing.rounds import DEFAULT_TIME_BUDGET_S
+from edgepose.timing.rounds import DEFAULT_TIME_BUDGET_S, MIN_ROUNDS
 
 #: Paired rounds the pipeline's bench starts with and needs undisturbed: the verdict rule's minimum.
 #: The bench adds rounds while the leader is undecided (within its time budget), so more rounds
@@ -62,7 +61,7 @@ def _default_log(msg: str) -> None:
 
 def run(out: str | Path = "runs/default", data: str | Path | None = None, model: str = "wiflow-half",
         from_checkpoint: str | Path | None = None, train: bool = False, preset: str = "cpu-budget",
-        epochs: int | None = None, threads: int | None = None, rounds: int = RUN_ROUNDS,
+        epochs: int | None = None, threads: int | None = None, rounds: int | None = RUN_ROUNDS,
         exports: tuple = EXPORTS, batches: tuple[int, ...] = (1, 64), resume: bool = False,
         timing=None, isolate: bool = True, log: Callable[[str], None] | None = None,
         time_budget: float | None = DEFAULT_TIME_BUDGET_S) -> PipelineResult:
@@ -71,7 +70,7 @@ def run(out: str | Path = "runs/default", data: str | Path | None = None, model:
     Starting point, in order: ``from_checkpoint`` (a path or zoo name) → with no ``data`` and no
     ``train``, the shipped zoo entry of ``model`` if there is one → otherwise training ``model``
     with ``preset`` on ``data`` (synthesising the default set into ``out/data`` when no ``data``).
-    ``rounds`` (:data:`RUN_ROUNDS`: the initial and minimum undisturbed paired rounds), ``timing``
+    ``rounds`` (:data:`RUN_ROUNDS` when None: the initial and minimum undisturbed paired rounds), ``timing``
     (a :class:`edgepose.benchmarking.TimingPlan`), ``isolate`` and ``time_budget`` (seconds of
     paired rounds, see :mod:`edgepose.benchmarking.adaptive`; None: exactly ``rounds``) go to the bench stage.
     """
@@ -152,7 +151,8 @@ def run(out: str | Path = "runs/default", data: str | Path | None = None, model:
     log(f"[4/5] bench: every artifact on the CPU backends → {results}")
     plan = timing or TimingPlan(warmup=5, iters=30, min_seconds=1.0)
     res = bench(art, "cpu", tuple(batches), bench_threads, plan, data_dir,
-                log=lambda s: log(f"      {s}"), isolate=isolate, time_budget=time_budget, rounds=rounds)
+                log=lambda s: log(f"      {s}"), isolate=isolate, time_budget=time_budget,
+                rounds=RUN_ROUNDS if rounds is None else rounds)
     write_results(res, results)
     log("[5/5] report")
     md, page = build_report([results], out / "report")

@@ -179,6 +179,15 @@ def test_reaching_the_api_loads_no_heavy_library(reach):
     assert out.stdout.strip() == "[]", out.stdout + out.stderr
 
 
+def test_starting_the_cli_loads_no_runtime():
+    """The ``edgepose`` command (and every forked synthetic-data worker, which inherits it) starts
+    without torch, onnx or onnxruntime; a command imports them when it runs."""
+    code = ("import sys, edgepose.cli.main, edgepose.pipeline\n"
+            "print(sorted(m for m in ('torch', 'onnx', 'onnxruntime') if m in sys.modules))\n")
+    out = subprocess.run([sys.executable, "-c", code], capture_output=True, text=True, check=True)
+    assert out.stdout.strip() == "[]", out.stdout + out.stderr
+
+
 def test_api_functions_are_not_shadowed_by_modules():
     """Importing every package leaves ``ep.export`` (and friends) the API function, not a module."""
     import importlib

@@ -36,6 +36,9 @@ from edgepose.stats import bootstrap_grouped
 from edgepose.timing.disturbance import judge, moved
 from edgepose.timing.rounds import DEFAULT_TIME_BUDGET_S
 
+#: PCK threshold whose difference to fp32 gets a confidence interval (and the accuracy gate).
+CI_THRESHOLD = 0.2
+
 #: Default cap on the rounds run, as a multiple of ``max(rounds, MIN_ROUNDS)``.
 ROUND_CAP_FACTOR = 4
 
@@ -139,16 +142,18 @@ def target_groups(targets: dict[str, str | None]) -> dict[str | None, list[str]]
     return {t: [k for k, kt in targets.items() if kt in (t, None)] for t in ts}
 
 
-def decisions_after(doc: dict, rounds: int, threshold: str = "0.2", replicates: int | None = None) -> dict:
+def decisions_after(doc: dict, rounds: int, replicates: int | None = None) -> dict:
     """Replay the bench's stopping rule on the first ``rounds`` rounds of a results document.
 
     Returns what :meth:`JobRounds.decide` would have returned after round ``rounds``: per batch
     size (and target) the leader among the rows that pass the accuracy gate, and whether it is
     decided. The probe rule is re-applied to the first ``rounds`` rounds' readings (a round's status
-    can depend on the rounds after it), the gate to the rows' per-recording hits against the torch
-    checkpoint (else fp32 ONNX), and the ratios are the rows' stored paired ratios. With
-    ``rounds`` = the document's own count it reproduces the document's ``decision``. Raises
-    ``ValueError`` when the document has fewer rounds or no per-round ratios.
+    can depend on the rounds after it), the gate to the rows' per-recording hits at
+    :data:`CI_THRESHOLD` against the document's ``accuracy_reference`` (else the torch checkpoint,
+    else fp32 ONNX) with the bootstrap replicates its intervals record, and the ratios are the rows'
+    stored paired ratios. With ``rounds`` = the document's own count it reproduces the document's
+    ``decision``. Raises ``ValueError`` when the document has fewer rounds, no per-round ratios, or a
+    probe whose readings it does not hold.
     """
     from edgepose.stats import DEFAULT_REPLICATES
 
@@ -160,16 +165,23 @@ def decisions_after(doc: dict, rounds: int, threshold: str = "0.2", replicates: 
         raise ValueError("the results document has no paired speed ratios to replay")
     detail = doc.get("rounds_detail") or []
     margin = (doc.get("probe") or {}).get("margin")
-    if margin is not None and len(detail) >= rounds:
-        readings = [list(zip(d["probe_ms"], d["probe_median_ms"])) for d in detail[:rounds]]
+    if margin is not None:
+        if len(detail) < rounds:
+            raise ValueError(f"the results document has a probe but the readings of only {len(detail)} rounds")
+        readings = [[(m, md) if md else m for m, md in zip(d["probe_ms"], d["probe_median_ms"])]
+                    for d in detail[:rounds]]
         used = [not x["disturbed"] for x in judge(readings, margin)["rounds"]]
     else:
         used = [True] * rounds
+    ref = doc.get("accuracy_reference") if doc.get("accuracy_reference") in rows else None
     kinds = {k: (r["kind"], r["precision"]) for k, r in rows.items()}
-    ref = next((k for k, v in kinds.items() if v[0] == "torch"), None)
+    ref = ref or next((k for k, v in kinds.items() if v[0] == "torch"), None)
     ref = ref if ref is not None else next((k for k, v in kinds.items() if v == ("onnx", "fp32")), None)
-    gate = accuracy_gate({k: (r.get("accuracy") or {}).get("by_recording") for k, r in rows.items()}, ref, threshold,
-                         replicates or DEFAULT_REPLICATES)
+    if replicates is None:
+        replicates = next((r["delta_pck20_ci"]["replicates"] for r in rows.values()
+                           if (r.get("delta_pck20_ci") or {}).get("replicates")), DEFAULT_REPLICATES)
+    gate = accuracy_gate({k: (r.get("accuracy") or {}).get("by_recording") for k, r in rows.items()}, ref,
+                         str(CI_THRESHOLD), replicates)
     batches = sorted({b for r in rows.values() for b in r["speed_vs_fp32_onnx"]}, key=int)
     out = {}
     for t, group in target_groups({k: r.get("target") for k, r in rows.items() if gate[k]}).items():
@@ -267,4 +279,5 @@ class JobRounds:
                 for r, (order, readings, jr) in enumerate(zip(self.orders, self.readings, judged))]
 
 
-__all__ = ["DEFAULT_TIME_BUDGET_S", "ROUND_CAP_FACTOR", "JobRounds", "accuracy_gate", "run_rounds", "target_groups"]
+__all__ = ["CI_THRESHOLD", "DEFAULT_TIME_BUDGET_S", "ROUND_CAP_FACTOR", "JobRounds", "accuracy_gate", "decisions_after",
+           "run_rounds", "target_groups"]

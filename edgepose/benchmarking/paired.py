@@ -16,9 +16,7 @@ from typing import Sequence
 
 import numpy as np
 
-#: Undisturbed paired rounds a candidate needs before its speed can be called clearly different
-#: (the inter-quartile range of one or two rounds is no spread).
-MIN_ROUNDS = 3
+from edgepose.timing.rounds import MIN_ROUNDS  # re-exported: the verdict's minimum of undisturbed rounds
 
 
 def spread(values: Sequence[float]) -> dict:

@@ -27,7 +27,7 @@ from edgepose.data import SplitSpec, open_dataset
 from edgepose.errors import EdgeposeError
 from edgepose.exporting.card import parent_card
 from edgepose.benchmarking.results import SCHEMA, SCHEMA_VERSION, row_line
-from edgepose.benchmarking.adaptive import JobRounds, run_rounds
+from edgepose.benchmarking.adaptive import CI_THRESHOLD, JobRounds, run_rounds
 from edgepose.benchmarking.artifacts import ArtifactFile, discover
 from edgepose.benchmarking.backends import backends_for
 from edgepose.benchmarking.machine import machine_info
@@ -40,8 +40,6 @@ from edgepose.timing.rounds import TimingPlan, measure, measure_interleaved
 #: Rounds a bench run makes unless told otherwise (the medians need at least 5); with a time budget,
 #: the minimum count of undisturbed rounds and the initial count.
 DEFAULT_ROUNDS = 5
-#: PCK threshold whose difference to fp32 gets a confidence interval.
-CI_THRESHOLD = 0.2
 
 _LOG = logging.getLogger("edgepose.benchmarking")
 

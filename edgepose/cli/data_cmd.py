@@ -57,9 +57,9 @@ def data() -> None:
               help=f"Packets between window starts.  {_defaults('stride')}")
 @click.option("--activities", default=None, help="Comma-separated subset of the activities.")
 @click.option("--overwrite", is_flag=True, help="Replace an existing non-empty folder.")
-@click.option("--workers", default=None, type=click.IntRange(min=1),
-              help="Processes that simulate recordings; the files written are the same for any count.  "
-                   "[default: one per CPU, or EDGEPOSE_SYNTH_WORKERS]")
+@click.option("--workers", default=None, type=click.IntRange(min=1), envvar="EDGEPOSE_SYNTH_WORKERS",
+              help="Processes that simulate recordings; the data written is the same for any count.  "
+                   "[default: one per CPU, at most 8, where processes can be forked; else 1]")
 def synth(out: Path, layout: str, version: str, seed: int | None, subjects: int | None, takes: int | None,
           duration: float | None, window: int | None, stride: int | None, activities: str | None,
           overwrite: bool, workers: int | None) -> None:

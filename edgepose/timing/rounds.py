@@ -20,6 +20,12 @@ import numpy as np
 #: outside the bench — so 7 min of rounds (about 8) is meant to keep it within 15 min.
 DEFAULT_TIME_BUDGET_S = 420.0
 
+#: Undisturbed paired rounds a candidate needs before its speed can be called clearly different
+#: (the inter-quartile range of one or two rounds is no spread); the verdict's rule, re-exported by
+#: :mod:`edgepose.benchmarking.paired`, kept here so that light modules (the pipeline's defaults,
+#: the CLI) can read it without loading the runtimes.
+MIN_ROUNDS = 3
+
 
 @dataclass(frozen=True)
 class TimingPlan:

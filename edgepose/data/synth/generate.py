@@ -48,9 +48,11 @@ def synthesize(out: str | Path, cfg: SynthConfig | None = None, overwrite: bool 
     """Generate the dataset into ``out`` (atomically) in ``layout`` and return its metadata.
 
     ``cfg`` defaults to :func:`default_config` of the layout; ``progress(done, total)`` is called
-    after each recording. ``workers``: processes that simulate recordings (None: one per CPU, or
-    ``EDGEPOSE_SYNTH_WORKERS``; 1: this process only); the bytes written are the same. Raises ``ValueError`` for an unknown layout or a config the layout
-    cannot hold (recordings shorter than one window; ``takes != 1`` for MM-Fi).
+    after each recording. ``workers``: processes that simulate recordings (None:
+    :func:`.pool.default_workers`; 1: this process only); the data written does not depend on it
+    (only ``synth_meta.json``'s wall time and MM-Fi ``.mat`` headers' creation time differ between
+    any two runs). Raises ``ValueError`` for an unknown layout or a config the layout cannot hold
+    (recordings shorter than one window; ``takes != 1`` for MM-Fi).
     """
     _check_layout(layout)
     return WRITERS[layout](out, default_config(layout) if cfg is None else cfg, overwrite, progress, workers)

@@ -8,6 +8,13 @@ sequential streams (which windows get corrupted) stay in the parent. A dataset w
 
 At most ``2 × workers`` recordings are in flight, so a slow writer (MM-Fi's one ``.mat`` per
 frame) never buffers the whole dataset.
+
+Workers are *forked*: a forked worker starts in milliseconds with what the parent already imported,
+and it never re-runs the caller's ``__main__`` (a spawned one would, so an unguarded script calling
+:func:`~edgepose.data.synth.synthesize` would call it again in every worker). Workers run numpy
+only, never torch or ONNX Runtime, whose thread pools the parent may hold. Where ``fork`` is not
+available (Windows, macOS' default) the recordings are simulated in this process unless
+``workers`` asks otherwise, and then in spawned workers.
 """
 
 from __future__ import annotations
@@ -28,16 +35,19 @@ from edgepose.data.synth.scene import Room
 #: what the layout stores.
 Channel = Callable[[np.ndarray, Room, Any, np.random.Generator], tuple[np.ndarray, dict]]
 
-#: Recordings below which worker processes cost more than they save (starting one takes ~0.2 s,
-#: a default recording ~0.4 s).
+#: Recordings below which worker processes cost more than they save (a default recording takes
+#: ~0.4 s on one core).
 MIN_RECORDINGS_FOR_WORKERS = 8
+#: Most worker processes :func:`default_workers` picks.
+MAX_WORKERS = 8
 
 _WORKER: dict = {}
 
 
 def default_workers(n_recordings: int) -> int:
-    """Worker processes for ``n_recordings``: the CPUs this process may use (at most 8), or 1 for a
-    handful of recordings or when ``EDGEPOSE_SYNTH_WORKERS`` says so (an integer ≥ 1)."""
+    """Worker processes for ``n_recordings``: ``EDGEPOSE_SYNTH_WORKERS`` when set (an integer ≥ 1);
+    else the CPUs this process may use (at most :data:`MAX_WORKERS` and at most one per recording),
+    or 1 below :data:`MIN_RECORDINGS_FOR_WORKERS` recordings or where processes cannot be forked."""
     env = os.environ.get("EDGEPOSE_SYNTH_WORKERS")
     if env:
         try:
@@ -47,10 +57,10 @@ def default_workers(n_recordings: int) -> int:
         if n < 1:
             raise ValueError(f"EDGEPOSE_SYNTH_WORKERS must be an integer ≥ 1, got {env!r}")
         return n
-    if n_recordings < MIN_RECORDINGS_FOR_WORKERS:
+    if n_recordings < MIN_RECORDINGS_FOR_WORKERS or "fork" not in multiprocessing.get_all_start_methods():
         return 1
     cpus = len(os.sched_getaffinity(0)) if hasattr(os, "sched_getaffinity") else (os.cpu_count() or 1)
-    return max(1, min(cpus, 8))
+    return max(1, min(cpus, MAX_WORKERS, n_recordings))
 
 
 def simulate_recordings(cfg: SynthConfig, room: Room, recs: Sequence[tuple[int, int, int]], channel: Channel,
@@ -66,10 +76,11 @@ def simulate_recordings(cfg: SynthConfig, room: Room, recs: Sequence[tuple[int, 
         for rec in recs:
             yield _simulate(cfg, room, channel, rec)
         return
-    ctx = multiprocessing.get_context("spawn")  # no fork of a parent that may hold torch's threads
-    with ProcessPoolExecutor(max_workers=workers, mp_context=ctx, initializer=_init,
-                             initargs=(cfg, room, channel)) as pool:
-        pending: deque[Future] = deque()
+    method = "fork" if "fork" in multiprocessing.get_all_start_methods() else "spawn"
+    pool = ProcessPoolExecutor(max_workers=min(workers, len(recs)), mp_context=multiprocessing.get_context(method),
+                               initializer=_init, initargs=(cfg, room, channel))
+    pending: deque[Future] = deque()
+    try:
         todo = iter(recs)
         for rec in todo:
             pending.append(pool.submit(_run, rec))
@@ -81,6 +92,10 @@ def simulate_recordings(cfg: SynthConfig, room: Room, recs: Sequence[tuple[int, 
             if nxt is not None:
                 pending.append(pool.submit(_run, nxt))
             yield result
+    finally:  # also when the writer fails or stops early: drop the recordings not yet started
+        for f in pending:
+            f.cancel()
+        pool.shutdown(wait=True, cancel_futures=True)
 
 
 def _simulate(cfg: SynthConfig, room: Room, channel: Channel, rec: tuple[int, int, int]

@@ -87,8 +87,8 @@ def write_mmfi(out: str | Path, cfg: SynthConfig, overwrite: bool = False,
                progress: Callable[[int, int], None] | None = None, workers: int | None = None) -> dict:
     """Generate ``cfg`` into ``out`` (atomically) in the MM-Fi layout and return its metadata.
 
-    ``workers``: processes that simulate the recordings (:func:`.pool.simulate_recordings`; None:
-    one per CPU); the bytes written do not depend on it.
+    ``workers``: processes that simulate the recordings (None:
+    :func:`.pool.default_workers`); the data written does not depend on it.
 
     Raises ``ValueError`` when ``cfg.takes`` is not 1 (MM-Fi holds one sequence per subject
     and action) or an activity is unknown.

@@ -28,8 +28,8 @@ def write_wiflow(out: str | Path, cfg: SynthConfig, overwrite: bool = False,
                  progress: Callable[[int, int], None] | None = None, workers: int | None = None) -> dict:
     """Generate ``cfg`` into ``out`` (atomically) in the WiFlow layout and return its metadata.
 
-    ``workers``: processes that simulate the recordings (:func:`.pool.simulate_recordings`; None:
-    one per CPU); the bytes written do not depend on it."""
+    ``workers``: processes that simulate the recordings (None:
+    :func:`.pool.default_workers`); the data written does not depend on it."""
     t0 = time.perf_counter()
     room = make_room(cfg)
     camera = Camera()
