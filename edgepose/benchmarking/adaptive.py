@@ -142,6 +142,13 @@ def target_groups(targets: dict[str, str | None]) -> dict[str | None, list[str]]
     return {t: [k for k, kt in targets.items() if kt in (t, None)] for t in ts}
 
 
+def gate_reference(kinds: dict) -> object | None:
+    """The key the accuracy gate compares against, from ``key → (kind, precision)``: the torch
+    checkpoint, else the fp32 ONNX export, else None."""
+    ref = next((k for k, v in kinds.items() if v[0] == "torch"), None)
+    return ref if ref is not None else next((k for k, v in kinds.items() if tuple(v) == ("onnx", "fp32")), None)
+
+
 def decisions_after(doc: dict, rounds: int, replicates: int | None = None) -> dict:
     """Replay the bench's stopping rule on the first ``rounds`` rounds of a results document.
 
@@ -174,9 +181,7 @@ def decisions_after(doc: dict, rounds: int, replicates: int | None = None) -> di
     else:
         used = [True] * rounds
     ref = doc.get("accuracy_reference") if doc.get("accuracy_reference") in rows else None
-    kinds = {k: (r["kind"], r["precision"]) for k, r in rows.items()}
-    ref = ref or next((k for k, v in kinds.items() if v[0] == "torch"), None)
-    ref = ref if ref is not None else next((k for k, v in kinds.items() if v == ("onnx", "fp32")), None)
+    ref = ref or gate_reference({k: (r["kind"], r["precision"]) for k, r in rows.items()})
     if replicates is None:
         replicates = next((r["delta_pck20_ci"]["replicates"] for r in rows.values()
                            if (r.get("delta_pck20_ci") or {}).get("replicates")), DEFAULT_REPLICATES)
@@ -252,9 +257,7 @@ class JobRounds:
         if base is None or not live:
             return {}
         if len(self._gate) != len(self.acc):  # accuracy is scored once per job, in its first round
-            kinds = {i: (self.jobs[i].art.kind, self.jobs[i].art.precision) for i in self.acc}
-            ref = next((i for i, k in kinds.items() if k[0] == "torch"), None)
-            ref = ref if ref is not None else next((i for i, k in kinds.items() if k == ("onnx", "fp32")), None)
+            ref = gate_reference({i: (self.jobs[i].art.kind, self.jobs[i].art.precision) for i in self.acc})
             self._gate = accuracy_gate({i: a.get("by_recording") for i, a in self.acc.items()}, ref, self.threshold,
                                        self.replicates)
         cands = [i for i in live if self._gate.get(i, not self.acc)]
@@ -279,5 +282,5 @@ class JobRounds:
                 for r, (order, readings, jr) in enumerate(zip(self.orders, self.readings, judged))]
 
 
-__all__ = ["CI_THRESHOLD", "DEFAULT_TIME_BUDGET_S", "ROUND_CAP_FACTOR", "JobRounds", "accuracy_gate", "decisions_after",
+__all__ = ["CI_THRESHOLD", "DEFAULT_TIME_BUDGET_S", "ROUND_CAP_FACTOR", "JobRounds", "accuracy_gate", "decisions_after", "gate_reference",
            "run_rounds", "target_groups"]
