@@ -282,5 +282,5 @@ class JobRounds:
                 for r, (order, readings, jr) in enumerate(zip(self.orders, self.readings, judged))]
 
 
-__all__ = ["CI_THRESHOLD", "DEFAULT_TIME_BUDGET_S", "ROUND_CAP_FACTOR", "JobRounds", "accuracy_gate", "decisions_after", "gate_reference",
-           "run_rounds", "target_groups"]
+__all__ = ["CI_THRESHOLD", "DEFAULT_TIME_BUDGET_S", "ROUND_CAP_FACTOR", "JobRounds", "accuracy_gate", "decisions_after",
+           "gate_reference", "run_rounds", "target_groups"]
