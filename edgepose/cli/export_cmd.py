@@ -86,13 +86,17 @@ from edgepose.metrics import ACCURACY_GATE_PP
               "single groups (about three times the timings).")
 @click.option("--no-profile-cache", is_flag=True, help="Re-time everything instead of replaying this machine's "
               "cached measurements.")
+@click.option("--pad-channels", is_flag=True, default=request_default("pad_channels"), cls=LazyDefaultOption,
+              help="int8 PTQ (ort-cpu) from an exact rewrite whose TCN widths are multiples of 4 (270 → 280, 170 → 180 "
+                   "in wiflow-half), so its pointwise int8 convolutions split the batch across threads. Off by default: "
+                   "the end-to-end gain was within noise on the boxes measured (docs/int8-threads.md).")
 @click.option("--opset", type=int, default=request_default("opset"), show_default=True, cls=LazyDefaultOption)
 @click.option("--out", required=True, type=path_arg(), help="Artifact folder.")
 def export_cmd(checkpoint: str, precision: str, method: str | None, calib: str, target: str, weight_bits: str, recipe: str,
                engine: bool, data_dir: Path | None, calib_count: int, calib_seed: int, qat_epochs: int,
                qat_lr: float, qat_loss: str, qat_select: str, qat_schedule: str, qat_device: str, max_drop: float | None, guard_criterion: str, guard_strategy: str, best_effort: bool, objective: str | None,
                batches: tuple[int, ...], threads: int, runtime: str, search_minutes: float, search: str,
-               no_profile_cache: bool, opset: int, out: Path) -> None:
+               no_profile_cache: bool, pad_channels: bool, opset: int, out: Path) -> None:
     """Export a checkpoint to ONNX (fp32, fp16, int8 PTQ/QAT as QDQ) and optionally a TensorRT engine.
 
     Each artifact gets a JSON card beside it (precision, recipe, parent hash, calibration
@@ -127,6 +131,7 @@ def export_cmd(checkpoint: str, precision: str, method: str | None, calib: str, 
                       calib_seed=calib_seed, qat_epochs=qat_epochs, qat_lr=qat_lr, qat_loss=qat_loss,
                       qat_select=qat_select, qat_schedule=qat_schedule, qat_device=qat_device, opset=opset,
                       max_drop=max_drop, guard_criterion=guard_criterion, guard_strategy=guard_strategy, best_effort=best_effort,
+                      pad_channels=pad_channels,
                       **(dict(objective=objective, batches=batches, threads=threads, runtime=runtime, search=search,
                               search_minutes=search_minutes, profile_cache=not no_profile_cache) if objective else timed)):
         path, card = art.path, art.card

@@ -18,6 +18,7 @@ from edgepose.exporting.fold import fold_batchnorm
 from edgepose.exporting.onnx_fp32 import export_onnx
 from edgepose.exporting.parity import ort_predict, ort_session, parity
 from edgepose.exporting.request import ExportRequest
+from edgepose.models.padding import pad_tcn_channels
 from edgepose.quantization.calibration import CalibrationSet
 from edgepose.quantization.targets import get_target
 from edgepose.runtime.cpu import cpu_summary
@@ -42,6 +43,7 @@ class ExportContext:
     work: Path
     _ds: CSIDataset | None = None
     _fp32: Path | None = None
+    _padded: Path | None = None
 
     @property
     def name(self) -> str:
@@ -86,9 +88,33 @@ class ExportContext:
             export_onnx(fold_batchnorm(self.model), self._fp32, self.window_shape, self.req.opset)
         return self._fp32
 
+    def int8_source_onnx(self) -> Path:
+        """The fp32 graph int8 PTQ quantizes: :meth:`fp32_onnx`, or with ``req.pad_channels`` the same
+        function with the TCN's widths padded to multiples of 4 (:func:`edgepose.models.padding.pad_tcn_channels`).
+
+        Timings against fp32 and the fp32 fallback always use :meth:`fp32_onnx`, the unpadded graph.
+        """
+        if not self.req.pad_channels:
+            return self.fp32_onnx()
+        if self._padded is None:
+            self._padded = self.work / f"{self.name}.fp32-padded.onnx"
+            export_onnx(fold_batchnorm(pad_tcn_channels(self.model)), self._padded, self.window_shape, self.req.opset)
+        return self._padded
+
+    def channel_padding(self) -> dict | None:
+        """What :meth:`int8_source_onnx` padded (for the card), or ``None`` without ``req.pad_channels``."""
+        if not self.req.pad_channels:
+            return None
+        from edgepose.models.padding import tcn_padding
+
+        layouts = tcn_padding(self.model)
+        return {"tcn_widths": [lay.width for lay in layouts], "tcn_padded_widths": [lay.padded for lay in layouts],
+                "exact": True, "why": "pointwise int8 convolutions take ONNX Runtime's batch-parallel path only "
+                                      "with channel counts that are multiples of 4 (docs/int8-threads.md)"}
+
     def base_card(self, precision: str) -> dict:
         """The card fields every artifact of this export shares: model, contract, parent checkpoint."""
-        return {"precision": precision, "model": self.name, "param_count": self.card.get("param_count"),
+        card = {"precision": precision, "model": self.name, "param_count": self.card.get("param_count"),
                 "window_shape": list(self.window_shape), "joints": self.model.cfg.joints,
                 "layout": self.card.get("layout"), "opset": self.req.opset,
                 "input": {"name": "csi", "shape": ["batch", *self.window_shape], "dtype": "float32"},
@@ -96,6 +122,10 @@ class ExportContext:
                 "parent": {"checkpoint": str(Path(self.req.checkpoint).resolve()), "weights_sha256": self.card.get("weights_sha256"),
                            "dataset_fingerprint": self.card.get("dataset", {}).get("fingerprint"),
                            "split_fingerprint": self.card.get("split", {}).get("fingerprint")}}
+        padding = self.channel_padding() if precision == "int8" else None
+        if padding is not None:
+            card["channel_padding"] = padding
+        return card
 
     def torch_reference(self, x: np.ndarray) -> np.ndarray:
         """The fp32 torch model's outputs on ``x``."""
@@ -145,9 +175,10 @@ class ExportContext:
             raise EdgeposeError("no clean validation windows to measure int8 accuracy on", ds.path)
         x, y = ds.read(idx)
         target = get_target(self.req.target, self.req.weight_bits)
-        groups = quant_groups(onnx.load(str(self.fp32_onnx())), target, leaf_module_paths(self.model))
+        source = self.int8_source_onnx()
+        groups = quant_groups(onnx.load(str(source)), target, leaf_module_paths(self.model))
         calib = calib or self.calibration()
-        return QuantProbe.calibrate(self.fp32_onnx(), groups, target, self.req.calib, calib.windows, x, y,
+        return QuantProbe.calibrate(source, groups, target, self.req.calib, calib.windows, x, y,
                                     ds.layout.torso, self.work / "probe", threads=threads,
                                     recordings=np.asarray(ds.window_file)[idx])
 

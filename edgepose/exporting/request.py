@@ -29,7 +29,8 @@ class ExportRequest:
     ``engine``); data (``data``, ``calib_count``, ``calib_seed``, ``parity_windows``); QAT
     (``qat_*``); the accuracy guard (``max_drop``, ``best_effort``, ``guard_*``); the precision
     plan (``objective``, ``batches``, ``threads``, ``runtime``, ``search_minutes``,
-    ``timing_seconds``, ``profile_cache``); ONNX (``opset``, ``keep_io_types``,
+    ``timing_seconds``, ``profile_cache``); ``pad_channels`` (int8 PTQ from a graph whose TCN widths
+    are padded to multiples of 4, the same function: :mod:`edgepose.models.padding`); ONNX (``opset``, ``keep_io_types``,
     ``fp16_block_list``). :func:`validate` checks them against the registries.
     """
 
@@ -69,6 +70,7 @@ class ExportRequest:
     search: str = "blocks"
     timing_seconds: float = 0.8
     profile_cache: bool = True
+    pad_channels: bool = False
     log: Callable[[str], None] = field(default=print, repr=False)
 
 
@@ -108,6 +110,10 @@ def validate(req: ExportRequest, precisions: Iterable[str]) -> None:
             raise EdgeposeError(f"--max-drop is the largest allowed PCK@20 drop in percentage points (≥ 0), "
                                 f"got {req.max_drop}")
     _validate_objective(req)
+    if req.pad_channels and (req.precision != "int8" or (req.method or "ptq") != "ptq" or req.objective is not None
+                             or req.target != "ort-cpu"):
+        raise EdgeposeError("--pad-channels pads the graph int8 PTQ quantizes for ONNX Runtime CPU: use it with "
+                            "--precision int8 (method ptq, target ort-cpu), without --objective")
     if req.guard_criterion not in CRITERIA:
         raise EdgeposeError(f"unknown guard criterion {req.guard_criterion!r}; choose from {', '.join(CRITERIA)}")
     if req.guard_strategy not in STRATEGIES:

@@ -1,0 +1,76 @@
+"""``pad_channels``: int8 PTQ from the padded graph — same answers, the card says what was padded."""
+
+from __future__ import annotations
+
+import json
+from pathlib import Path
+
+import numpy as np
+import onnx
+import pytest
+from onnx import numpy_helper
+
+from edgepose.errors import EdgeposeError
+from edgepose.exporting import ExportRequest, export
+from edgepose.exporting.parity import ort_predict, ort_session
+
+
+@pytest.fixture(scope="module")
+def quarter_run(tmp_path_factory, tiny_data):
+    """wiflow-quarter (TCN widths 135/110/85/60: three need padding), one epoch on the tiny dataset."""
+    from edgepose.training import TrainConfig, fit
+
+    out = tmp_path_factory.mktemp("run") / "quarter"
+    fit(TrainConfig(model="wiflow-quarter", epochs=1, batch_size=32, lr=1e-3, threads=1), tiny_data, out,
+        progress=False, log=lambda s: None)
+    return out
+
+
+def _conv_widths(path: Path) -> set[int]:
+    model = onnx.load(str(path))
+    inits = {i.name: i for i in model.graph.initializer}
+    widths = set()
+    for node in model.graph.node:
+        if node.op_type in ("Conv", "QLinearConv"):
+            w = node.input[1] if node.op_type == "Conv" else node.input[3]
+            if w in inits:
+                widths.add(int(inits[w].dims[0]))
+            else:  # QDQ: the weight comes through a DequantizeLinear of an int8 initializer
+                src = next(n for n in model.graph.node if w in n.output)
+                widths.add(int(inits[src.input[0]].dims[0]))
+    return widths
+
+
+def test_padded_int8_export_matches_the_unpadded_one(tmp_path, quarter_run, tiny_data):
+    kw = dict(checkpoint=quarter_run, data=tiny_data, precision="int8", recipe="safe", calib="minmax",
+              calib_count=64, parity_windows=32, log=lambda s: None)
+    (plain,) = export(ExportRequest(out=tmp_path / "plain", **kw))
+    (padded,) = export(ExportRequest(out=tmp_path / "padded", pad_channels=True, **kw))
+    card = json.loads(padded.with_name(padded.name + ".json").read_text())
+    assert card["channel_padding"]["tcn_widths"] == [135, 110, 85, 60]
+    assert card["channel_padding"]["tcn_padded_widths"] == [140, 120, 100, 60]
+    assert "channel_padding" not in json.loads(plain.with_name(plain.name + ".json").read_text())
+    assert {140, 120, 100} <= _conv_widths(padded)
+    assert not {140, 120, 100} & _conv_widths(plain)
+    # same interface and, as minmax ranges do not change with zero channels, the same int8 answers
+    from edgepose.data import open_dataset
+
+    ds = open_dataset(tiny_data)
+    x, _ = ds.read(ds.indices("test", clean=True)[:37])
+    a = ort_predict(ort_session(plain), x)
+    b = ort_predict(ort_session(padded), x)
+    assert a.shape == b.shape == (len(x), 15, 2)
+    # integer arithmetic is exact whichever kernel runs it; only float ops may reorder additions
+    np.testing.assert_allclose(b, a, rtol=0, atol=1e-6)
+
+
+@pytest.mark.parametrize("kw, word", [
+    (dict(precision="fp32"), "--precision int8"),
+    (dict(precision="int8", method="qat"), "method ptq"),
+    (dict(precision="int8", objective="latency"), "without --objective"),
+    (dict(precision="int8", target="tensorrt"), "target ort-cpu"),
+])
+def test_pad_channels_is_refused_where_it_does_not_apply(tmp_path, kw, word):
+    with pytest.raises(EdgeposeError, match=word):
+        export(ExportRequest(checkpoint=Path("wiflow-tiny"), out=tmp_path, pad_channels=True, log=lambda s: None, **kw))
+    assert not any(tmp_path.iterdir())

@@ -1,0 +1,85 @@
+"""The TCN channel padding is an exact rewrite: same outputs, zero padded channels, shapes that meet the rule."""
+
+from __future__ import annotations
+
+import pytest
+import torch
+from torch import nn
+
+from edgepose.models import create
+from edgepose.models.padding import ChannelLayout, pad_tcn_channels, tcn_padding
+
+
+def _randomised(name: str, seed: int = 0, **overrides) -> nn.Module:
+    """A variant with random weights and non-trivial BatchNorm statistics (eval mode)."""
+    torch.manual_seed(seed)
+    model = create(name, **overrides).eval()
+    for mod in model.modules():
+        if isinstance(mod, nn.BatchNorm1d):
+            mod.running_mean.normal_()
+            mod.running_var.uniform_(0.5, 2.0)
+            mod.weight.data.normal_()
+            mod.bias.data.normal_()
+    return model
+
+
+@pytest.mark.parametrize("name, padded", [
+    ("wiflow-half", [280, 220, 180, 120]),
+    ("wiflow-quarter", [140, 120, 100, 60]),
+    ("wiflow-tiny", [68, 56, 44, 32]),      # depthwise: never padded (widths are multiples of 4 anyway)
+    ("wiflow-full", [540, 440, 340, 240]),  # already multiples of 4
+])
+@pytest.mark.parametrize("batch", [1, 37])
+def test_padded_model_computes_the_same_function(name, padded, batch):
+    model = _randomised(name)
+    pad = pad_tcn_channels(model)
+    assert [lay.padded for lay in tcn_padding(model)] == padded
+    assert pad.tcn_padded_widths == padded
+    x = torch.randn(batch, model.cfg.in_channels, model.cfg.window)
+    with torch.no_grad():
+        ref, out = model(x), pad(x)
+    assert out.shape == ref.shape == (batch, model.cfg.joints, 2)
+    torch.testing.assert_close(out, ref, rtol=1e-5, atol=1e-5)
+
+
+def test_padding_meets_the_channel_rule_and_keeps_groups():
+    model = _randomised("wiflow-half")
+    pad = pad_tcn_channels(model)
+    for (name, a), (_, b) in zip(model.tcn.named_modules(), pad.tcn.named_modules()):
+        if isinstance(a, nn.Conv1d):
+            assert b.groups == a.groups, name  # grouped convs stay grouped the same way
+            if a.groups == 1 and name != "3.body.12":  # the pointwise convs (the TCN's output keeps its width)
+                assert b.in_channels % 4 == 0 and b.out_channels % 4 == 0, (name, b)
+    # the original is untouched
+    assert [m.out_channels for m in model.tcn.modules() if isinstance(m, nn.Conv1d)][0] == 540
+    assert model.tcn[0].body[4].out_channels == 270
+
+
+def test_padded_channels_are_exactly_zero_between_blocks():
+    model = _randomised("wiflow-half", seed=1)
+    pad = pad_tcn_channels(model)
+    layouts = tcn_padding(model)
+    outs: list[torch.Tensor] = []
+    hooks = [blk.register_forward_hook(lambda m, i, o: outs.append(o)) for blk in pad.tcn]
+    with torch.no_grad():
+        pad(torch.randn(5, 540, 20))
+    for h in hooks:
+        h.remove()
+    for out, lay in zip(outs, layouts):
+        assert out.shape[1] == lay.padded
+        real = torch.zeros(lay.padded, dtype=torch.bool)
+        real[lay.positions()] = True
+        assert torch.count_nonzero(out[:, ~real]) == 0
+        assert torch.count_nonzero(out[:, real]) > 0
+
+
+@pytest.mark.parametrize("width, groups, padded", [(270, 10, 280), (170, 10, 180), (220, 20, 220), (85, 5, 100),
+                                                   (21, 1, 24), (36, 36, 36)])
+def test_layout_positions_are_distinct_and_grouped(width, groups, padded):
+    lay = ChannelLayout.for_width(width, groups)
+    assert lay.padded == padded and lay.padded % 4 == 0
+    pos = lay.positions()
+    assert len(set(pos.tolist())) == width and int(pos.max()) < padded
+    # each real channel stays in its own group
+    size, padded_size = width // groups, padded // groups
+    assert torch.equal(pos // padded_size, torch.arange(width) // size)
