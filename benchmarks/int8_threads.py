@@ -202,25 +202,29 @@ def profile_run(paths: dict[str, Path], threads: list[int], feeds: dict[int, np.
         if len(per_call) != len(c["tags"]):
             raise RuntimeError(f"{c['variant']}: {len(per_call)} profiled calls for {len(c['tags'])} runs")
         for b in feeds:
-            ops_rounds, stage_rounds = defaultdict(list), defaultdict(list)
+            ops_rounds, stage_rounds, node_rounds = defaultdict(list), defaultdict(list), defaultdict(list)
             for r in range(rounds):
                 idx = [i for i, tag in enumerate(c["tags"]) if tag == (r, b)]
-                ops, stage = defaultdict(float), defaultdict(float)
+                ops, stage, conv = defaultdict(float), defaultdict(float), defaultdict(float)
                 for i in idx:
                     for k, ms in per_call[i][0].items():
                         ops[k] += ms / len(idx)
                     for node, ms in per_call[i][1].items():
                         if node in stages[c["variant"]]:
                             stage[stages[c["variant"]][node]] += ms / len(idx)
+                            conv[lib.base_name(node)] += ms / len(idx)
                 for k in set(ops) | set(ops_rounds):
                     ops_rounds[k].append(ops.get(k, 0.0))
                 for k in set(stage) | set(stage_rounds):
                     stage_rounds[k].append(stage.get(k, 0.0))
+                for k in set(conv) | set(node_rounds):
+                    node_rounds[k].append(conv.get(k, 0.0))
             ops_ms = {k: lib.summarize(v, clean)["median"] for k, v in ops_rounds.items()}
             rows.append({"run": "profile", "variant": c["variant"], "threads": c["threads"], "batch": b,
                          "wall_ms": lib.summarize([statistics.median(c["wall"][(r, b)]) for r in range(rounds)], clean),
                          "ops_ms": dict(sorted(ops_ms.items(), key=lambda kv: -kv[1])), "buckets": lib.buckets(ops_ms),
-                         "conv_ms_by_stage": {k: lib.summarize(v, clean)["median"] for k, v in stage_rounds.items()}})
+                         "conv_ms_by_stage": {k: lib.summarize(v, clean)["median"] for k, v in stage_rounds.items()},
+                         "conv_ms_by_node": {k: lib.summarize(v, clean)["median"] for k, v in sorted(node_rounds.items())}})
     lib.add_speed_vs_fp32(rows)
     return rows, record
 

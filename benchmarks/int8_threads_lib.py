@@ -186,7 +186,7 @@ def eligibility_summary(rows: list[dict]) -> dict:
             "float_convs": len(rows) - len(int8), "shapes": list(shapes.values()), "rows": rows}
 
 
-def _base_name(node: str) -> str:
+def base_name(node: str) -> str:
     """A node name without what ORT adds when it rewrites a node (``_token_N``, ``_nchwc``) and the
     exporter's ``node_`` prefix."""
     base = re.sub(r"_nchwc$", "", re.sub(r"(_token_\d+)+$", "", node))
@@ -196,8 +196,8 @@ def _base_name(node: str) -> str:
 def conv_node_stage(node: str, stages: dict[str, str]) -> str:
     """The stage of a (fused, renamed) conv of ORT's optimized graph, from the exported graph's
     conv stages (:func:`conv_stages_of`); ``?`` when the name cannot be traced."""
-    by_base = {_base_name(n): s for n, s in stages.items()}
-    return stages.get(node) or by_base.get(_base_name(node), "?")
+    by_base = {base_name(n): s for n, s in stages.items()}
+    return stages.get(node) or by_base.get(base_name(node), "?")
 
 
 def per_call_times(events: list[dict]) -> list[tuple[dict[str, float], dict[str, float]]]:

@@ -102,6 +102,9 @@ def main() -> None:
     ap.add_argument("--threads", type=int, default=2)
     ap.add_argument("--extra", action="append", default=[], metavar="NAME=PATH",
                     help="another artifact of the same model to score (e.g. a guard's)")
+    ap.add_argument("--only-extra", action="store_true",
+                    help="score only the --extra artifacts (a folder without edgepose run's default rows)")
+    ap.add_argument("--note", default="", help="written into the JSON (e.g. which checkpoint the folder came from)")
     ap.add_argument("--out", type=Path, required=True)
     args = ap.parse_args()
     from edgepose.io import write_json
@@ -110,7 +113,12 @@ def main() -> None:
     if bad:
         ap.error(f"--extra takes NAME=PATH; got {', '.join(bad)}")
     extra = dict(e.split("=", 1) for e in args.extra)
-    res = measure(args.artifacts, args.model, DEFAULT_ROWS, args.threads, {k: Path(v) for k, v in extra.items()})
+    if args.only_extra and not extra:
+        ap.error("--only-extra needs at least one --extra NAME=PATH")
+    res = measure(args.artifacts, args.model, {} if args.only_extra else DEFAULT_ROWS, args.threads,
+                  {k: Path(v) for k, v in extra.items()})
+    if args.note:
+        res["note"] = args.note
     write_json(args.out, res)
     for s in res["splits"]:
         for r in s["rows"]:

@@ -124,6 +124,8 @@ REPORTS: dict[str, Report] = {r.path: r for r in [
            ("int8-threads-amd-epyc-avx512.md",)),
     Report("int8-threads-intel-xeon-amx.md", ("int8-threads-intel-xeon-amx.json",), _markdown("int8_threads_lib"),
            ("int8-threads-intel-xeon-amx.md",)),
+    Report("tcn-padding-intel-xeon-amx.md", ("tcn-padding-intel-xeon-amx.json",), _markdown("tcn_padding"),
+           ("tcn-padding-intel-xeon-amx.md",)),
 ]}
 
 

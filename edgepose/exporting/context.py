@@ -101,6 +101,12 @@ class ExportContext:
             export_onnx(fold_batchnorm(pad_tcn_channels(self.model)), self._padded, self.window_shape, self.req.opset)
         return self._padded
 
+    def stats_model(self) -> Path | None:
+        """Where int8 calibration collects activation statistics when that is not the quantized graph:
+        the unpadded fp32 graph under ``req.pad_channels`` (same tensors, same names, no zero channels to
+        shift percentile or entropy ranges), else ``None``."""
+        return self.fp32_onnx() if self.req.pad_channels else None
+
     def channel_padding(self) -> dict | None:
         """What :meth:`int8_source_onnx` padded (for the card), or ``None`` without ``req.pad_channels``."""
         if not self.req.pad_channels:
@@ -179,7 +185,7 @@ class ExportContext:
         groups = quant_groups(onnx.load(str(source)), target, leaf_module_paths(self.model))
         calib = calib or self.calibration()
         return QuantProbe.calibrate(source, groups, target, self.req.calib, calib.windows, x, y,
-                                    ds.layout.torso, self.work / "probe", threads=threads,
+                                    ds.layout.torso, self.work / "probe", stats_model=self.stats_model(), threads=threads,
                                     recordings=np.asarray(ds.window_file)[idx])
 
 

@@ -53,7 +53,8 @@ def export_int8(ctx: ExportContext) -> list[Path]:
     calib = ctx.calibration()
     tag = f"int8-ptq-{req.calib}-{recipe.name}-{target.name}"
     ptq_path = ctx.work / f"{ctx.name}.{tag}.onnx"
-    params = quantize_ptq(ctx.int8_source_onnx(), ptq_path, calib, recipe, target, req.calib)
+    params = quantize_ptq(ctx.int8_source_onnx(), ptq_path, calib, recipe, target, req.calib,
+                          stats_model=ctx.stats_model())
     x, y = ctx.parity_set()
     torso = ctx.dataset.layout.torso
     ref = ctx.torch_reference(x)

@@ -114,7 +114,8 @@ def export_verified(ctx: ExportContext, recipe: Recipe) -> Path:
             params = {**scheme_params(probe.target, req.calib), "recipe": name, "int8_groups": len(groups),
                       "float_groups": [g.name for g in probe.groups if g.name not in set(groups)]}
         else:
-            params = quantize_ptq(ctx.int8_source_onnx(), path, calib, cand, probe.target, req.calib)
+            params = quantize_ptq(ctx.int8_source_onnx(), path, calib, cand, probe.target, req.calib,
+                                  stats_model=ctx.stats_model())
         # the guard has scored exactly this graph on the same windows
         dp, dm = (guard.choice.delta_pck20_pp, guard.choice.delta_mpjpe) if guard else probe.delta(probe.score(path))
         if guard is None:

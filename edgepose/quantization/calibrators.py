@@ -257,9 +257,29 @@ def get_calibrator(name: str) -> Calibrator:
 
 
 def compute_ranges(model_path: Path, windows: np.ndarray, calibrator: str, symmetric: bool = False,
-                   chunk: int = 64, percentile: float = DEFAULT_PERCENTILE) -> dict[str, tuple[float, float]]:
-    """Tensor name → ``(low, high)`` activation range for ``calibrator`` on ``windows``."""
+                   chunk: int = 64, percentile: float = DEFAULT_PERCENTILE,
+                   stats_model: Path | None = None) -> dict[str, tuple[float, float]]:
+    """Tensor name → ``(low, high)`` activation range for ``calibrator`` on ``windows``.
+
+    ``stats_model``: collect the statistics on this graph instead of ``model_path``'s. It must compute
+    the same tensors under the same names — the unpadded graph of a channel-padded one
+    (:mod:`edgepose.models.padding`), whose always-zero channels would otherwise shift percentile
+    and entropy ranges, so that padding changes no range.
+    """
     cal = get_calibrator(calibrator)
-    stats = collect_stats(model_path, windows, cal.needs_histograms, chunk)
+    if stats_model is not None:
+        _check_same_tensors(model_path, stats_model)
+    stats = collect_stats(stats_model or model_path, windows, cal.needs_histograms, chunk)
     return {name: tuple(float(v) for v in cal.range_fn(s, symmetric, percentile=percentile))
             for name, s in stats.tensors.items() if s.count}
+
+
+def _check_same_tensors(model_path: Path, stats_model: Path) -> None:
+    """Refuse statistics from a graph whose node outputs are not named as ``model_path``'s."""
+    import onnx
+
+    names = [{o for n in onnx.load(str(p)).graph.node for o in n.output} for p in (model_path, stats_model)]
+    if names[0] != names[1]:
+        diff = sorted(names[0] ^ names[1])
+        raise EdgeposeError(f"calibration statistics from {stats_model.name} do not fit: {len(diff)} tensor name(s) "
+                            f"differ (e.g. {diff[:3]})", model_path)

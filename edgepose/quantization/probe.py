@@ -68,9 +68,12 @@ class QuantProbe:
 
     @classmethod
     def calibrate(cls, fp32_path: Path, groups: list[Group], target: Target, calibrator: str, calib_windows: np.ndarray,
-                  x: np.ndarray, y: np.ndarray, torso: tuple[int, int], work: Path, **kw) -> "QuantProbe":
-        """Compute activation ranges on ``calib_windows`` once and build the probe."""
-        ranges = compute_ranges(fp32_path, calib_windows, calibrator, symmetric=target.symmetric_activations)
+                  x: np.ndarray, y: np.ndarray, torso: tuple[int, int], work: Path, stats_model: Path | None = None,
+                  **kw) -> "QuantProbe":
+        """Compute activation ranges on ``calib_windows`` once and build the probe (``stats_model``: see
+        :func:`~edgepose.quantization.calibrators.compute_ranges`)."""
+        ranges = compute_ranges(fp32_path, calib_windows, calibrator, symmetric=target.symmetric_activations,
+                                stats_model=stats_model)
         return cls(fp32_path, groups, target, calibrator, ranges, x, y, torso, work, **kw)
 
     @property

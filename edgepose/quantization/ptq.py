@@ -41,10 +41,12 @@ def ranges_to_tensors_data(ranges: dict[str, tuple[float, float]], calibrator: s
 
 
 def quantize_ptq(fp32_path: Path, out_path: Path, calib: CalibrationSet, recipe: Recipe, target: Target,
-                 calibrator: str = "percentile", chunk: int = 64) -> dict:
+                 calibrator: str = "percentile", chunk: int = 64, stats_model: Path | None = None) -> dict:
     """Write a QDQ int8 model calibrated on ``calib``; returns the recipe parameters used.
 
     ``chunk`` (windows per calibration inference) changes memory use only, never the ranges.
+    ``stats_model``: the graph the activation statistics are collected on (see
+    :func:`~edgepose.quantization.calibrators.compute_ranges`).
     """
     get_calibrator(calibrator)
     check_quantizer()
@@ -53,7 +55,7 @@ def quantize_ptq(fp32_path: Path, out_path: Path, calib: CalibrationSet, recipe:
     nodes = [node for path, node in by_module.items() if not recipe.keep_float(path)]
     excluded = sorted(path for path in by_module if recipe.keep_float(path))
     ranges = compute_ranges(fp32_path, calib.windows, calibrator, symmetric=target.symmetric_activations,
-                            chunk=chunk)
+                            chunk=chunk, stats_model=stats_model)
     if recipe.quantize_all_ops:
         quantize_nodes(fp32_path, out_path, ranges, target, calibrator, nodes=None, op_types=None)
     else:
