@@ -64,12 +64,12 @@ def build(checkpoint: str, work: Path, log=print) -> tuple[dict[str, Path], dict
     return paths, val, padding
 
 
-def conv_table(rows: list[dict], shapes: dict[str, dict], batch: int) -> list[dict]:
-    """One row per TCN convolution: its shape and kernel ms per variant × threads at ``batch``."""
+def conv_table(rows: list[dict], shapes: dict[str, dict], batch: int, stage: str = "tcn") -> list[dict]:
+    """One row per convolution of ``stage``: its shape and kernel ms per variant × threads at ``batch``."""
     by = {(r["variant"], r["threads"]): r.get("conv_ms_by_node", {}) for r in rows if r["batch"] == batch}
     out = []
     for node, shape in shapes.items():
-        if shape["stage"] != "tcn":
+        if shape["stage"] != stage:
             continue
         rec = {"node": node, "batch": batch, **{k: shape[k] for k in ("groups", "cin", "cout", "kernel")},
                "padded_cin": shape.get("padded_cin"), "padded_cout": shape.get("padded_cout"),
@@ -133,6 +133,16 @@ def to_markdown(doc: dict) -> str:
         bp = f"{'yes' if r['batch_parallel'] else 'no'} ({'yes' if r['batch_parallel_padded'] else 'no'})"
         lines.append(f"| {r['node']} | {r['groups']} | {ch} | {bp} | {cell('fp32@1t')} | {cell('fp32@2t')} | "
                      f"{cell('tcn@1t')} | {cell('tcn@2t')} | {cell('tcn_padded@1t')} | {cell('tcn_padded@2t')} |")
+    if doc.get("stack_convs"):
+        lines += ["", "## The 2-D stack's convolutions at batch 64: kernel ms, fp32 vs int8 (`except_attn`)", "",
+                  "| conv | channels | kernel | batch-parallel | fp32 1t | int8 1t | fp32 2t | int8 2t |",
+                  "|---|---|---|---|---|---|---|---|"]
+        for r in doc["stack_convs"]:
+            ms = r["ms"]
+            cells = " | ".join(f"{ms[k]:.3f}" if k in ms else "–"
+                               for k in ("fp32@1t", "except_attn@1t", "fp32@2t", "except_attn@2t"))
+            lines.append(f"| {r['node']} | {r['cin']}→{r['cout']} | {'×'.join(map(str, r['kernel']))} | "
+                         f"{'yes' if r['batch_parallel'] else 'no'} | {cells} |")
     if doc.get("note"):
         lines += ["", doc["note"]]
     return "\n".join(lines) + "\n"
@@ -172,7 +182,8 @@ def main(argv: list[str] | None = None) -> int:
                                 "cpu_flags": sorted(f for f, on in rec["machine"]["cpu_flags"].items() if on),
                                 "onnxruntime": rec["versions"]["onnxruntime"], **run_rec}},
            "profiles": rows,
-           "tcn_convs": conv_table(rows, shapes, 64) + conv_table(rows, shapes, 1)}
+           "tcn_convs": conv_table(rows, shapes, 64) + conv_table(rows, shapes, 1),
+           "stack_convs": conv_table(rows, shapes, 64, "convs")}
     write_json(a.out, doc)
     with atomic_path(a.out.with_suffix(".md")) as tmp_md:
         tmp_md.write_text(to_markdown(doc), encoding="utf-8")
