@@ -89,7 +89,7 @@ from edgepose.metrics import ACCURACY_GATE_PP
 @click.option("--pad-channels", is_flag=True, default=request_default("pad_channels"), cls=LazyDefaultOption,
               help="int8 PTQ (ort-cpu) from an exact rewrite whose TCN widths are multiples of 4 (270 → 280, 170 → 180 "
                    "in wiflow-half), so its pointwise int8 convolutions split the batch across threads. Off by default: "
-                   "the end-to-end gain was within noise on the boxes measured (docs/int8-threads.md).")
+                   "on the AMX box measured it did not pay end to end (docs/int8-threads.md).")
 @click.option("--opset", type=int, default=request_default("opset"), show_default=True, cls=LazyDefaultOption)
 @click.option("--out", required=True, type=path_arg(), help="Artifact folder.")
 def export_cmd(checkpoint: str, precision: str, method: str | None, calib: str, target: str, weight_bits: str, recipe: str,
