@@ -18,12 +18,16 @@ def tiny_data(tmp_path_factory):
     return out
 
 
+def one_epoch_run(out, data, model: str):
+    """Train ``model`` for one epoch on ``data`` into ``out`` (quietly, one thread); returns ``out``."""
+    from edgepose.training import TrainConfig, fit
+
+    fit(TrainConfig(model=model, epochs=1, batch_size=32, lr=1e-3, threads=1), data, out,
+        progress=False, log=lambda s: None)
+    return out
+
+
 @pytest.fixture(scope="session")
 def tiny_run(tmp_path_factory, tiny_data):
     """A wiflow-tiny checkpoint trained for one epoch on the tiny dataset."""
-    from edgepose.training import TrainConfig, fit
-
-    out = tmp_path_factory.mktemp("run") / "tiny"
-    fit(TrainConfig(model="wiflow-tiny", epochs=1, batch_size=32, lr=1e-3, threads=1), tiny_data, out,
-        progress=False, log=lambda s: None)
-    return out
+    return one_epoch_run(tmp_path_factory.mktemp("run") / "tiny", tiny_data, "wiflow-tiny")

@@ -18,12 +18,9 @@ from edgepose.exporting.parity import ort_predict, ort_session
 @pytest.fixture(scope="module")
 def quarter_run(tmp_path_factory, tiny_data):
     """wiflow-quarter (TCN widths 135/110/85/60: three need padding), one epoch on the tiny dataset."""
-    from edgepose.training import TrainConfig, fit
+    from tests.conftest import one_epoch_run
 
-    out = tmp_path_factory.mktemp("run") / "quarter"
-    fit(TrainConfig(model="wiflow-quarter", epochs=1, batch_size=32, lr=1e-3, threads=1), tiny_data, out,
-        progress=False, log=lambda s: None)
-    return out
+    return one_epoch_run(tmp_path_factory.mktemp("run") / "quarter", tiny_data, "wiflow-quarter")
 
 
 def _conv_widths(path: Path) -> set[int]:
