@@ -38,19 +38,22 @@ VARIANTS = {
 }
 
 
-def build(checkpoint: str, work: Path, log=print) -> tuple[dict[str, Path], dict[str, float], dict]:
-    """fp32 and the four int8 variants; their validation ΔPCK@20; the padding the card would record."""
+def build(checkpoint: str, work: Path, log=print) -> tuple[dict[str, Path], dict[str, float], dict, tuple[int, int]]:
+    """fp32 and the four int8 variants; their validation ΔPCK@20; the padding the card would record; the
+    model's ``(channels, window)`` input shape."""
     from edgepose.exporting import ExportRequest, load_context
 
     paths: dict[str, Path] = {}
     val: dict[str, float] = {}
     padding: dict = {}
+    shape: tuple[int, int] = (0, 0)
     for padded in (False, True):
         sub = work / ("padded" if padded else "plain")
         sub.mkdir(parents=True, exist_ok=True)
         ctx = load_context(ExportRequest(checkpoint=checkpoint, out=sub, precision="int8", pad_channels=padded,
                                          log=log), sub)
         probe = ctx.probe(threads=2)
+        shape = ctx.window_shape
         if not padded:
             paths["fp32"] = ctx.fp32_onnx()
         else:
@@ -61,7 +64,7 @@ def build(checkpoint: str, work: Path, log=print) -> tuple[dict[str, Path], dict
             probe.build([g.name for g in probe.groups if keep(g.name)], path)
             paths[name + suffix] = path
             val[name + suffix] = probe.delta(probe.score(path))[0]
-    return paths, val, padding
+    return paths, val, padding, shape
 
 
 def conv_table(rows: list[dict], shapes: dict[str, dict], batch: int, stage: str = "tcn") -> list[dict]:
@@ -164,9 +167,9 @@ def main(argv: list[str] | None = None) -> int:
     calls = parse_calls(a.calls)
     with tempfile.TemporaryDirectory(prefix="tcn-padding-") as tmp_s:
         tmp = Path(tmp_s)
-        paths, val, padding = build(a.checkpoint, a.work or tmp / "graphs")
+        paths, val, padding, window_shape = build(a.checkpoint, a.work or tmp / "graphs")
         counts, elig, stages = it.graph_facts(paths, rec["output_alignment"], tmp)
-        feeds = inputs_for(sorted(calls), (540, 20), resolve_dataset(a.checkpoint, None, "calibration"))
+        feeds = inputs_for(sorted(calls), window_shape, resolve_dataset(a.checkpoint, None, "calibration"))
         rows, run_rec = it.profile_run(paths, [1, 2], feeds, a.rounds, calls, False, stages, tmp)
         shapes = shapes_of(paths, rec["output_alignment"])
     doc = {"tool": "benchmarks/tcn_padding.py", "created": dt.datetime.now(dt.timezone.utc).isoformat(timespec="seconds"),

@@ -18,7 +18,7 @@ from edgepose.exporting.fold import fold_batchnorm
 from edgepose.exporting.onnx_fp32 import export_onnx
 from edgepose.exporting.parity import ort_predict, ort_session, parity
 from edgepose.exporting.request import ExportRequest
-from edgepose.models.padding import pad_tcn_channels
+from edgepose.models.padding import pad_tcn_channels, tcn_padding
 from edgepose.quantization.calibration import CalibrationSet
 from edgepose.quantization.targets import get_target
 from edgepose.runtime.cpu import cpu_summary
@@ -94,7 +94,7 @@ class ExportContext:
 
         Timings against fp32 and the fp32 fallback always use :meth:`fp32_onnx`, the unpadded graph.
         """
-        if not self.req.pad_channels:
+        if not self.pads_channels:
             return self.fp32_onnx()
         if self._padded is None:
             self._padded = self.work / f"{self.name}.fp32-padded.onnx"
@@ -105,18 +105,28 @@ class ExportContext:
         """Where int8 calibration collects activation statistics when that is not the quantized graph:
         the unpadded fp32 graph under ``req.pad_channels`` (same tensors, same names, no zero channels to
         shift percentile or entropy ranges), else ``None``."""
-        return self.fp32_onnx() if self.req.pad_channels else None
+        return self.fp32_onnx() if self.pads_channels else None
+
+    @property
+    def pads_channels(self) -> bool:
+        """Whether ``req.pad_channels`` changes this model's graph (some TCN width is padded)."""
+        return self.req.pad_channels and any(not lay.is_identity for lay in tcn_padding(self.model))
 
     def channel_padding(self) -> dict | None:
-        """What :meth:`int8_source_onnx` padded (for the card), or ``None`` without ``req.pad_channels``."""
+        """What ``req.pad_channels`` did, for the card: the TCN widths before and after, or (for a model
+        whose widths need no padding, or whose TCN cannot use it) that the graph was left as it is.
+        ``None`` without ``req.pad_channels``."""
         if not self.req.pad_channels:
             return None
-        from edgepose.models.padding import tcn_padding
-
         layouts = tcn_padding(self.model)
-        return {"tcn_widths": [lay.width for lay in layouts], "tcn_padded_widths": [lay.padded for lay in layouts],
-                "exact": True, "why": "pointwise int8 convolutions take ONNX Runtime's batch-parallel path only "
-                                      "with channel counts that are multiples of 4 (docs/int8-threads.md)"}
+        record = {"requested": True, "applied": self.pads_channels, "tcn_widths": [lay.width for lay in layouts]}
+        if self.pads_channels:
+            return record | {"tcn_padded_widths": [lay.padded for lay in layouts], "exact": True,
+                             "why": "pointwise int8 convolutions take ONNX Runtime's batch-parallel path only "
+                                    "with channel counts that are multiples of 4 (docs/int8-threads.md)"}
+        return record | {"why": "no TCN width needs padding (already multiples of 4, or a depthwise/grouped TCN "
+                                "whose convolutions cannot take the batch-parallel path): the int8 graph is "
+                                "the unpadded one"}
 
     def base_card(self, precision: str) -> dict:
         """The card fields every artifact of this export shares: model, contract, parent checkpoint."""

@@ -78,16 +78,26 @@ class ChannelLayout:
 def tcn_padding(model: WiFlowSTD, multiple: int = DEFAULT_MULTIPLE) -> list[ChannelLayout]:
     """The output layout of each TCN block that :func:`pad_tcn_channels` would use.
 
-    The last block's output stays unpadded (the 2-D stack reads it), and so do models whose TCN is
-    depthwise or whose first pointwise convolution is grouped (their convolutions cannot take the
+    The last block's output stays unpadded (the 2-D stack reads it), so does every tensor an identity
+    residual joins to it or to the TCN's input (a block that keeps its width adds its input unchanged),
+    and so do models whose TCN is depthwise or whose first pointwise convolution is grouped (their convolutions cannot take the
     batch-parallel path whatever their width).
     """
     cfg = model.cfg
     widths = list(cfg.tcn_channels)
     if cfg.tcn_depthwise or cfg.tcn_input_groups != 1:
         return [ChannelLayout.identity(w) for w in widths]
-    out = [ChannelLayout.for_width(w, math.gcd(w, 20), multiple) for w in widths[:-1]]
-    return out + [ChannelLayout.identity(widths[-1])]
+    # tensors 0..n: the TCN's input, then each block's output. A block whose width does not change has
+    # an identity residual, which adds its input to its output as they are: both must share one layout.
+    # So tensors joined by such blocks form runs, and a run that reaches the TCN's input or its output
+    # (fixed widths) stays unpadded.
+    tensors = [cfg.in_channels, *widths]
+    run_of = [0]
+    for i in range(1, len(tensors)):
+        run_of.append(run_of[-1] if tensors[i] == tensors[i - 1] else run_of[-1] + 1)
+    fixed = {run_of[0], run_of[-1]}
+    return [ChannelLayout.identity(w) if run_of[i + 1] in fixed
+            else ChannelLayout.for_width(w, math.gcd(w, 20), multiple) for i, w in enumerate(widths)]
 
 
 def pad_tcn_channels(model: WiFlowSTD, multiple: int = DEFAULT_MULTIPLE) -> WiFlowSTD:

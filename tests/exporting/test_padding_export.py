@@ -46,6 +46,7 @@ def test_padded_int8_export_matches_the_unpadded_one(tmp_path, quarter_run, tiny
     card = json.loads(padded.with_name(padded.name + ".json").read_text())
     assert card["channel_padding"]["tcn_widths"] == [135, 110, 85, 60]
     assert card["channel_padding"]["tcn_padded_widths"] == [140, 120, 100, 60]
+    assert card["channel_padding"]["applied"] is True
     assert "channel_padding" not in json.loads(plain.with_name(plain.name + ".json").read_text())
     assert {140, 120, 100} <= _conv_widths(padded)
     assert not {140, 120, 100} & _conv_widths(plain)
@@ -72,3 +73,38 @@ def test_pad_channels_is_refused_where_it_does_not_apply(tmp_path, kw, word):
     with pytest.raises(EdgeposeError, match=word):
         export(ExportRequest(checkpoint=Path("wiflow-tiny"), out=tmp_path, pad_channels=True, log=lambda s: None, **kw))
     assert not any(tmp_path.iterdir())
+
+
+def test_the_default_auto_recipe_quantizes_the_padded_graph(tmp_path, quarter_run, tiny_data, monkeypatch):
+    """``--recipe auto`` (the default) with ``pad_channels``: its candidates are built from the padded graph,
+    timed against the unpadded fp32 one, and the shipped int8 graph and its card say so."""
+    import edgepose.exporting.verified as verified
+
+    timed: list[tuple[set[int], set[int]]] = []
+
+    def fake(path, fp32, windows, batches, threads, seconds=verified.VERIFY_SECONDS):
+        timed.append((_conv_widths(path), _conv_widths(fp32)))
+        return {str(b): {"int8_ms": 1.0, "fp32_ms": 1.5, "speedup": 1.5} for b in batches}
+
+    monkeypatch.setattr(verified, "time_against_fp32", fake)
+    (path,) = export(ExportRequest(checkpoint=quarter_run, data=tiny_data, out=tmp_path, precision="int8",
+                                   pad_channels=True, calib_count=64, parity_windows=16, batches=(1, 5),
+                                   log=lambda s: None))
+    card = json.loads(path.with_name(path.name + ".json").read_text())
+    assert card["precision"] == "int8" and card["recipe"]["recipe"] == "auto"
+    assert card["channel_padding"]["applied"] is True
+    assert {140, 120, 100} <= _conv_widths(path)
+    # the candidate timed was padded, the fp32 graph it was timed against was not
+    int8_widths, fp32_widths = timed[0]
+    assert {140, 120, 100} <= int8_widths and not {140, 120, 100} & fp32_widths
+
+
+def test_a_model_without_widths_to_pad_exports_the_plain_graph_and_says_so(tmp_path, tiny_run, tiny_data):
+    """wiflow-tiny's TCN is depthwise: ``pad_channels`` changes nothing, and its card records that."""
+    kw = dict(checkpoint=tiny_run, data=tiny_data, precision="int8", recipe="safe", calib="minmax",
+              calib_count=37, parity_windows=8, log=lambda s: None)
+    (plain,) = export(ExportRequest(out=tmp_path / "plain", **kw))
+    (asked,) = export(ExportRequest(out=tmp_path / "asked", pad_channels=True, **kw))
+    record = json.loads(asked.with_name(asked.name + ".json").read_text())["channel_padding"]
+    assert record["requested"] is True and record["applied"] is False and "tcn_padded_widths" not in record
+    assert onnx.load(str(plain)).graph == onnx.load(str(asked)).graph

@@ -83,3 +83,21 @@ def test_layout_positions_are_distinct_and_grouped(width, groups, padded):
     # each real channel stays in its own group
     size, padded_size = width // groups, padded // groups
     assert torch.equal(pos // padded_size, torch.arange(width) // size)
+
+
+@pytest.mark.parametrize("tcn_channels, padded", [
+    ([270, 270, 170, 120], [280, 280, 180, 120]),  # identity residual between two padded tensors
+    ([270, 270], [270, 270]),                       # identity residual into the TCN's output: stays unpadded
+    ([540, 270, 270], [540, 270, 270]),             # identity from the input, identity into the output
+    ([270, 170, 170, 120], [280, 180, 180, 120]),
+])
+def test_identity_residuals_share_their_layout(tcn_channels, padded):
+    """A block that keeps its width adds its input as it is, so its input and output are padded alike,
+    and a run of such blocks that reaches the TCN's input or output is not padded at all."""
+    model = _randomised("wiflow-half", seed=2, tcn_channels=tcn_channels)
+    assert any(isinstance(block.residual, nn.Identity) for block in model.tcn)
+    pad = pad_tcn_channels(model)
+    assert pad.tcn_padded_widths == padded
+    x = torch.randn(7, model.cfg.in_channels, model.cfg.window)
+    with torch.no_grad():
+        torch.testing.assert_close(pad(x), model(x), rtol=1e-5, atol=1e-5)
