@@ -26,7 +26,7 @@ def test_activity_of_reads_the_synthetic_ids(file_id, activity):
     assert hoa.activity_of(file_id) == activity
 
 
-@pytest.mark.parametrize("bad", ["E01_S01_A01", "waving", "S01_T1"])
+@pytest.mark.parametrize("bad", ["E01_S01_A01", "waving", "S01_T1", "S01_walking_T", "X01_walking_T1"])
 def test_activity_of_refuses_other_ids(bad):
     with pytest.raises(ValueError, match=repr(bad)):
         hoa.activity_of(bad)
@@ -40,31 +40,31 @@ def dense(tmp_path_factory):
     return out
 
 
-def _config(path: Path) -> dict:
-    return json.loads((path / "synth_meta.json").read_text())["config"]
-
-
-def test_measure_scores_add_up_over_activities(tiny_run, tiny_data, dense):
+def test_measure_per_activity_and_the_stride_probe(tiny_run, tiny_data, dense):
     doc = hoa.measure([str(tiny_run)], ["one epoch"], dense)
     ds = open_dataset(tiny_data)
-    for row in doc["rows"] + doc["datasets"][0]["rows"]:
-        by = row["by_activity"]
-        parts = [v for k, v in by.items() if k != "all"]
-        assert sum(p["windows"] for p in parts) == by["all"]["windows"] > 0
-        mean = sum(p["pck20"] * p["windows"] for p in parts) / by["all"]["windows"]
-        assert mean == pytest.approx(by["all"]["pck20"])
     test = next(r for r in doc["rows"] if r["split"] == "test")
+    assert set(test["by_activity"]) - {"all"} <= set(TINY.activities)
     assert test["by_activity"]["all"]["windows"] == len(ds.indices("test", clean=True))
-    # the probe: strides 5 and 10 of the same recordings; its stride-10 queries are the default's windows
+    for row in doc["rows"] + doc["datasets"][0]["rows"]:
+        for v in row["by_activity"].values():
+            assert 0.0 <= v["low"] <= v["pck20"] <= v["high"] <= 1.0
+    # the probe at the default's stride is the default's lookup, window for window (same queries,
+    # the same training windows); the finer stride adds the dense set's windows in between
     probe = doc["stride_probe"]
     assert [r["train_stride_packets"] for r in probe["rows"]] == [5, 10]
+    lookup = next(r for r in doc["datasets"][0]["rows"] if r["predictor"] == "lookup" and r["split"] == "test")
+    assert probe["rows"][1]["by_activity"] == lookup["by_activity"]
+    assert probe["rows"][1]["train_windows"] == len(ds.indices("train", clean=True))
     assert probe["rows"][0]["train_windows"] > probe["rows"][1]["train_windows"]
+    assert probe["query_windows"] == test["by_activity"]["all"]["windows"]
     md = hoa.to_markdown(doc)
-    assert "| 5 | " in md and "one epoch (1 epochs) | test" in md
+    assert "| 5 | " in md and "| one epoch (1 epochs) | test |" in md and "0.20 s" in md
 
 
-def test_the_stride_probe_matches_windows_of_the_same_recordings(tiny_data, dense):
-    """The dense set's windows that start where the default's do are the default's windows."""
+def test_the_dense_windows_in_line_with_the_default_are_the_same_windows(tiny_data, dense):
+    """What the probe relies on: a finer stride cuts the same recordings, so the dense windows that
+    start where the default's do hold the same samples (where neither set corrupted them)."""
     a, b = open_dataset(tiny_data), open_dataset(dense)
     pos = hoa.window_positions(b)
     same = np.flatnonzero(pos % 2 == 0)
@@ -72,12 +72,18 @@ def test_the_stride_probe_matches_windows_of_the_same_recordings(tiny_data, dens
     xa, _ = a.read(np.arange(len(a)))
     xb, _ = b.read(same)
     clean = ~a.corrupt_mask() & ~b.corrupt_mask()[same]
+    assert clean.sum() > len(a) // 2
     np.testing.assert_array_equal(xb[clean], xa[clean])
 
 
-def test_the_stride_probe_refuses_other_recordings(dense):
-    other = dict(_config(dense), seed=4, stride=10)
-    with pytest.raises(EdgeposeError, match="seed"):
-        hoa.stride_probe(dense, other)
-    with pytest.raises(EdgeposeError, match="stride"):
-        hoa.stride_probe(dense, dict(_config(dense), stride=7))
+def test_the_stride_probe_refuses_other_recordings(tiny_data, dense):
+    from edgepose.data import SplitSpec
+
+    ds = open_dataset(tiny_data)
+    ref = hoa.synth_config(tiny_data)
+    with pytest.raises(EdgeposeError, match="differs in seed"):
+        hoa.stride_probe(dense, ds, dict(ref, seed=4), SplitSpec())
+    with pytest.raises(EdgeposeError, match="does not divide"):
+        hoa.stride_probe(dense, ds, dict(ref, stride=7), SplitSpec())
+    with pytest.raises(EdgeposeError, match="no synth_meta.json"):
+        hoa.stride_probe(dense / "nowhere", ds, ref, SplitSpec())

@@ -18,7 +18,7 @@ from edgepose.exporting.fold import fold_batchnorm
 from edgepose.exporting.onnx_fp32 import export_onnx
 from edgepose.exporting.parity import ort_predict, ort_session, parity
 from edgepose.exporting.request import ExportRequest
-from edgepose.models.padding import pad_tcn_channels, tcn_padding
+from edgepose.models.padding import pad_tcn_channels, tcn_padding, why_not_padded
 from edgepose.quantization.calibration import CalibrationSet
 from edgepose.quantization.targets import get_target
 from edgepose.runtime.cpu import cpu_summary
@@ -124,9 +124,7 @@ class ExportContext:
             return record | {"tcn_padded_widths": [lay.padded for lay in layouts], "exact": True,
                              "why": "pointwise int8 convolutions take ONNX Runtime's batch-parallel path only "
                                     "with channel counts that are multiples of 4 (docs/int8-threads.md)"}
-        return record | {"why": "no TCN width needs padding (already multiples of 4, or a depthwise/grouped TCN "
-                                "whose convolutions cannot take the batch-parallel path): the int8 graph is "
-                                "the unpadded one"}
+        return record | {"why": f"nothing padded: {why_not_padded(self.model)}; the int8 graph is the unpadded one"}
 
     def base_card(self, precision: str) -> dict:
         """The card fields every artifact of this export shares: model, contract, parent checkpoint."""

@@ -31,7 +31,7 @@ from torch import nn
 
 from edgepose.models.wiflow import TemporalBlock, WiFlowSTD
 
-__all__ = ["ChannelLayout", "pad_tcn_channels", "tcn_padding"]
+__all__ = ["ChannelLayout", "pad_tcn_channels", "tcn_padding", "why_not_padded"]
 
 #: the channel multiple ONNX Runtime's batch-parallel int8 convolution needs with AVX-512 / VNNI
 #: (AVX2-only CPUs need 8 on the output side; 4 is what the boxes we measure on need).
@@ -98,6 +98,20 @@ def tcn_padding(model: WiFlowSTD, multiple: int = DEFAULT_MULTIPLE) -> list[Chan
     fixed = {run_of[0], run_of[-1]}
     return [ChannelLayout.identity(w) if run_of[i + 1] in fixed
             else ChannelLayout.for_width(w, math.gcd(w, 20), multiple) for i, w in enumerate(widths)]
+
+
+def why_not_padded(model: WiFlowSTD, multiple: int = DEFAULT_MULTIPLE) -> str | None:
+    """Why :func:`pad_tcn_channels` leaves ``model`` as it is, or ``None`` when it pads some width."""
+    cfg = model.cfg
+    if cfg.tcn_depthwise or cfg.tcn_input_groups != 1:
+        return ("a depthwise or grouped TCN: its convolutions cannot take the batch-parallel path "
+                "whatever their width")
+    if any(not lay.is_identity for lay in tcn_padding(model, multiple)):
+        return None
+    if all(w % multiple == 0 for w in cfg.tcn_channels):
+        return f"every TCN width is already a multiple of {multiple}"
+    return ("the widths that are not multiples of {m} are tied by identity residuals (blocks that keep "
+            "their width) to the TCN's input or output, which keep theirs").format(m=multiple)
 
 
 def pad_tcn_channels(model: WiFlowSTD, multiple: int = DEFAULT_MULTIPLE) -> WiFlowSTD:

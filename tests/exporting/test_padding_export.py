@@ -107,4 +107,27 @@ def test_a_model_without_widths_to_pad_exports_the_plain_graph_and_says_so(tmp_p
     (asked,) = export(ExportRequest(out=tmp_path / "asked", pad_channels=True, **kw))
     record = json.loads(asked.with_name(asked.name + ".json").read_text())["channel_padding"]
     assert record["requested"] is True and record["applied"] is False and "tcn_padded_widths" not in record
+    assert "depthwise" in record["why"]
     assert onnx.load(str(plain)).graph == onnx.load(str(asked)).graph
+
+
+@pytest.mark.parametrize("name, overrides, applied, why", [
+    ("wiflow-half", {}, True, None),
+    ("wiflow-full", {}, False, "already a multiple of 4"),
+    ("wiflow-half", {"tcn_channels": [270, 270]}, False, "identity residuals"),
+    ("wiflow-half", {"tcn_input_groups": 4}, False, "depthwise or grouped"),
+])
+def test_the_card_says_what_padding_did_and_why(tmp_path, name, overrides, applied, why):
+    from edgepose.exporting.context import ExportContext
+    from edgepose.models import create
+
+    req = ExportRequest(checkpoint=Path(name), out=tmp_path, precision="int8", pad_channels=True, log=lambda s: None)
+    ctx = ExportContext(req, create(name, **overrides).eval(), {"model": name}, tmp_path)
+    record = ctx.channel_padding()
+    assert ctx.pads_channels is applied and record["applied"] is applied
+    assert ("tcn_padded_widths" in record) is applied
+    assert why is None or why in record["why"]
+    # without the request nothing is recorded and the int8 source is the plain graph's path
+    plain = ExportContext(ExportRequest(checkpoint=Path(name), out=tmp_path, precision="int8", log=lambda s: None),
+                          create(name, **overrides).eval(), {"model": name}, tmp_path)
+    assert plain.channel_padding() is None and plain.pads_channels is False and plain.stats_model() is None

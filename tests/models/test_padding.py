@@ -7,7 +7,7 @@ import torch
 from torch import nn
 
 from edgepose.models import create
-from edgepose.models.padding import ChannelLayout, pad_tcn_channels, tcn_padding
+from edgepose.models.padding import ChannelLayout, pad_tcn_channels, tcn_padding, why_not_padded
 
 
 def _randomised(name: str, seed: int = 0, **overrides) -> nn.Module:
@@ -98,6 +98,26 @@ def test_identity_residuals_share_their_layout(tcn_channels, padded):
     assert any(isinstance(block.residual, nn.Identity) for block in model.tcn)
     pad = pad_tcn_channels(model)
     assert pad.tcn_padded_widths == padded
+    # the modules hold those widths (the pointwise conv writes the block's output), residuals stay as they were
+    assert [block.body[4].out_channels for block in pad.tcn] == padded
+    assert [type(b.residual) for b in pad.tcn] == [type(b.residual) for b in model.tcn]
     x = torch.randn(7, model.cfg.in_channels, model.cfg.window)
     with torch.no_grad():
         torch.testing.assert_close(pad(x), model(x), rtol=1e-5, atol=1e-5)
+
+
+@pytest.mark.parametrize("name, overrides, reason", [
+    ("wiflow-half", {}, None),
+    ("wiflow-tiny", {}, "depthwise or grouped"),
+    ("wiflow-half", {"tcn_input_groups": 4}, "depthwise or grouped"),
+    ("wiflow-full", {}, "already a multiple of 4"),
+    ("wiflow-half", {"tcn_channels": [270, 270]}, "tied by identity residuals"),
+    ("wiflow-half", {"tcn_channels": [271, 170, 120]}, None),  # gcd(271, 20) = 1: one group, 271 → 272
+])
+def test_why_a_model_is_left_unpadded(name, overrides, reason):
+    model = _randomised(name, **overrides)
+    why = why_not_padded(model)
+    assert (why is None) == (reason is None) and (reason is None or reason in why)
+    pad = pad_tcn_channels(model)
+    widths = [block.body[4].out_channels for block in pad.tcn]
+    assert (widths == list(model.cfg.tcn_channels)) == (reason is not None)
