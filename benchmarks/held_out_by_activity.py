@@ -190,7 +190,8 @@ def measure(checkpoints: list[str], labels: list[str], dense: Path | None = None
         key = (fp, card.get("split", {}).get("fingerprint"))
         if key not in datasets:
             lk = lookup_hits(ds, spec, windows)
-            datasets[key] = {"fingerprint": fp, "split_fingerprint": key[1], "files": ds.n_files,
+            stride = (((card.get("dataset") or {}).get("synth") or {}).get("config") or {}).get("stride")
+            datasets[key] = {"fingerprint": fp, "split_fingerprint": key[1], "files": ds.n_files, "stride": stride,
                              "rows": [{"predictor": kind, "split": split, "by_activity": by_activity(ds, windows[split], h)}
                                       for k, h in lk.items() for kind, split in [k.split("/")]]}
         if dense is not None and probe is None:
@@ -227,7 +228,8 @@ def to_markdown(doc: dict) -> str:
     head = "| predictor | split | all | " + " | ".join(a.replace("_", " ") for a in acts) + " |"
     sep = "|---|---|---|" + "---|" * len(acts)
     lines = ["# Held-out PCK@20 by activity", "",
-             f"Made by `{doc['tool']}` on {doc['created'][:10]}. Clean windows, each checkpoint's own split; PCK@20 "
+             f"Made by `{doc['tool']}` on {doc['created'][:10]}. Clean windows of each checkpoint's own dataset and "
+             "split; PCK@20 "
              "in %, a mean over windows; test rows with the 95 % interval from a bootstrap over recordings. The "
              "train subset is evenly spaced training windows (the memorisation check). `lookup` predicts the pose "
              "of the nearest clean training window (raw distance), `mean pose` the training mean.", "", head, sep]
@@ -235,8 +237,10 @@ def to_markdown(doc: dict) -> str:
         epochs = f" ({r['epochs']} epochs)" if r.get("epochs") else ""
         lines.append(f"| {r['label']}{epochs} | {r['split']} | {_cells(r['by_activity'], acts, r['split'] == 'test')} |")
     for d in doc["datasets"]:
+        which = (f" (windows every {d['stride']} packets)" if d.get("stride") else f" ({d['fingerprint'][:8]})"
+                 ) if len(doc["datasets"]) > 1 else ""
         for r in d["rows"]:
-            lines.append(f"| {r['predictor'].replace('_', ' ')} | {r['split']} | "
+            lines.append(f"| {r['predictor'].replace('_', ' ')}{which} | {r['split']} | "
                          f"{_cells(r['by_activity'], acts, r['split'] == 'test')} |")
     probe = doc.get("stride_probe")
     if probe:
