@@ -22,6 +22,8 @@ from __future__ import annotations
 
 import argparse
 import datetime as dt
+import json
+import sys
 from pathlib import Path
 
 import numpy as np
@@ -67,9 +69,17 @@ def measure(artifacts: Path, model: str, rows: dict[str, str], threads: int,
     missing = [n for n, f in files.items() if f is None or not Path(f).is_file()]
     if missing:
         raise SystemExit(f"{artifacts}: no artifact for {', '.join(missing)}")
+    fp32_card = fp32.with_name(fp32.name + ".json")
+    parent = (json.loads(fp32_card.read_text(encoding="utf-8")).get("parent") or {}) if fp32_card.is_file() else {}
     out = {"tool": "benchmarks/interval_width.py", "created": dt.datetime.now(dt.timezone.utc).isoformat(timespec="seconds"),
            "model": model, "artifacts": str(artifacts), "dataset_fingerprint": ds.fingerprint,
+           "artifacts_parent_dataset": parent.get("dataset_fingerprint"),
            "machine": cpu_summary(), "splits": []}
+    if parent.get("dataset_fingerprint") not in (None, ds.fingerprint):
+        # e.g. a checkpoint trained on the default's recordings cut at another stride: the windows
+        # scored here are the zoo card's (same split rule), not the ones the checkpoint was made from
+        print(f"note: scoring on {model}'s dataset {ds.fingerprint[:12]}, not the artifacts' parent dataset "
+              f"{parent['dataset_fingerprint'][:12]}", file=sys.stderr)
     for split in ("test", "val"):
         idx = ds.indices(split, clean=True, spec=spec)
         x, y = ds.read(idx)
