@@ -81,13 +81,12 @@ def by_activity(ds: "CSIDataset", idx: np.ndarray, hits: np.ndarray) -> dict[str
     return out
 
 
-def nearest(train_x: np.ndarray, query_x: np.ndarray, chunk: int = 128) -> np.ndarray:
-    """Index of the nearest training window (Euclidean, flattened) of every query window."""
-    import torch
+def nearest(train_x: np.ndarray, query_x: np.ndarray) -> np.ndarray:
+    """Index of the nearest training window (Euclidean, flattened) of every query window:
+    ``zoo_knn_probe.knn`` with k = 1 on raw windows."""
+    from zoo_knn_probe import knn
 
-    tf = torch.from_numpy(train_x.reshape(len(train_x), -1).astype(np.float32))
-    q = torch.from_numpy(query_x.reshape(len(query_x), -1).astype(np.float32))
-    return np.concatenate([torch.cdist(q[s:s + chunk], tf).argmin(1).numpy() for s in range(0, len(q), chunk)])
+    return knn(train_x.reshape(len(train_x), -1), query_x.reshape(len(query_x), -1), 1)[:, 0]
 
 
 def lookup_hits(ds: "CSIDataset", spec: "SplitSpec", windows: dict[str, np.ndarray]) -> dict[str, np.ndarray]:

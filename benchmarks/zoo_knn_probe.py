@@ -35,7 +35,7 @@ def _features(x: np.ndarray, kind: str, mu=None, sd=None) -> np.ndarray:
     raise ValueError(kind)
 
 
-def _knn(train_f: np.ndarray, query_f: np.ndarray, k: int, exclude: np.ndarray | None = None,
+def knn(train_f: np.ndarray, query_f: np.ndarray, k: int, exclude: np.ndarray | None = None,
          train_groups: np.ndarray | None = None) -> np.ndarray:
     """Indices ``[n_query, k]`` of the nearest training rows (optionally excluding a group)."""
     tf = torch.from_numpy(train_f.astype(np.float32))
@@ -80,18 +80,18 @@ def main() -> None:
         ftr = _features(xtr, kind, *stats)
         for split, idx in (("val", va), ("test", te)):
             xq, yq = ds.read(idx)
-            nn_idx = _knn(ftr, _features(xq, kind, *stats), 10)
+            nn_idx = knn(ftr, _features(xq, kind, *stats), 10)
             for k in (1, 5, 10):
                 pred = ytr[nn_idx[:, :k]].mean(1)
                 results["probes"].append({"features": kind, "query": split, "k": k, **_score(ds, pred, yq)})
         # leave-one-recording-out inside train: same data, own recording hidden
         sub = np.arange(0, len(tr), 4)
-        nn_idx = _knn(ftr, ftr[sub], 10, exclude=groups[sub], train_groups=groups)
+        nn_idx = knn(ftr, ftr[sub], 10, exclude=groups[sub], train_groups=groups)
         for k in (1, 5, 10):
             pred = ytr[nn_idx[:, :k]].mean(1)
             results["probes"].append({"features": kind, "query": "train-LORO", "k": k, **_score(ds, pred, ytr[sub])})
         # ... and with the own recording visible (memorisation upper bound), self excluded
-        nn_idx = _knn(ftr, ftr[sub], 11)
+        nn_idx = knn(ftr, ftr[sub], 11)
         pred = ytr[nn_idx[:, 1:2]].mean(1)
         results["probes"].append({"features": kind, "query": "train-self-excluded", "k": 1, **_score(ds, pred, ytr[sub])})
     results["seconds"] = round(time.perf_counter() - t0, 1)
