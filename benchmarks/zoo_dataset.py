@@ -66,6 +66,7 @@ def main() -> None:
         "generation_seconds": round(seconds, 1), "load_average_at_start": round(load, 2),
         "machine": cpu_summary(), "threads_used": 1,
         "files": meta["files"], "windows": meta["windows"], "windows_per_file": meta["windows_per_file"],
+        "train_windows_per_file": meta.get("train_windows_per_file", meta["windows_per_file"]),
         "bytes": sum(p.stat().st_size for p in target.iterdir() if p.is_file()),
         "dataset_fingerprint": ds.fingerprint, "split_fingerprint": ds.split_fingerprint(),
         "split": {name: {"files": len(files), "windows": int(len(ds.indices(name, clean=False))),

@@ -55,13 +55,18 @@ def data() -> None:
               help=f"Packets per window (per MM-Fi frame).  {_defaults('window')}")
 @click.option("--stride", default=None, type=int,
               help=f"Packets between window starts.  {_defaults('stride')}")
+@click.option("--train-stride", default=None, type=click.IntRange(min=0),
+              help="Packets between window starts in the files the seed-42 split puts in training "
+                   "(WiFlow layout; a divisor of --stride; 0: the same as --stride, which gives the "
+                   "data of the first v2 zoo).  [default: 5 (wiflow v2); none otherwise]")
 @click.option("--activities", default=None, help="Comma-separated subset of the activities.")
 @click.option("--overwrite", is_flag=True, help="Replace an existing non-empty folder.")
 @click.option("--workers", default=None, type=click.IntRange(min=1), envvar="EDGEPOSE_SYNTH_WORKERS",
               help="Processes that simulate recordings; the data written is the same for any count.  "
                    "[default: one per CPU, at most 8, where processes can be forked; else 1]")
 def synth(out: Path, layout: str, version: str, seed: int | None, subjects: int | None, takes: int | None,
-          duration: float | None, window: int | None, stride: int | None, activities: str | None,
+          duration: float | None, window: int | None, stride: int | None, train_stride: int | None,
+          activities: str | None,
           overwrite: bool, workers: int | None) -> None:
     """Generate the physics-based synthetic dataset (the embedded default).
 
@@ -70,6 +75,7 @@ def synth(out: Path, layout: str, version: str, seed: int | None, subjects: int 
       edgepose data synth --out data/synth-default
       edgepose data synth --layout mmfi --out data/synth-mmfi
       edgepose data synth --generator-version 1 --out data/synth-v1   # the data of v1 checkpoints
+      edgepose data synth --train-stride 0 --out data/synth-v2-first  # the first v2 zoo's data
     """
     from dataclasses import replace
 
@@ -84,6 +90,8 @@ def synth(out: Path, layout: str, version: str, seed: int | None, subjects: int 
     given = {"seed": seed, "subjects": subjects, "activities": acts, "takes": takes, "duration_s": duration,
              "window": window, "stride": stride}
     cfg = replace(default_config(layout, int(version)), **{k: v for k, v in given.items() if v is not None})
+    if train_stride is not None:
+        cfg = replace(cfg, train_stride=train_stride or None)
     _check_config(cfg, layout)
     bar = tqdm(total=len(cfg.recordings()), desc="recordings", unit="file", leave=False)
     meta = synthesize(out, cfg, overwrite=overwrite, progress=lambda i, n: bar.update(1), layout=layout,
@@ -100,6 +108,11 @@ def _check_config(cfg, layout: str) -> None:
         raise click.BadParameter("--subjects, --takes and --activities must each give at least one")
     if cfg.window < 1 or cfg.stride < 1 or cfg.duration_s <= 0:
         raise click.BadParameter("--window, --stride and --duration must be positive")
+    if cfg.train_stride is not None and cfg.stride % cfg.train_stride:
+        raise click.BadParameter(f"--train-stride {cfg.train_stride} must divide --stride {cfg.stride} (pass "
+                                 "--train-stride 0 to cut training files on the --stride grid)")
+    if layout == "mmfi" and cfg.train_stride is not None:
+        raise click.BadParameter("the MM-Fi layout writes frames back to back: --train-stride applies to wiflow only")
     if len(set(cfg.activities)) != len(cfg.activities):
         raise click.BadParameter("--activities lists an activity twice")
     if layout == "mmfi" and cfg.takes != 1:

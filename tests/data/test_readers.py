@@ -324,7 +324,7 @@ def test_mmfi_and_wiflow_synth_share_the_motion(tmp_path, mmfi_synth):
 def test_default_configs_and_layout_errors(tmp_path):
     from edgepose.data.synth import LAYOUTS, default_config
 
-    assert default_config() == SynthConfig() and default_config("wiflow") == SynthConfig()
+    assert default_config() == SynthConfig(train_stride=5) == default_config("wiflow")
     mm = default_config("mmfi")
     assert (mm.takes, mm.window, mm.stride, len(mm.window_starts())) == (1, 10, 10, 297)
     assert LAYOUTS == ("wiflow", "mmfi")

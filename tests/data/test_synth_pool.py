@@ -36,9 +36,10 @@ def _digests(folder: Path) -> dict[str, str]:
 
 
 @pytest.mark.parametrize("layout, cfg", [
-    # 2 × 3 × 2 = 12 recordings of 1.3 s: windows at uneven strides, one corrupt file per split
+    # 2 × 3 × 2 = 12 recordings of 1.3 s: windows at uneven strides (training files every 7 packets,
+    # the others every 14), one corrupt file per split
     ("wiflow", replace(default_config("wiflow"), subjects=2, activities=("walking", "waving", "kicking"), takes=2,
-                       duration_s=1.3, stride=7)),
+                       duration_s=1.3, stride=14, train_stride=7)),
     # 3 × 3 = 9 sequences (MM-Fi holds one take each), 37 frames
     ("mmfi", replace(default_config("mmfi"), subjects=3, activities=("walking", "squatting", "turning"),
                      duration_s=3.7)),

@@ -15,7 +15,7 @@ import pytest
 from edgepose.data import open_dataset, split_files
 from edgepose.data.synth import SynthConfig, default_config, synthesize
 from edgepose.data.synth.generate import GENERATOR_VERSION, GENERATOR_VERSIONS
-from edgepose.data.synth.recording import V1_DEFAULT, mark_index
+from edgepose.data.synth.recording import V1_DEFAULT, V2_DEFAULT, mark_index
 
 from tests.conftest import TINY
 
@@ -23,13 +23,18 @@ from tests.conftest import TINY
 def test_v2_is_the_default_and_its_split_holds_60_val_and_test_recordings():
     cfg = default_config()
     assert GENERATOR_VERSION == 2 and GENERATOR_VERSIONS == (1, 2)
-    assert cfg == SynthConfig() and cfg.generator_version == 2
+    assert cfg == V2_DEFAULT == SynthConfig(train_stride=5) and cfg.generator_version == 2
     recs = cfg.recordings()
     train, val, test = split_files(len(recs))
     assert len(val) >= 60 and len(test) >= 60
-    # modest enough to train on a CPU: about as many windows as the v1 default, five times the recordings
+    # five times the v1 default's recordings; training files cut every 5 packets, the held-out
+    # ones every 20 (20 back-to-back windows in 4 s), so evaluation stays as cheap as before
     assert len(recs) >= 5 * len(V1_DEFAULT.recordings())
-    assert len(recs) * len(cfg.window_starts()) <= 10_000
+    strides = cfg.file_strides(len(recs))
+    assert {strides[f] for f in train} == {5} and {strides[f] for f in val + test} == {20}
+    per_file = {st: len(cfg.window_starts(train=st == 5)) for st in (5, 20)}
+    assert per_file == {5: 77, 20: 20}
+    assert len(train) * 77 + len(val + test) * 20 == 25_158
 
 
 def test_v2_default_tests_generalisation_not_memorisation():
@@ -105,6 +110,58 @@ def test_odd_window_counts(tmp_path, duration, stride, per_file):
     assert ds.corruption_report()["windows"] == n_split
 
 
+def test_train_stride_cuts_training_files_densely_and_leaves_held_out_windows_alone(tmp_path):
+    """``train_stride`` adds windows to the training files only: validation and test windows
+    (and their damage) are byte for byte those of the same config without it, the training
+    windows on the coarse grid are among the dense ones, and damage lands on the same packets."""
+    base = SynthConfig(seed=3, subjects=2, activities=("walking", "waving", "jumping"), takes=2,
+                       duration_s=1.3, stride=10, corrupt_windows_per_file=2)
+    dense = replace(base, train_stride=5)
+    synthesize(tmp_path / "base", base)
+    meta = synthesize(tmp_path / "dense", dense)
+    b, d = open_dataset(tmp_path / "base"), open_dataset(tmp_path / "dense")
+    assert (meta["windows_per_file"], meta["train_windows_per_file"]) == (12, 23)
+    train, val, test = split_files(12)
+    assert meta["windows"] == len(d) == 23 * len(train) + 12 * (len(val) + len(test)) == 23 * 8 + 12 * 4
+    assert d.fingerprint != b.fingerprint
+    for name in ("val", "test"):
+        ib, id_ = b.indices(name, clean=False), d.indices(name, clean=False)
+        assert np.array_equal(np.asarray(b.windows[ib]), np.asarray(d.windows[id_]), equal_nan=True)
+        assert np.array_equal(b.keypoints[ib], d.keypoints[id_])
+        assert np.array_equal(b.corrupt_mask()[ib], d.corrupt_mask()[id_])
+    for f in train:
+        wb, wd = np.flatnonzero(b.window_file == f), np.flatnonzero(d.window_file == f)
+        assert len(wb) == 12 and len(wd) == 23
+        coarse = wd[::2]  # windows starting every 10 packets
+        assert np.array_equal(np.asarray(b.windows[wb]), np.asarray(d.windows[coarse]), equal_nan=True)
+        assert np.array_equal(b.keypoints[wb], d.keypoints[coarse])
+        assert np.array_equal(d.corrupt_mask()[wd[1::2]], np.zeros(11, bool))  # in-between windows stay clean
+    assert d.corruption_report()["windows"] == b.corruption_report()["windows"] == 2 * 3
+
+
+def test_train_stride_must_divide_stride_and_is_wiflow_only(tmp_path):
+    from click.testing import CliRunner
+
+    from edgepose.cli.data_cmd import synth
+
+    with pytest.raises(ValueError, match="train_stride 3 must be a positive divisor of stride 10"):
+        synthesize(tmp_path / "x", replace(TINY, stride=10, train_stride=3))
+    with pytest.raises(ValueError, match="train_stride must be None"):
+        synthesize(tmp_path / "m", replace(default_config("mmfi"), subjects=1, train_stride=5), layout="mmfi")
+    assert not (tmp_path / "x").exists() and not (tmp_path / "m").exists()
+    runner = CliRunner()
+    args = ["--subjects", "1", "--activities", "waving", "--duration", "0.4", "--takes", "1"]
+    res = runner.invoke(synth, ["--out", str(tmp_path / "c"), "--stride", "8", *args])
+    assert res.exit_code == 2 and "--train-stride 5 must divide --stride 8" in res.output
+    res = runner.invoke(synth, ["--out", str(tmp_path / "d"), "--stride", "8", "--train-stride", "0", *args])
+    assert res.exit_code == 0, res.output
+    meta = json.loads((tmp_path / "d" / "synth_meta.json").read_text())
+    assert meta["config"]["train_stride"] is None and meta["config"]["stride"] == 8
+    res = runner.invoke(synth, ["--out", str(tmp_path / "e"), "--layout", "mmfi", "--train-stride", "5", *args])
+    assert res.exit_code == 2 and "wiflow only" in res.output
+    assert not (tmp_path / "c").exists() and not (tmp_path / "e").exists()
+
+
 def test_mmfi_layout_on_v2_and_v1(tmp_path):
     cfg = replace(default_config("mmfi"), subjects=1, activities=("waving", "squatting"), duration_s=0.5,
                   corrupt_windows_per_file=0)
@@ -136,6 +193,7 @@ def test_cli_generator_version(tmp_path):
     assert res.exit_code == 0, res.output
     meta = json.loads((tmp_path / "b" / "synth_meta.json").read_text())
     assert meta["generator_version"] == 2 and meta["config"]["stride"] == 20
+    assert meta["config"]["train_stride"] == 5
     res = runner.invoke(synth, ["--generator-version", "3", "--out", str(tmp_path / "c"), *args])
     assert res.exit_code == 2 and not (tmp_path / "c").exists()
 

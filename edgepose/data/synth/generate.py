@@ -13,7 +13,7 @@ from typing import Callable
 
 from dataclasses import replace
 
-from edgepose.data.synth.recording import V1_DEFAULT, SynthConfig
+from edgepose.data.synth.recording import V1_DEFAULT, V2_DEFAULT, SynthConfig
 from edgepose.data.synth.versions import FLOOR_MARKS, GENERATOR_VERSION, GENERATOR_VERSIONS
 from edgepose.data.synth.write_mmfi import write_mmfi
 from edgepose.data.synth.write_wiflow import write_wiflow
@@ -22,10 +22,12 @@ from edgepose.data.synth.write_wiflow import write_wiflow
 WRITERS = {"wiflow": write_wiflow, "mmfi": write_mmfi}
 LAYOUTS = tuple(WRITERS)
 
-#: The default config of each (layout, generator version). MM-Fi: one take per (subject, action)
-#: sequence, 297 frames of 10 packets at 100 packets/s (29.7 s), frames back to back.
+#: The default config of each (layout, generator version). WiFlow v2: training files cut every 5
+#: packets, the rest every 20 (``SynthConfig(train_stride=None)`` is the earlier v2 default, the
+#: data of the first v2 zoo). MM-Fi: one take per (subject, action) sequence, 297 frames of 10
+#: packets at 100 packets/s (29.7 s), frames back to back.
 DEFAULT_CONFIGS = {
-    ("wiflow", 2): SynthConfig(),
+    ("wiflow", 2): V2_DEFAULT,
     ("mmfi", 2): SynthConfig(subjects=10, takes=1, duration_s=29.7, window=10, stride=10),
     ("wiflow", 1): V1_DEFAULT,
     ("mmfi", 1): replace(V1_DEFAULT, takes=1, duration_s=29.7, window=10, stride=10),

@@ -20,10 +20,16 @@ from edgepose.data.synth.versions import FLOOR_MARKS, GENERATOR_VERSION, physics
 
 @dataclass(frozen=True)
 class SynthConfig:
-    """Size and sampling of a synthetic dataset; defaults are the embedded default (WiFlow) dataset.
+    """Size and sampling of a synthetic dataset; the field defaults are the version-2 WiFlow
+    default but for ``train_stride`` (:data:`V2_DEFAULT` sets it), so a config recorded before
+    that field existed regenerates its own data.
 
     ``window`` packets make one window (one MM-Fi frame); a window starts every ``stride``
-    packets. ``corrupt_windows_per_file`` windows are damaged in one file of each split.
+    packets. ``train_stride`` (WiFlow layout only; None: ``stride``) cuts the files of the
+    reference split's training set more densely, a window every ``train_stride`` packets, so
+    the training windows sample fast movement finely while validation and test keep the
+    ``stride`` grid (their windows are the same as with ``train_stride=None``); it must divide
+    ``stride``. ``corrupt_windows_per_file`` windows are damaged in one file of each split.
     ``generator_version`` picks the physics and motion (:mod:`.versions`); version 1's default
     size is :data:`V1_DEFAULT`.
     """
@@ -36,6 +42,7 @@ class SynthConfig:
     packet_rate_hz: float = 100.0
     window: int = 20
     stride: int = 20
+    train_stride: int | None = None
     corrupt_windows_per_file: int = 6
     generator_version: int = GENERATOR_VERSION
 
@@ -48,13 +55,30 @@ class SynthConfig:
         """Packets per recording."""
         return int(round(self.duration_s * self.packet_rate_hz))
 
-    def window_starts(self) -> np.ndarray:
-        """First packet of every window of a recording; raises ``ValueError`` when there is none."""
-        starts = np.arange(0, self.n_packets - self.window + 1, self.stride)
+    def window_starts(self, train: bool = False) -> np.ndarray:
+        """First packet of every window of a recording (of a training file when ``train``: every
+        ``train_stride`` packets); raises ``ValueError`` when there is none or ``train_stride``
+        does not divide ``stride``."""
+        if self.train_stride is not None and (self.train_stride < 1 or self.stride % self.train_stride):
+            raise ValueError(f"train_stride {self.train_stride} must be a positive divisor of stride {self.stride}, "
+                             "so that every evaluation-grid window is also a training-grid window")
+        step = self.train_stride if train and self.train_stride is not None else self.stride
+        starts = np.arange(0, self.n_packets - self.window + 1, step)
         if len(starts) < 1:
             raise ValueError("recordings are shorter than one window")
         return starts
 
+    def file_strides(self, n_files: int) -> list[int]:
+        """The window stride of each of ``n_files`` files in file order: ``train_stride`` for the
+        files the reference split (:func:`~edgepose.data.split.split_files`) puts in train,
+        ``stride`` for the rest."""
+        train = set(split_files(n_files)[0]) if self.train_stride is not None else set()
+        return [self.train_stride if f in train else self.stride for f in range(n_files)]
+
+
+#: The version-2 embedded default (WiFlow layout): 15 subjects × 7 activities × 4 takes of 4 s,
+#: training files cut every 5 packets, validation and test every 20 (420 recordings).
+V2_DEFAULT = SynthConfig(train_stride=5)
 
 #: The version-1 embedded default: 4 subjects × 7 activities × 3 takes of 8 s, a window every
 #: 8 packets (84 recordings, 8,232 windows).

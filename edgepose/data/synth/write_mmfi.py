@@ -91,13 +91,17 @@ def write_mmfi(out: str | Path, cfg: SynthConfig, overwrite: bool = False,
     :func:`.pool.default_workers`); the data written does not depend on it.
 
     Raises ``ValueError`` when ``cfg.takes`` is not 1 (MM-Fi holds one sequence per subject
-    and action) or an activity is unknown.
+    and action), ``cfg.train_stride`` is set (frames are back to back in every file) or an
+    activity is unknown.
     """
     from scipy.io import savemat
 
     if cfg.takes != 1:
         raise ValueError("the MM-Fi layout holds one sequence per subject and action: "
                          f"takes must be 1, not {cfg.takes}")
+    if cfg.train_stride is not None:
+        raise ValueError("the MM-Fi layout writes frames back to back: train_stride must be None "
+                         f"(every file on the same grid), not {cfg.train_stride}")
     unknown = [a for a in cfg.activities if a not in ACTION_CODES]
     if unknown:
         raise ValueError(f"unknown activities {unknown}; choose from {', '.join(ACTIVITIES)}")

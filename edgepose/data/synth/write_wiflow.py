@@ -35,32 +35,38 @@ def write_wiflow(out: str | Path, cfg: SynthConfig, overwrite: bool = False,
     camera = Camera()
     recs = cfg.recordings()
     n_packets = cfg.n_packets
-    starts = cfg.window_starts()
-    per_file = len(starts)
-    n = per_file * len(recs)
+    base = cfg.window_starts()
+    strides = cfg.file_strides(len(recs))
+    starts_of = [cfg.window_starts(train=st != cfg.stride) for st in strides]
+    counts = np.array([len(st) for st in starts_of])
+    offsets = np.concatenate([[0], np.cumsum(counts)])
+    n = int(offsets[-1])
     # files whose windows get corrupted: one from each split, so every code path sees some
     damaged = corrupt_files(len(recs), cfg)
     ratios = []
     with atomic_dir(out, overwrite=overwrite) as tmp:
         windows = np.lib.format.open_memmap(tmp / "csi_windows.npy", mode="w+", dtype=np.float32, shape=(n, 540, cfg.window))
         keypoints = np.empty((n_packets * len(recs), 15, 2), dtype=np.float32)
-        w2file = np.repeat(np.arange(len(recs)), per_file)
+        w2file = np.repeat(np.arange(len(recs)), counts)
         w2frame = np.empty(n, dtype=np.int64)
         bad_rng = np.random.default_rng([cfg.seed, 4])
         channel = partial(_amplitude, agc_compensated=physics(cfg.generator_version).agc_compensated)
         for f, (joints, csi, diag) in enumerate(simulate_recordings(cfg, room, recs, channel, workers)):
             ratios.append(diag["dynamic_to_static_db"])
             keypoints[f * n_packets : (f + 1) * n_packets] = camera.project(joints).astype(np.float32)
+            starts = starts_of[f]
             idx = np.arange(cfg.window)[None, :] + starts[:, None]            # [W, T]
             block = csi[idx].transpose(0, 2, 1)                               # [W, 540, T]
             if f in damaged:
-                n_bad = min(per_file, cfg.corrupt_windows_per_file)
-                for j, w in enumerate(bad_rng.choice(per_file, n_bad, replace=False)):
+                # drawn on the evaluation grid, so a denser training grid damages the same packets
+                # and every other file's damage (and the RNG stream) is as with train_stride None
+                n_bad = min(len(base), cfg.corrupt_windows_per_file)
+                for j, w in enumerate(bad_rng.choice(len(base), n_bad, replace=False)):
                     kind = j % 3
                     c = bad_rng.integers(540, size=4)
-                    block[w, c, bad_rng.integers(cfg.window)] = (np.nan, np.inf, 3.4e38)[kind]
-            windows[f * per_file : (f + 1) * per_file] = block
-            w2frame[f * per_file : (f + 1) * per_file] = f * n_packets + starts + cfg.window - 1
+                    block[w * (cfg.stride // strides[f]), c, bad_rng.integers(cfg.window)] = (np.nan, np.inf, 3.4e38)[kind]
+            windows[offsets[f] : offsets[f + 1]] = block
+            w2frame[offsets[f] : offsets[f + 1]] = f * n_packets + starts + cfg.window - 1
             if progress:
                 progress(f + 1, len(recs))
         windows.flush()
@@ -71,13 +77,14 @@ def write_wiflow(out: str | Path, cfg: SynthConfig, overwrite: bool = False,
         np.savez(
             tmp / "file_info.npz",
             file_ids=file_ids,
-            window_ranges=np.stack([np.arange(len(recs)) * per_file, (np.arange(len(recs)) + 1) * per_file], 1),
+            window_ranges=np.stack([offsets[:-1], offsets[1:]], 1),
             keypoints_files=np.array([""] * len(recs)),
         )
         meta = {
             **generation_meta(cfg, "wiflow", cfg.generator_version, len(recs)),
             "windows": n,
-            "windows_per_file": per_file,
+            "windows_per_file": len(base),
+            **({"train_windows_per_file": len(cfg.window_starts(train=True))} if cfg.train_stride is not None else {}),
             "channel_layout": CHANNEL_LAYOUT,
             "label_units": "pixel/1000 (1280x720 pinhole camera)",
             "corrupt_files": [str(file_ids[f]) for f in damaged],
