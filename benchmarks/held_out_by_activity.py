@@ -137,9 +137,15 @@ def stride_probe(dense_dir: Path, reference: "CSIDataset", reference_config: dic
 
     cfg = synth_config(dense_dir)
     other = sorted(k for k in set(cfg) | set(reference_config)
-                   if k != "stride" and cfg.get(k) != reference_config.get(k))
+                   if k not in ("stride", "train_stride") and cfg.get(k) != reference_config.get(k))
     if other:
         raise EdgeposeError(f"not the checkpoint's recordings: differs in {', '.join(other)}", Path(dense_dir))
+    # the probe compares uniform grids: every file of each set cut at one stride
+    for where, conf in (("the checkpoint's dataset", reference_config), (str(dense_dir), cfg)):
+        if conf.get("train_stride") not in (None, conf.get("stride")):
+            raise EdgeposeError(f"{where} cuts its training files every {conf['train_stride']} packets and the rest "
+                                f"every {conf.get('stride')}: the stride probe needs one grid per dataset "
+                                "(make the dense set with --train-stride 0)", Path(dense_dir))
     stride, ref_stride = cfg.get("stride"), reference_config.get("stride")
     if not stride or not ref_stride or ref_stride % stride or stride == ref_stride:
         raise EdgeposeError(f"stride {stride} does not divide the checkpoint's stride {ref_stride} into a finer one",

@@ -5,10 +5,14 @@
 # Usage:  bash benchmarks/rerun_zoo_results.sh [STAGE ...]      (default: every stage, in order)
 #         bash benchmarks/rerun_zoo_results.sh --list            (the stages and their commands)
 #
-# Each stage writes straight into benchmarks/results/ under the machine's name (see MACHINE
-# below) and logs its start, end and exit status to runs/rerun/log.tsv; a failed stage stops the
-# script. Timing stages want a quiet machine: run nothing else beside them. Results of another
-# machine that a stage supersedes are not deleted here; benchmarks/README.md says which to remove.
+# Each stage starts from empty work folders under runs/ (artifacts of an earlier zoo are never
+# reused), writes its result into benchmarks/results/ (machine-specific ones under MACHINE,
+# default intel-xeon-amx, the name rebuild_reports.py and the docs know) and logs its start,
+# duration and exit status to runs/rerun/log.tsv (RERUN_LOG); a stage stops at its first failing
+# command, and a failed stage stops the script. Timing stages want a quiet machine: run nothing
+# else beside them. Results of another machine that a stage supersedes are not deleted here;
+# benchmarks/README.md says which to remove. The held-out stage writes only the shipped
+# checkpoint's rows (to runs/rerun/): the committed table also holds experiment checkpoints.
 # The precision-plan stage needs NNCF in its own environment (NNCF_PYTHON, default
 # /tmp/nncfenv/bin/python: python -m venv --system-site-packages /tmp/nncfenv &&
 # /tmp/nncfenv/bin/pip install nncf==3.4.0) and is skipped with a note when it is missing.
@@ -18,8 +22,7 @@ cd "$(dirname "$0")/.."
 R=benchmarks/results
 MACHINE=${MACHINE:-intel-xeon-amx}
 NNCF_PYTHON=${NNCF_PYTHON:-/tmp/nncfenv/bin/python}
-LOG=runs/rerun/log.tsv
-mkdir -p runs/rerun
+LOG=${RERUN_LOG:-runs/rerun/log.tsv}
 
 STAGES=(dataset reproduce knn run-default guard-lower interval-width quant-table reference-fx calibrators
         sensitivity isa-numerics precision-plan runtime-bench int8-threads tcn-padding held-out reports)
@@ -35,6 +38,7 @@ stage_run-default() {
     # the README's main command with an empty dataset cache, then again right after (its cache warm)
     local cache out=$R/run-default-$MACHINE t0 t1 t2
     cache=$(mktemp -d)
+    trap 'rm -rf "$cache"' EXIT   # the stage runs in its own subshell
     rm -rf runs/default runs/default-repeat
     t0=$(date +%s)
     EDGEPOSE_CACHE=$cache edgepose run --out runs/default
@@ -57,9 +61,9 @@ json.dump({"what": "wall time of the two runs of `edgepose run` whose cpu.json a
                      "cache": "the dataset and latency profiles of the first run"}]},
           open(path, "w"), indent=2)
 EOF
-    rm -rf "$cache"
 }
 stage_guard-lower() {
+    rm -rf runs/guard-lower
     python3 -c "import edgepose as ep; ep.export('wiflow-half', precision='int8', max_drop=0.5, guard_criterion='lower', guard_strategy='bisect', best_effort=True, out='runs/guard-lower')"
     cp runs/guard-lower/wiflow-half.int8-ptq-percentile-guard0.5pp-ort-cpu.json $R/guard-lower-wiflow-half.card.json
 }
@@ -69,6 +73,7 @@ stage_interval-width() {
         --out $R/interval-width-wiflow-half.json
 }
 stage_quant-table() {
+    rm -rf runs/qt-v2
     python3 benchmarks/quant_table.py --models wiflow-half --work runs/qt-v2 --qat-max-windows 1024 --out $R/quant-table
 }
 stage_reference-fx() { python3 benchmarks/reference_fx_baseline.py wiflow-half --out $R/reference-fx-wiflow-half.json; }
@@ -81,21 +86,32 @@ stage_calibrators() {
     edgepose bench runs/calib-v2 --threads 2 --batch 1 --rounds 1 --time-budget 0 --out $R/calibrators-wiflow-half.json
 }
 stage_sensitivity() { edgepose analyze wiflow-half --out $R/quant-sensitivity-wiflow-half; }
-stage_isa-numerics() { python3 benchmarks/isa_numerics.py --out $R/isa-numerics-$MACHINE; }
+stage_isa-numerics() {
+    rm -rf runs/isa-numerics
+    python3 benchmarks/isa_numerics.py --work runs/isa-numerics --out $R/isa-numerics-$MACHINE
+}
 stage_precision-plan() {
     if [ ! -x "$NNCF_PYTHON" ]; then
         echo "precision-plan: $NNCF_PYTHON missing (see the header); skipped" >&2
         return 0
     fi
+    rm -rf runs/pp-v2 $R/precision-plan-$MACHINE-2t.json $R/precision-plan-$MACHINE-2t.md
     for m in wiflow-half wiflow-tiny; do
         "$NNCF_PYTHON" benchmarks/precision_plan.py --models $m --threads 2 --work runs/pp-v2 --out $R/precision-plan-$MACHINE-2t
     done
 }
-stage_runtime-bench() { python3 benchmarks/runtime_overhead.py --threads 1,2 --out $R/runtime-bench.json; }
-stage_int8-threads() { python3 benchmarks/int8_threads.py --work runs/int8-threads --out $R/int8-threads-$MACHINE.json; }
+stage_runtime-bench() {
+    rm -rf runs/runtime-bench
+    python3 benchmarks/runtime_overhead.py --work runs/runtime-bench --threads 1,2 --out $R/runtime-bench.json
+}
+stage_int8-threads() {
+    rm -rf runs/int8-threads
+    python3 benchmarks/int8_threads.py --work runs/int8-threads --out $R/int8-threads-$MACHINE.json
+}
 stage_tcn-padding() { python3 benchmarks/tcn_padding.py --out $R/tcn-padding-$MACHINE.json; }
 stage_held-out() {
     # the shipped checkpoint only; the experiment checkpoints' rows need their weights (see README)
+    mkdir -p runs/rerun
     python3 benchmarks/held_out_by_activity.py wiflow-half --label shipped --out runs/rerun/held-out-by-activity.json
 }
 stage_reports() { python3 benchmarks/rebuild_reports.py && python3 benchmarks/render_docs.py; }
@@ -112,11 +128,17 @@ for s in "${selected[@]}"; do
         exit 2
     fi
 done
+mkdir -p "$(dirname "$LOG")"
 for s in "${selected[@]}"; do
+    started=$(date -u +%FT%TZ)
     start=$(date +%s)
-    status=0
-    "stage_$s" || status=$?
-    printf '%s\t%s\t%s\t%s\n' "$s" "$(date -u -d @"$start" +%FT%TZ)" "$(( $(date +%s) - start ))" "$status" >> $LOG
+    # its own subshell with errexit on: the stage stops at its first failing command (errexit is
+    # ignored in a command on the left of || or in an if condition, so neither is used here)
+    set +e
+    ( set -e; "stage_$s" )
+    status=$?
+    set -e
+    printf '%s\t%s\t%s\t%s\n' "$s" "$started" "$(( $(date +%s) - start ))" "$status" >> "$LOG"
     if [ $status -ne 0 ]; then
         echo "stage $s failed (exit $status); later stages not run" >&2
         exit $status

@@ -85,5 +85,8 @@ def test_the_stride_probe_refuses_other_recordings(tiny_data, dense):
         hoa.stride_probe(dense, ds, dict(ref, seed=4), SplitSpec())
     with pytest.raises(EdgeposeError, match="does not divide"):
         hoa.stride_probe(dense, ds, dict(ref, stride=7), SplitSpec())
+    # a reference whose training files are already cut finer has no single grid to refine
+    with pytest.raises(EdgeposeError, match="training files every 5 packets"):
+        hoa.stride_probe(dense, ds, dict(ref, train_stride=5), SplitSpec())
     with pytest.raises(EdgeposeError, match="no synth_meta.json"):
         hoa.stride_probe(dense / "nowhere", ds, ref, SplitSpec())

@@ -92,7 +92,7 @@ def synth(out: Path, layout: str, version: str, seed: int | None, subjects: int 
     cfg = replace(default_config(layout, int(version)), **{k: v for k, v in given.items() if v is not None})
     if train_stride is not None:
         cfg = replace(cfg, train_stride=train_stride or None)
-    _check_config(cfg, layout)
+    _check_config(cfg, layout, train_stride_given=train_stride is not None)
     bar = tqdm(total=len(cfg.recordings()), desc="recordings", unit="file", leave=False)
     meta = synthesize(out, cfg, overwrite=overwrite, progress=lambda i, n: bar.update(1), layout=layout,
                       workers=workers)
@@ -102,15 +102,17 @@ def synth(out: Path, layout: str, version: str, seed: int | None, subjects: int 
                f"{meta['seconds']:.1f}s (dynamic/static power {meta['dynamic_to_static_db_median']:.1f} dB)")
 
 
-def _check_config(cfg, layout: str) -> None:
+def _check_config(cfg, layout: str, train_stride_given: bool = True) -> None:
     """Turn a config the generator cannot make into a usage error before anything is written."""
+    given = "" if train_stride_given else " (the default)"
     if cfg.subjects < 1 or cfg.takes < 1 or not cfg.activities:
         raise click.BadParameter("--subjects, --takes and --activities must each give at least one")
     if cfg.window < 1 or cfg.stride < 1 or cfg.duration_s <= 0:
         raise click.BadParameter("--window, --stride and --duration must be positive")
     if cfg.train_stride is not None and cfg.stride % cfg.train_stride:
-        raise click.BadParameter(f"--train-stride {cfg.train_stride} must divide --stride {cfg.stride} (pass "
-                                 "--train-stride 0 to cut training files on the --stride grid)")
+        raise click.BadParameter(f"--train-stride {cfg.train_stride}{given} must divide --stride {cfg.stride}: pass "
+                                 f"a divisor of {cfg.stride}, or --train-stride 0 to cut training files on the "
+                                 "--stride grid")
     if layout == "mmfi" and cfg.train_stride is not None:
         raise click.BadParameter("the MM-Fi layout writes frames back to back: --train-stride applies to wiflow only")
     if len(set(cfg.activities)) != len(cfg.activities):

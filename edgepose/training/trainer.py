@@ -100,6 +100,19 @@ def dataset_record(ds: CSIDataset) -> dict:
     return rec
 
 
+def dense_split_warning(ds: CSIDataset, spec: SplitSpec) -> str | None:
+    """A warning when a synthetic set cut its reference-split training files more densely
+    (``train_stride``) and ``spec`` is another split, so dense files land in validation or test;
+    None otherwise."""
+    conf = (dataset_record(ds).get("synth") or {}).get("config") or {}
+    ts, stride = conf.get("train_stride"), conf.get("stride")
+    if ts in (None, stride) or spec == SplitSpec():
+        return None
+    return (f"{ds.path}: the generator cut the seed-42 70/15/15 split's training files every {ts} packets and the rest "
+            f"every {stride}; this split (seed {spec.seed}, fractions {list(spec.fractions)}) puts some densely cut "
+            "files in validation or test, whose windows then overlap")
+
+
 def _hardware(cfg: TrainConfig) -> dict:
     from edgepose.runtime.cpu import cpu_summary
 
@@ -132,6 +145,9 @@ def fit(
         torch.set_num_threads(cfg.threads)
     ds = open_dataset(data)
     spec = SplitSpec(cfg.split_seed, tuple(cfg.split_fractions))
+    warning = dense_split_warning(ds, spec)
+    if warning:
+        log(f"warning: {warning}")
     train_idx = ds.indices("train", clean=True, spec=spec)
     val_idx = ds.indices("val", clean=True, spec=spec)
     if not len(train_idx):

@@ -152,7 +152,7 @@ def test_train_stride_must_divide_stride_and_is_wiflow_only(tmp_path):
     runner = CliRunner()
     args = ["--subjects", "1", "--activities", "waving", "--duration", "0.4", "--takes", "1"]
     res = runner.invoke(synth, ["--out", str(tmp_path / "c"), "--stride", "8", *args])
-    assert res.exit_code == 2 and "--train-stride 5 must divide --stride 8" in res.output
+    assert res.exit_code == 2 and "--train-stride 5 (the default) must divide --stride 8" in res.output
     res = runner.invoke(synth, ["--out", str(tmp_path / "d"), "--stride", "8", "--train-stride", "0", *args])
     assert res.exit_code == 0, res.output
     meta = json.loads((tmp_path / "d" / "synth_meta.json").read_text())

@@ -129,3 +129,22 @@ def test_cosine_schedule_and_zoo_preset(tmp_path, tiny_data):
     with pytest.raises(EdgeposeError, match="unknown scheduler"):
         fit(TrainConfig(epochs=1, scheduler="step", **FAST), tiny_data, tmp_path / "bad", progress=False,
             log=lambda s: None)
+
+
+def test_a_split_other_than_the_reference_is_warned_about_on_dense_training_files(tmp_path, tiny_data):
+    """A set whose reference-split training files are cut more densely: another split seed puts
+    some of them in validation or test, which the trainer says; the reference split does not."""
+    from dataclasses import replace
+
+    from edgepose.data import SplitSpec, open_dataset
+    from edgepose.data.synth import synthesize
+    from edgepose.training.trainer import dense_split_warning
+
+    from tests.conftest import TINY
+
+    synthesize(tmp_path / "dense", replace(TINY, train_stride=5))
+    dense, plain = open_dataset(tmp_path / "dense"), open_dataset(tiny_data)
+    assert dense_split_warning(dense, SplitSpec()) is None
+    msg = dense_split_warning(dense, SplitSpec(seed=7))
+    assert msg and str(tmp_path / "dense") in msg and "every 5 packets" in msg and "seed 7" in msg
+    assert dense_split_warning(plain, SplitSpec(seed=7)) is None

@@ -61,7 +61,8 @@ class SynthConfig:
         does not divide ``stride``."""
         if self.train_stride is not None and (self.train_stride < 1 or self.stride % self.train_stride):
             raise ValueError(f"train_stride {self.train_stride} must be a positive divisor of stride {self.stride}, "
-                             "so that every evaluation-grid window is also a training-grid window")
+                             "so that every evaluation-grid window is also a training-grid window "
+                             "(train_stride=None cuts every file on the stride grid)")
         step = self.train_stride if train and self.train_stride is not None else self.stride
         starts = np.arange(0, self.n_packets - self.window + 1, step)
         if len(starts) < 1:
