@@ -32,7 +32,7 @@ def test_v2_is_the_default_and_its_split_holds_60_val_and_test_recordings():
     assert len(recs) >= 5 * len(V1_DEFAULT.recordings())
     strides = cfg.file_strides(len(recs))
     assert {strides[f] for f in train} == {5} and {strides[f] for f in val + test} == {20}
-    per_file = {st: len(cfg.window_starts(train=st == 5)) for st in (5, 20)}
+    per_file = {st: len(cfg.window_starts(st)) for st in (5, 20)}
     assert per_file == {5: 77, 20: 20}
     assert len(train) * 77 + len(val + test) * 20 == 25_158
 

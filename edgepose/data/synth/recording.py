@@ -55,16 +55,15 @@ class SynthConfig:
         """Packets per recording."""
         return int(round(self.duration_s * self.packet_rate_hz))
 
-    def window_starts(self, train: bool = False) -> np.ndarray:
-        """First packet of every window of a recording (of a training file when ``train``: every
-        ``train_stride`` packets); raises ``ValueError`` when there is none or ``train_stride``
-        does not divide ``stride``."""
+    def window_starts(self, step: int | None = None) -> np.ndarray:
+        """First packet of every window of a recording cut every ``step`` packets (None:
+        ``stride``; a training file's is ``train_stride``, see :meth:`file_strides`); raises
+        ``ValueError`` when there is none or ``train_stride`` does not divide ``stride``."""
         if self.train_stride is not None and (self.train_stride < 1 or self.stride % self.train_stride):
             raise ValueError(f"train_stride {self.train_stride} must be a positive divisor of stride {self.stride}, "
                              "so that every evaluation-grid window is also a training-grid window "
                              "(train_stride=None cuts every file on the stride grid)")
-        step = self.train_stride if train and self.train_stride is not None else self.stride
-        starts = np.arange(0, self.n_packets - self.window + 1, step)
+        starts = np.arange(0, self.n_packets - self.window + 1, step or self.stride)
         if len(starts) < 1:
             raise ValueError("recordings are shorter than one window")
         return starts

@@ -37,7 +37,7 @@ def write_wiflow(out: str | Path, cfg: SynthConfig, overwrite: bool = False,
     n_packets = cfg.n_packets
     base = cfg.window_starts()
     strides = cfg.file_strides(len(recs))
-    starts_of = [cfg.window_starts(train=st != cfg.stride) for st in strides]
+    starts_of = [cfg.window_starts(st) for st in strides]
     counts = np.array([len(st) for st in starts_of])
     offsets = np.concatenate([[0], np.cumsum(counts)])
     n = int(offsets[-1])
@@ -84,7 +84,7 @@ def write_wiflow(out: str | Path, cfg: SynthConfig, overwrite: bool = False,
             **generation_meta(cfg, "wiflow", cfg.generator_version, len(recs)),
             "windows": n,
             "windows_per_file": len(base),
-            **({"train_windows_per_file": len(cfg.window_starts(train=True))} if cfg.train_stride is not None else {}),
+            **({"train_windows_per_file": len(cfg.window_starts(cfg.train_stride))} if cfg.train_stride is not None else {}),
             "channel_layout": CHANNEL_LAYOUT,
             "label_units": "pixel/1000 (1280x720 pinhole camera)",
             "corrupt_files": [str(file_ids[f]) for f in damaged],
