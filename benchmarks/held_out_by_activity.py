@@ -20,6 +20,8 @@ Usage:
     python3 benchmarks/held_out_by_activity.py wiflow-half CK60 CK120 \
         --label shipped --label 60-epochs --label 120-epochs --dense-data DENSE \
         --out benchmarks/results/held-out-by-activity.json
+    python3 benchmarks/held_out_by_activity.py wiflow-half --label shipped \
+        --merge benchmarks/results/held-out-by-activity.json --relabel "shipped=first v2 zoo" --out …
 """
 
 from __future__ import annotations
@@ -195,8 +197,9 @@ def measure(checkpoints: list[str], labels: list[str], dense: Path | None = None
         key = (fp, card.get("split", {}).get("fingerprint"))
         if key not in datasets:
             lk = lookup_hits(ds, spec, windows)
-            stride = (((card.get("dataset") or {}).get("synth") or {}).get("config") or {}).get("stride")
-            datasets[key] = {"fingerprint": fp, "split_fingerprint": key[1], "files": ds.n_files, "stride": stride,
+            config = ((card.get("dataset") or {}).get("synth") or {}).get("config") or {}
+            datasets[key] = {"fingerprint": fp, "split_fingerprint": key[1], "files": ds.n_files,
+                             "stride": config.get("stride"), "train_stride": config.get("train_stride"),
                              "rows": [{"predictor": kind, "split": split, "by_activity": by_activity(ds, windows[split], h)}
                                       for k, h in lk.items() for kind, split in [k.split("/")]]}
         if dense is not None and probe is None:
@@ -215,6 +218,34 @@ def measure(checkpoints: list[str], labels: list[str], dense: Path | None = None
     return {"tool": "benchmarks/held_out_by_activity.py",
             "created": dt.datetime.now(dt.timezone.utc).isoformat(timespec="seconds"),
             "machine": cpu_summary(), "rows": rows, "datasets": list(datasets.values()), "stride_probe": probe}
+
+
+def merge(earlier: dict, new: dict, relabel: dict[str, str] | None = None) -> dict:
+    """``new`` added to an ``earlier`` document whose checkpoints are not at hand any more.
+
+    ``relabel`` renames the earlier rows' labels first (``{"shipped": "first v2 zoo"}`` when the
+    zoo moved); then every earlier row whose label ``new`` measured again is dropped, and the rest
+    are kept in front of ``new``'s rows. Earlier datasets stay first and in order (docs select
+    ``datasets[0]``); ``new``'s are appended unless the same dataset and split are already there.
+    ``new``'s stride probe replaces the earlier one only when it ran one. ``merged`` records what
+    came from where (each row keeps its checkpoint's weights hash).
+    """
+    relabel = relabel or {}
+    unknown = set(relabel) - {r["label"] for r in earlier["rows"]}
+    if unknown:
+        raise ValueError(f"--relabel names labels the earlier document does not have: {sorted(unknown)}")
+    measured = {r["label"] for r in new["rows"]}
+    kept = [dict(r, label=relabel.get(r["label"], r["label"])) for r in earlier["rows"]]
+    kept = [r for r in kept if r["label"] not in measured]
+    have = {(d["fingerprint"], d["split_fingerprint"]) for d in earlier["datasets"]}
+    datasets = [*earlier["datasets"], *(d for d in new["datasets"]
+                                        if (d["fingerprint"], d["split_fingerprint"]) not in have)]
+    out = dict(new, rows=kept + new["rows"], datasets=datasets,
+               stride_probe=new["stride_probe"] if new["stride_probe"] is not None else earlier.get("stride_probe"))
+    out["merged"] = {"earlier_created": earlier.get("created"), "earlier_machine": earlier.get("machine"),
+                     "earlier_labels": sorted({r["label"] for r in kept}), "relabelled": relabel,
+                     "new_labels": sorted(measured)}
+    return out
 
 
 def _cells(by: dict, acts: list[str], interval: bool) -> str:
@@ -237,13 +268,24 @@ def to_markdown(doc: dict) -> str:
              "split; PCK@20 "
              "in %, a mean over windows; test rows with the 95 % interval from a bootstrap over recordings. The "
              "train subset is evenly spaced training windows (the memorisation check). `lookup` predicts the pose "
-             "of the nearest clean training window (raw distance), `mean pose` the training mean.", "", head, sep]
+             "of the nearest clean training window (raw distance), `mean pose` the training mean."]
+    merged = doc.get("merged")
+    if merged:
+        lines[-1] += (f" Rows of {', '.join(merged['new_labels'])} measured then; those of "
+                      f"{', '.join(merged['earlier_labels']) or 'none'} and the earlier datasets kept from the "
+                      f"document of {str(merged.get('earlier_created'))[:10]}.")
+    lines += ["", head, sep]
     for r in doc["rows"]:
         epochs = f" ({r['epochs']} epochs)" if r.get("epochs") else ""
         lines.append(f"| {r['label']}{epochs} | {r['split']} | {_cells(r['by_activity'], acts, r['split'] == 'test')} |")
     for d in doc["datasets"]:
-        which = (f" (windows every {d['stride']} packets)" if d.get("stride") else f" ({d['fingerprint'][:8]})"
-                 ) if len(doc["datasets"]) > 1 else ""
+        which = ""
+        if len(doc["datasets"]) > 1:
+            which = f" ({d['fingerprint'][:8]})"
+            if d.get("stride") and d.get("train_stride"):
+                which = f" (training windows every {d['train_stride']} packets, the rest every {d['stride']})"
+            elif d.get("stride"):
+                which = f" (windows every {d['stride']} packets)"
         for r in d["rows"]:
             lines.append(f"| {r['predictor'].replace('_', ' ')}{which} | {r['split']} | "
                          f"{_cells(r['by_activity'], acts, r['split'] == 'test')} |")
@@ -273,14 +315,32 @@ def main(argv: list[str] | None = None) -> int:
     ap.add_argument("--label", action="append", default=[], help="a label per checkpoint, in order")
     ap.add_argument("--dense-data", type=Path, default=None,
                     help="the first checkpoint's recordings at a finer --stride (edgepose data synth)")
+    ap.add_argument("--merge", type=Path, default=None,
+                    help="an earlier document to add these rows to (its other rows, datasets and probe are kept)")
+    ap.add_argument("--relabel", action="append", default=[], metavar="OLD=NEW",
+                    help="with --merge: rename an earlier label first (e.g. shipped='first v2 zoo')")
     ap.add_argument("--out", type=Path, required=True)
     a = ap.parse_args(argv)
+    relabel = dict(r.split("=", 1) for r in a.relabel if "=" in r)
+    if len(relabel) != len(a.relabel) or (relabel and a.merge is None):
+        ap.error("--relabel takes OLD=NEW and needs --merge")
     labels = a.label or list(a.checkpoints)
     if len(labels) != len(a.checkpoints):
         ap.error(f"{len(labels)} --label for {len(a.checkpoints)} checkpoints")
     from edgepose.io import atomic_path, write_json
 
+    earlier = None
+    if a.merge is not None:
+        try:
+            earlier = json.loads(a.merge.read_text())
+        except (OSError, ValueError) as e:
+            ap.error(f"--merge {a.merge}: cannot read it as JSON ({e})")
     doc = measure(a.checkpoints, labels, a.dense_data)
+    if earlier is not None:
+        try:
+            doc = merge(earlier, doc, relabel)
+        except ValueError as e:
+            ap.error(f"--merge {a.merge}: {e}")
     write_json(a.out, doc)
     with atomic_path(a.out.with_suffix(".md")) as tmp:
         tmp.write_text(to_markdown(doc), encoding="utf-8")

@@ -11,8 +11,9 @@
 # duration and exit status to runs/rerun/log.tsv (RERUN_LOG); a stage stops at its first failing
 # command, and a failed stage stops the script. Timing stages want a quiet machine: run nothing
 # else beside them. Results of another machine that a stage supersedes are not deleted here;
-# benchmarks/README.md says which to remove. The held-out stage writes only the shipped
-# checkpoint's rows (to runs/rerun/): the committed table also holds experiment checkpoints.
+# benchmarks/README.md says which to remove. The held-out stage measures only the shipped
+# checkpoint's rows and merges them into the committed table (which also holds experiment
+# checkpoints whose weights are not committed).
 # The precision-plan stage needs NNCF in its own environment (NNCF_PYTHON, default
 # /tmp/nncfenv/bin/python: python -m venv --system-site-packages /tmp/nncfenv &&
 # /tmp/nncfenv/bin/pip install nncf==3.4.0) and is skipped with a note when it is missing.
@@ -110,9 +111,10 @@ stage_int8-threads() {
 }
 stage_tcn-padding() { python3 benchmarks/tcn_padding.py --out $R/tcn-padding-$MACHINE.json; }
 stage_held-out() {
-    # the shipped checkpoint only; the experiment checkpoints' rows need their weights (see README)
-    mkdir -p runs/rerun
-    python3 benchmarks/held_out_by_activity.py wiflow-half --label shipped --out runs/rerun/held-out-by-activity.json
+    # the shipped checkpoint's rows measured again and merged into the committed table, whose
+    # experiment checkpoints' rows need weights that are not committed (their rows are kept)
+    python3 benchmarks/held_out_by_activity.py wiflow-half --label shipped \
+        --merge $R/held-out-by-activity.json --out $R/held-out-by-activity.json
 }
 stage_reports() { python3 benchmarks/rebuild_reports.py && python3 benchmarks/render_docs.py; }
 

@@ -90,3 +90,45 @@ def test_the_stride_probe_refuses_other_recordings(tiny_data, dense):
         hoa.stride_probe(dense, ds, dict(ref, train_stride=5), SplitSpec())
     with pytest.raises(EdgeposeError, match="no synth_meta.json"):
         hoa.stride_probe(dense / "nowhere", ds, ref, SplitSpec())
+
+
+def _doc(labels, datasets, probe, created):
+    rows = [{"label": lab, "split": sp, "weights_sha256": lab, "by_activity": {"all": {"pck20": 0.5}}}
+            for lab in labels for sp in ("val", "test")]
+    return {"tool": "t", "created": created, "machine": {"cpu_model": created}, "rows": rows,
+            "datasets": [{"fingerprint": f, "split_fingerprint": "s", "rows": []} for f in datasets],
+            "stride_probe": probe}
+
+
+def test_merge_adds_new_rows_and_keeps_what_cannot_be_measured_again():
+    earlier = _doc(["shipped", "60-epochs"], ["old", "dense"], {"stride": 5}, "2026-12-01")
+    new = _doc(["shipped"], ["new", "dense"], None, "2026-12-06")
+    doc = hoa.merge(earlier, new, {"shipped": "first v2 zoo"})
+    assert [(r["label"], r["split"]) for r in doc["rows"]] == [
+        ("first v2 zoo", "val"), ("first v2 zoo", "test"), ("60-epochs", "val"), ("60-epochs", "test"),
+        ("shipped", "val"), ("shipped", "test")]
+    # earlier datasets first and in order (docs select datasets[0]); a repeated one is not doubled
+    assert [d["fingerprint"] for d in doc["datasets"]] == ["old", "dense", "new"]
+    assert doc["stride_probe"] == {"stride": 5} and doc["created"] == "2026-12-06"
+    assert doc["merged"]["earlier_labels"] == ["60-epochs", "first v2 zoo"]
+    # a new run's label replaces the earlier rows of that label (no relabel: "shipped" is remeasured)
+    again = hoa.merge(earlier, new)
+    assert [r["label"] for r in again["rows"]].count("shipped") == 2
+    # a new probe replaces the earlier one
+    assert hoa.merge(earlier, dict(new, stride_probe={"stride": 2}))["stride_probe"] == {"stride": 2}
+    with pytest.raises(ValueError, match="'nope'"):
+        hoa.merge(earlier, new, {"nope": "x"})
+
+
+def test_merged_markdown_says_which_rows_are_new(tmp_path):
+    earlier = _doc(["shipped"], ["old"], None, "2026-12-01")
+    doc = hoa.merge(earlier, _doc(["shipped"], ["new"], None, "2026-12-06"), {"shipped": "first v2 zoo"})
+    md = hoa.to_markdown(doc)
+    assert "Rows of shipped measured then; those of first v2 zoo" in md and "2026-12-01" in md
+    assert "| first v2 zoo | test |" in md and "| shipped | test |" in md
+
+
+def test_relabel_needs_merge(capsys):
+    with pytest.raises(SystemExit):
+        hoa.main(["wiflow-half", "--relabel", "a=b", "--out", "x.json"])
+    assert "needs --merge" in capsys.readouterr().err
