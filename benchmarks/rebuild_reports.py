@@ -102,10 +102,11 @@ def _rounds_needed_sources() -> tuple[str, ...]:
 #: every committed report, keyed by its path under benchmarks/results
 REPORTS: dict[str, Report] = {r.path: r for r in [
     Report("run-default", ("run-default/cpu.json",), _edgepose_report(keep_html=False), ("report.md",)),
+    # the first v2 zoo's main job on the AMD box: its FX baseline is that zoo's
     Report("run-default/summary.md", ("run-default/cpu.json", "run-default/cpu-repeat.json",
-                                      "reference-fx-wiflow-half.json", "../reference_figures.json"),
+                                      "zoo-first-v2/reference-fx-wiflow-half.json", "../reference_figures.json"),
            _summary_run_default, ("summary.md", "summary.json")),
-    # the same command on a second box (Intel Xeon with AVX-512 VNNI and AMX-INT8), fresh clone and cache
+    # the main job on the shipped zoo (Intel Xeon with AVX-512 VNNI and AMX-INT8; rerun_zoo_results.sh run-default)
     Report("run-default-intel-xeon-amx", ("run-default-intel-xeon-amx/cpu.json",), _edgepose_report(keep_html=False),
            ("report.md",)),
     Report("run-default-intel-xeon-amx/summary.md",

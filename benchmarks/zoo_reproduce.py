@@ -8,7 +8,7 @@ card's. A figure "reproduces" when it is equal to the card's as stored in JSON.
 
 Usage:
     python3 benchmarks/zoo_reproduce.py --out benchmarks/results/zoo-reproduce.json
-    python3 benchmarks/zoo_reproduce.py --cache /tmp/zoo-cache --threads 1 --models wiflow-tiny
+    python3 benchmarks/zoo_reproduce.py --cache /tmp/zoo-cache --models wiflow-tiny   (--threads N overrides the cards')
 """
 
 from __future__ import annotations
@@ -26,6 +26,15 @@ from edgepose.data import SplitSpec, open_dataset
 from edgepose.evaluation import score_splits, torch_predictor
 from edgepose.runtime.cpu import cpu_summary
 from edgepose.training import load_checkpoint
+
+
+def card_threads(card: dict) -> int:
+    """The torch thread count the card's metrics were computed with (its trainer's), 1 if unrecorded.
+
+    Convolution kernels split their sums by thread, so the last digits of a float metric such as
+    MPJPE depend on it; scoring with the trainer's count makes "reproduces" an exact comparison."""
+    n = card.get("training", {}).get("hardware", {}).get("torch_threads")
+    return int(n) if isinstance(n, int) and n > 0 else 1
 
 
 def _flatten(d, prefix=""):
@@ -58,9 +67,10 @@ def main() -> None:
     ap.add_argument("--out", type=Path, default=None)
     ap.add_argument("--cache", type=Path, default=None, help="dataset cache (default: $EDGEPOSE_CACHE or ~/.cache)")
     ap.add_argument("--models", nargs="*", default=None, help="zoo names (default: all)")
-    ap.add_argument("--threads", type=int, default=1)
+    ap.add_argument("--threads", type=int, default=None,
+                    help="torch threads for every entry (default: each card's training thread count, so that "
+                         "float sums are taken in the order the trainer took them)")
     args = ap.parse_args()
-    torch.set_num_threads(args.threads)
     entries = [e for e in zoo.list_pretrained() if not args.models or e.name in args.models]
     report = {"machine": cpu_summary(), "torch": torch.__version__, "models": [], "all_reproduce": True}
     for e in entries:
@@ -70,6 +80,8 @@ def main() -> None:
         t_data = time.perf_counter() - t0
         ds = open_dataset(data)
         model, card = load_checkpoint(e.path)
+        threads = args.threads or card_threads(card)
+        torch.set_num_threads(threads)
         spec = SplitSpec(card["split"]["seed"], tuple(card["split"]["fractions"]))
         split_ok = ds.split_fingerprint(spec) == card["split"]["fingerprint"]
         again = json.loads(json.dumps(score_splits(torch_predictor(model), ds, spec, splits=("test",))))
@@ -86,7 +98,7 @@ def main() -> None:
             "test_pck20_again": again["test"]["clean"]["pck"]["0.2"],
             "mpjpe_card": card["metrics"]["test"]["clean"]["mpjpe"],
             "mpjpe_again": again["test"]["clean"]["mpjpe"],
-            "reproduces": ok, "differences": diffs, "dataset_regenerated_now": not cached,
+            "torch_threads": threads, "reproduces": ok, "differences": diffs, "dataset_regenerated_now": not cached,
             "dataset_seconds": round(t_data, 1), "eval_seconds": round(time.perf_counter() - t0 - t_data, 1),
         })
         print(f"{e.name:16s} PCK@20 card {100 * report['models'][-1]['test_pck20_card']:.2f}%  "

@@ -208,3 +208,16 @@ def test_committed_zoo_cards_are_complete(monkeypatch):
         assert c["dataset"]["synth"]["config"]["seed"] == 0  # the embedded default
         assert c["training"]["hardware"]["cpu_model"] and c["training"]["train_seconds"] > 0
         assert c["recipe"] and c["history"]
+
+
+def test_reproduce_scores_each_card_with_its_trainers_thread_count(tiny_run):
+    """zoo_reproduce.py compares float metrics exactly, so it takes the card's torch thread count."""
+    import sys
+    sys.path.insert(0, str(Path(__file__).resolve().parents[1] / "benchmarks"))
+    import zoo_reproduce
+
+    card = read_card(tiny_run / "best.json")
+    assert zoo_reproduce.card_threads(card) == card["training"]["hardware"]["torch_threads"]
+    assert zoo_reproduce.card_threads({"training": {"hardware": {"torch_threads": 2}}}) == 2
+    assert zoo_reproduce.card_threads({"training": {}}) == 1
+    assert zoo_reproduce.card_threads({"training": {"hardware": {"torch_threads": None}}}) == 1
