@@ -210,10 +210,9 @@ def test_committed_zoo_cards_are_complete(monkeypatch):
         assert c["recipe"] and c["history"]
 
 
-def test_reproduce_scores_each_card_with_its_trainers_thread_count(tiny_run):
+def test_reproduce_scores_each_card_with_its_trainers_thread_count(tiny_run, monkeypatch):
     """zoo_reproduce.py compares float metrics exactly, so it takes the card's torch thread count."""
-    import sys
-    sys.path.insert(0, str(Path(__file__).resolve().parents[1] / "benchmarks"))
+    monkeypatch.syspath_prepend(str(Path(__file__).resolve().parents[1] / "benchmarks"))
     import zoo_reproduce
 
     card = read_card(tiny_run / "best.json")
