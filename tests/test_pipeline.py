@@ -138,12 +138,13 @@ def test_missing_dataset_names_its_fingerprint(tmp_path, tiny_run, tiny_data):
     assert art.path.is_file()
 
 
-def test_the_main_job_exports_the_verified_default_and_the_plan_timed_as_the_bench_runs(tmp_path, tiny_data,
-                                                                                         monkeypatch):
-    """The default EXPORTS reach ``export`` as requests: the auto recipe and a latency plan, both timed at the
-    bench's threads and batch sizes (the export itself is stubbed: the other tests run real ones)."""
+def test_the_main_job_exports_the_default_int8_plan_timed_as_the_bench_runs(tmp_path, tiny_data, monkeypatch):
+    """The default EXPORTS reach ``export`` as requests: the default int8 (``auto``, a latency plan) timed at the
+    bench's threads and batch sizes, QAT on its per-epoch window budget (the export itself is stubbed: the other
+    tests run real ones)."""
     import edgepose.exporting as exporting
     import edgepose.pipeline as pipeline
+    from edgepose.quantization.recipes import get_recipe
 
     seen = []
 
@@ -160,8 +161,11 @@ def test_the_main_job_exports_the_verified_default_and_the_plan_timed_as_the_ben
     with pytest.raises(Stop):
         run(tmp_path / "run", data=tiny_data, model="wiflow-tiny", epochs=1, batches=(1, 3), threads=1,
             isolate=False, log=lambda s: None)
-    by = {(r.precision, r.method, r.recipe, r.objective) for r in seen}
-    assert ("int8", "ptq", "auto", None) in by and ("int8", "ptq", "safe", "latency") in by
-    assert ("int8", "qat", "safe", None) in by and ("fp16", None, "safe", None) in by
+    by = {(r.precision, r.method, r.recipe, r.objective): r for r in seen}
+    assert ("int8", "ptq", "auto", None) in by and get_recipe("auto").plan == "latency"
+    assert not any(r.objective for r in seen)  # the plan is the default int8, not a second export
+    qat = by[("int8", "qat", "safe", None)]
+    assert qat.qat_max_windows == pipeline.RUN_QAT_WINDOWS and by[("int8", "ptq", "safe", None)].qat_max_windows is None
+    assert ("fp16", None, "safe", None) in by
     for r in seen:
         assert r.threads == 1 and r.batches == (1, 3)

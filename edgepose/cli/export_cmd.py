@@ -27,9 +27,10 @@ from edgepose.metrics import ACCURACY_GATE_PP
               help="ort-cpu int8 weight range: 7 (ISA-portable: identical integers on every x86 CPU), 8 (exact only "
                    "on CPUs with VNNI and on ARM; AVX2-only CPUs can saturate), auto (7 when this CPU lacks VNNI).")
 @click.option("--recipe", type=RegistryChoice("edgepose.quantization.recipes", "RECIPES"), default=request_default("recipe"),
-              show_default=True, cls=LazyDefaultOption, help="Which ops become int8. auto (default): the first of guarded, safe that stays within the "
-              "accuracy gate on validation and is not slower than fp32 at --batch/--threads on this machine, else the "
-              "fp32 graph; guarded: attention-float with the groups that cost most accuracy on validation put back "
+              show_default=True, cls=LazyDefaultOption, help="Which ops become int8. auto (default): the latency plan (as --objective "
+              "latency, whole blocks): int8 only where it measures faster than fp32 at every --batch at --threads on this "
+              "machine, within the accuracy gate on validation, else the fp32 graph; checked: the first of guarded, safe "
+              "that is within the gate and not slower than fp32 here (no search), else the fp32 graph; guarded: attention-float with the groups that cost most accuracy on validation put back "
               "to float until it is within the gate; attention-float: all int8 but the attention blocks; safe: convs "
               "but attention q/k/v and the head; convs; global: the reference's quantize-everything.")
 @click.option("--engine", is_flag=True, help="Also build a TensorRT .plan (needs the [trt] extra and a GPU).")
@@ -71,18 +72,18 @@ from edgepose.metrics import ACCURACY_GATE_PP
                    "(at --batch and --threads), 'size' keeps every group the accuracy guard allows; both stay "
                    f"within --max-drop (default: the accuracy gate, {ACCURACY_GATE_PP:g} pp, judged on validation).")
 @click.option("--batch", "batches", default="1,64", show_default=True, callback=batches_option, metavar="B[,B…]",
-              help="With --objective latency or the default int8 recipe (auto): batch sizes it must be fast at.")
+              help="With --objective latency, the default int8 recipe (auto) or checked: batch sizes it must be fast at.")
 @click.option("--threads", type=int, default=request_default("threads"), show_default=True, cls=LazyDefaultOption,
-              help="With --objective latency or the default int8 recipe (auto): intra-op threads to time with "
+              help="With --objective latency, the default int8 recipe (auto) or checked: intra-op threads to time with "
                    "(0 = the runtime's default).")
 @click.option("--runtime", type=RegistryChoice("edgepose.timing.adapters", "ADAPTERS"),
               default=request_default("runtime"), show_default=True, cls=LazyDefaultOption,
-              help="With --objective latency: the runtime the plan is measured on.")
+              help="With --objective latency or the default int8 recipe (auto): the runtime the plan is measured on.")
 @click.option("--search-minutes", type=float, default=request_default("search_minutes"), show_default=True,
-              cls=LazyDefaultOption, help="With --objective latency: start no new search round after this many minutes "
+              cls=LazyDefaultOption, help="With a latency plan (--objective latency, auto): start no new search round after this many minutes "
               "from the start of the export (accuracy scan included; at least 1); the best plan so far is kept.")
 @click.option("--search", type=click.Choice(["blocks", "full"]), default=request_default("search"), show_default=True,
-              cls=LazyDefaultOption, help="With --objective latency: flip whole blocks only (minutes), or blocks then "
+              cls=LazyDefaultOption, help="With a latency plan (--objective latency, auto): flip whole blocks only (minutes), or blocks then "
               "single groups (about three times the timings).")
 @click.option("--no-profile-cache", is_flag=True, help="Re-time everything instead of replaying this machine's "
               "cached measurements.")
@@ -114,17 +115,26 @@ def export_cmd(checkpoint: str, precision: str, method: str | None, calib: str, 
     """
     from edgepose.api import export
 
+    from edgepose.quantization.recipes import get_recipe
+
     timed = {}
     if objective is None:
         src = click.get_current_context().get_parameter_source
-        verified = precision == "int8" and recipe == "auto" and (method or "ptq") == "ptq"
-        plan_only = ("runtime", "search_minutes", "search", "no_profile_cache") + (() if verified else ("batches", "threads"))
+        ptq = precision == "int8" and (method or "ptq") == "ptq"
+        verified = ptq and bool(get_recipe(recipe).candidates)  # timed here: auto (a plan) and checked
+        planned = ptq and bool(get_recipe(recipe).plan)  # auto: a latency plan, so every plan option applies
+        plan_only = (() if planned else ("runtime", "search_minutes", "search", "no_profile_cache")) + \
+            (() if verified else ("batches", "threads"))
         given = [f"--{n.replace('_', '-')}" for n in plan_only if src(n) == click.core.ParameterSource.COMMANDLINE]
         if given:
             raise click.UsageError(f"{', '.join(given).replace('--batches', '--batch')} appl"
-                                   f"{'ies' if len(given) == 1 else 'y'} to --objective latency plans only"
-                                   + ("" if verified else " (--batch and --threads also to the default int8 recipe, auto)"))
-        if verified:
+                                   f"{'ies' if len(given) == 1 else 'y'} to latency plans only (--objective latency "
+                                   "or the default int8 recipe, auto)"
+                                   + ("" if verified else "; --batch and --threads also to --recipe checked"))
+        if planned:
+            timed = dict(batches=batches, threads=threads, runtime=runtime, search=search,
+                         search_minutes=search_minutes, profile_cache=not no_profile_cache)
+        elif verified:
             timed = dict(batches=batches, threads=threads)
     for art in export(checkpoint, precision=precision, method=method, data=data_dir, out=out, log=click.echo,
                       calib=calib, target=target, weight_bits=weight_bits, recipe=recipe, engine=engine, calib_count=calib_count,

@@ -96,8 +96,14 @@ def search_stages(kind: str, allowed: list[str]) -> list:
     return stages + [("groups", group_units(allowed))] if kind == "full" else stages
 
 
-def export_planned(ctx: ExportContext) -> Path:
-    """Search, verify and write the plan's graph and card; returns the artifact path."""
+def export_planned(ctx: ExportContext, objective: str | None = None, recipe: str | None = None) -> Path:
+    """Search, verify and write the plan's graph and card; returns the artifact path.
+
+    ``objective``: the plan's objective (default ``ctx.req.objective``). ``recipe``: the planned
+    recipe asking for it (``auto``, the default int8): its name goes into the file name and the
+    card (``recipe: {recipe: auto, chosen: plan-latency | fp32}``), and the card's ``plan`` is the
+    same record an ``--objective`` export writes.
+    """
     from edgepose.quantization.sensitivity import measure_groups
     from edgepose.timing.adapters import get_adapter
     from edgepose.quantization.planning.search import search
@@ -109,13 +115,14 @@ def export_planned(ctx: ExportContext) -> Path:
 
     req = ctx.req
     log = req.log
+    objective = objective or req.objective
     budget = req.max_drop if req.max_drop is not None else DEFAULT_MAX_DROP
     adapter = get_adapter(req.runtime)
     t0 = time.perf_counter()
     calib = ctx.calibration()
     probe = ctx.probe(val_windows=req.guard_val_windows, calib=calib)
     fp32_bytes = Path(ctx.fp32_onnx()).read_bytes()
-    log(f"plan: objective {req.objective}, {len(probe.groups)} groups, {len(probe.x)} clean validation windows "
+    log(f"plan: objective {objective}, {len(probe.groups)} groups, {len(probe.x)} clean validation windows "
         f"(fp32 PCK@20 {100 * probe.reference.pck20:.2f} %), budget −{budget} pp, runtime {adapter.name} "
         f"{adapter.version()}, threads {req.threads or 'default'}, batches {', '.join(map(str, req.batches))}")
 
@@ -143,7 +150,7 @@ def export_planned(ctx: ExportContext) -> Path:
     fell_back = False
     reached: list[str] = []
     try:
-        if req.objective == "latency" and allowed:
+        if objective == "latency" and allowed:
             start, close = _progress()
             try:
                 remaining = max(60.0, 60.0 * req.search_minutes - (time.perf_counter() - t0))
@@ -188,11 +195,11 @@ def export_planned(ctx: ExportContext) -> Path:
             m = timer(final, frozenset(), fresh=True, seconds=3 * req.timing_seconds)
             ms = {b: m[b] for b in req.batches}
             slow = [b for b in req.batches if ms[b][0] >= ms[b][1]]
-            if slow and restored and req.objective == "latency":
+            if slow and restored and objective == "latency":
                 notes.append("after accuracy restores the plan was not faster than fp32 at batch "
                              + ", ".join(map(str, slow)) + ": all-float")
                 final, ms = frozenset(), {}
-            elif slow and req.objective == "latency":
+            elif slow and objective == "latency":
                 notes.append("re-timed now (the search was replayed from the cache), the plan is not faster than "
                              "fp32 at batch " + ", ".join(map(str, slow)) + "; rerun with --no-profile-cache")
     finally:
@@ -200,11 +207,15 @@ def export_planned(ctx: ExportContext) -> Path:
     is_int8 = bool(final)
     if not is_int8:
         why = ("no configuration with int8 groups met the accuracy budget" if not allowed
-               else "no int8 plan was faster than fp32 at every batch here" if req.objective == "latency"
+               else "no int8 plan was faster than fp32 at every batch here" if objective == "latency"
                else "every allowed group was restored for accuracy")
         log(f"plan: {why} — the artifact is the fp32 graph")
 
-    tag = f"{'int8' if is_int8 else 'fp32'}-plan-{req.objective}-{probe.target.name}"
+    if recipe:  # the default int8 names itself, as the other recipes do; the fp32 fallback as auto's always did
+        tag = (f"int8-ptq-{req.calib}-{recipe}-{probe.target.name}" if is_int8
+               else f"fp32-{recipe}-{probe.target.name}")
+    else:
+        tag = f"{'int8' if is_int8 else 'fp32'}-plan-{objective}-{probe.target.name}"
     out = ctx.work / f"{ctx.name}.{tag}.onnx"
     if is_int8:
         probe.build(sorted(final), out)
@@ -222,7 +233,7 @@ def export_planned(ctx: ExportContext) -> Path:
                        "int8_gain_us": {str(b): v for b, v in gains.get(g.name, {}).items()} or None,
                        "pck_cost_pp": cost})
     plan = {
-        "objective": req.objective, "max_drop_pp": budget, "batches": list(req.batches), "threads": req.threads,
+        "objective": objective, "max_drop_pp": budget, "batches": list(req.batches), "threads": req.threads,
         "runtime": adapter.describe(), "machine": cpu_summary(), "int8": is_int8,
         "int8_groups": sorted(final), "float_groups": [g.name for g in probe.groups if g.name not in final],
         "restored_for_accuracy": restored, "allowed_by_guard": list(allowed),
@@ -240,7 +251,9 @@ def export_planned(ctx: ExportContext) -> Path:
     }
     card = {**ctx.base_card("int8" if is_int8 else "fp32"), "method": "ptq" if is_int8 else "export",
             "target": probe.target.name,
-            "recipe": {**(scheme_params(probe.target, req.calib) if is_int8 else {}), "recipe": f"plan-{req.objective}",
+            "recipe": {**(scheme_params(probe.target, req.calib) if is_int8 else {}),
+                       **({"recipe": recipe, "chosen": f"plan-{objective}" if is_int8 else "fp32"} if recipe
+                          else {"recipe": f"plan-{objective}"}),
                        "float_groups": plan["float_groups"], "int8_groups": len(final)},
             "calibration": calib.describe(), "plan": plan, "parity": {"vs_fp32_torch": par}}
     write_card(out, card)

@@ -1,4 +1,4 @@
-"""The default int8 export: a recipe verified on the exporting machine (``--recipe auto``).
+"""int8 verified on the exporting machine, without a search (``--recipe checked``; ``auto`` where no plan can be made).
 
 A static recipe is a guess about kernels: on one CPU the ``safe`` graph is 1.4× fp32, on another
 (or at two threads) it is slower. The default therefore *checks* its guess where it runs:
@@ -16,8 +16,11 @@ A static recipe is a guess about kernels: on one CPU the ``safe`` graph is 1.4×
    a slower or unchecked int8.
 
 Each attempt (its int8 groups, validation delta, timings and why it was or was not shipped) and
-the machine it was timed on go into the card's ``verified`` record. The search of
-``--objective latency`` is the thorough (slower) version of the same idea, group by group.
+the machine it was timed on go into the card's ``verified`` record. The latency plan (the default,
+``auto``, and ``--objective latency``) is the thorough version of the same idea, block by block;
+``auto`` comes here only where no plan can be made: a graph with padded channels (its plan would be
+timed against the padded fp32 graph, not the one it replaces) or a split without clean validation
+windows (then the fp32 graph, as step 3 says).
 """
 
 from __future__ import annotations
@@ -70,15 +73,15 @@ def export_verified(ctx: ExportContext, recipe: Recipe) -> Path:
         # and must not fail either (a tiny split is a supported input) — fp32, labelled and explained
         why = (f"{ctx.dataset.path}: the split has no clean validation windows to check int8 accuracy on; "
                "--recipe safe exports int8 without that check")
-        log(f"int8 auto: {why} — the artifact is the fp32 graph")
+        log(f"int8 {recipe.name}: {why} — the artifact is the fp32 graph")
         target = get_target(req.target, req.weight_bits).name
         verified = {"candidates": list(recipe.candidates), "gate_pp": ACCURACY_GATE_PP, "batches": list(req.batches),
                     "threads": req.threads, "machine": cpu_summary(), "validation_windows": 0, "attempts": [],
                     "why": why}
-        return _ship_fp32(ctx, target, calib, verified, t0)
+        return _ship_fp32(ctx, recipe.name, target, calib, verified, t0)
     probe = ctx.probe(val_windows=req.guard_val_windows, calib=calib, threads=req.threads or 2)
     fp32 = Path(ctx.fp32_onnx())
-    log(f"int8 auto: {len(probe.groups)} groups, {len(probe.x)} clean validation windows (fp32 PCK@20 "
+    log(f"int8 {recipe.name}: {len(probe.groups)} groups, {len(probe.x)} clean validation windows (fp32 PCK@20 "
         f"{100 * probe.reference.pck20:.2f} %), gate −{ACCURACY_GATE_PP:g} pp, timed at batch "
         f"{', '.join(map(str, req.batches))}, threads {req.threads or 'default'}")
     attempts: list[dict] = []
@@ -92,7 +95,7 @@ def export_verified(ctx: ExportContext, recipe: Recipe) -> Path:
                 guard, scanned = guard_groups(probe, cand.int8_groups(probe.groups), ACCURACY_GATE_PP, log)
             except EdgeposeError as exc:  # e.g. no int8 convolution or matmul in the recipe's groups
                 attempts.append({"recipe": name, "shipped": False, "why": f"not buildable here: {exc}"})
-                log(f"int8 auto: {name}: no ({exc})")
+                log(f"int8 {recipe.name}: {name}: no ({exc})")
                 continue
             start = guard.steps[0]  # the recipe's own groups, before anything was restored
             rec = {"recipe": name, "guard": {"met": guard.met, "strategy": guard.strategy,
@@ -103,7 +106,7 @@ def export_verified(ctx: ExportContext, recipe: Recipe) -> Path:
                                                       "delta_mpjpe": guard.choice.delta_mpjpe},
                            why=f"no graph of its groups is within the gate on validation ({guard.notes[0]})")
                 attempts.append(rec)
-                log(f"int8 auto: {name}: no ({rec['why']})")
+                log(f"int8 {recipe.name}: {name}: no ({rec['why']})")
                 continue
             rec["guard"]["restored"] = guard.float_groups
             groups = guard.int8_groups
@@ -133,7 +136,7 @@ def export_verified(ctx: ExportContext, recipe: Recipe) -> Path:
                           else f"slower than fp32 at batch {', '.join(slow)}")
         attempts.append(rec)
         speed = ", ".join(f"b{b} {v['speedup']:.2f}×" for b, v in rec.get("speed", {}).items())
-        log(f"int8 auto: {name}: validation ΔPCK@20 {dp:+.2f} pp{'; ' + speed if speed else ''} → "
+        log(f"int8 {recipe.name}: {name}: validation ΔPCK@20 {dp:+.2f} pp{'; ' + speed if speed else ''} → "
             f"{'ship' if rec['shipped'] else 'no'} ({rec['why']})")
         if rec["shipped"]:
             chosen = (name, path, params)
@@ -144,23 +147,23 @@ def export_verified(ctx: ExportContext, recipe: Recipe) -> Path:
                 "threads": req.threads, "machine": cpu_summary(), "validation_windows": int(len(probe.x)),
                 "fp32_val_pck20": probe.reference.pck20, "attempts": attempts}
     if chosen is None:
-        log("int8 auto: no candidate was within the gate and not slower than fp32 here — the artifact is the "
-            "fp32 graph")
-        return _ship_fp32(ctx, probe.target.name, calib, verified, t0)
+        log(f"int8 {recipe.name}: no candidate was within the gate and not slower than fp32 here — the artifact "
+            "is the fp32 graph")
+        return _ship_fp32(ctx, recipe.name, probe.target.name, calib, verified, t0)
     name, out, params = chosen
     card = {**ctx.base_card("int8"), "method": "ptq", "target": probe.target.name,
-            "recipe": {**params, "recipe": "auto", "chosen": name}, "calibration": calib.describe()}
+            "recipe": {**params, "recipe": recipe.name, "chosen": name}, "calibration": calib.describe()}
     if probe.target.name == "tensorrt":
         card["tensorrt_qdq_problems"] = check_tensorrt_qdq(onnx.load(str(out)))
     return _finish(ctx, out, card, verified, t0)
 
 
-def _ship_fp32(ctx: ExportContext, target: str, calib, verified: dict, t0: float) -> Path:
-    """auto's honest fallback: the fp32 graph, labelled fp32, with why in its card."""
-    out = ctx.work / f"{ctx.name}.fp32-auto-{target}.onnx"
+def _ship_fp32(ctx: ExportContext, recipe: str, target: str, calib, verified: dict, t0: float) -> Path:
+    """The honest fallback: the fp32 graph, labelled fp32, with why in its card."""
+    out = ctx.work / f"{ctx.name}.fp32-{recipe}-{target}.onnx"
     shutil.copyfile(ctx.fp32_onnx(), out)
     card = {**ctx.base_card("fp32"), "method": "export", "target": target,
-            "recipe": {"recipe": "auto", "chosen": "fp32"}, "calibration": calib.describe()}
+            "recipe": {"recipe": recipe, "chosen": "fp32"}, "calibration": calib.describe()}
     return _finish(ctx, out, card, verified, t0)
 
 
@@ -171,7 +174,7 @@ def _finish(ctx: ExportContext, out: Path, card: dict, verified: dict, t0: float
     card["test"] = ctx.test_delta(out, ctx.req.threads or 2)
     card["parity"] = {"vs_fp32_torch": ctx.parity_vs_torch(out)}
     write_card(out, card)
-    ctx.req.log(f"int8 auto: shipped {card['recipe']['chosen']}; test ΔPCK@20 "
+    ctx.req.log(f"int8 {card['recipe']['recipe']}: shipped {card['recipe']['chosen']}; test ΔPCK@20 "
                 f"{card['test']['delta_pck20_pp']:+.2f} pp; {verified['seconds']:.0f} s")
     return out
 

@@ -13,9 +13,13 @@ Three kinds, one registry (:data:`RECIPES`):
 * **guarded group recipes** (``guarded``) start from a group recipe's groups and put the groups
   most sensitive on validation (the per-group scan) back to float until validation ΔPCK@20 is
   within the accuracy gate (:func:`edgepose.quantization.guard.guard_search`, by bisection).
-* **verified recipes** (``auto``, the default) try ``candidates`` in order and ship the first that
-  passes the accuracy gate on validation *and* is not slower than fp32 end to end on the exporting
-  machine (:mod:`edgepose.exporting.verified`); when none does, the fp32 graph, labelled as such.
+* **verified recipes** (``checked``) try ``candidates`` in order and ship the first that passes the
+  accuracy gate on validation *and* is not slower than fp32 end to end on the exporting machine
+  (:mod:`edgepose.exporting.verified`); when none does, the fp32 graph, labelled as such.
+* **planned recipes** (``auto``, the default) are verified recipes whose answer on ONNX Runtime CPU
+  PTQ is the per-layer precision plan for ``plan`` (:mod:`edgepose.exporting.objective`: int8 only
+  where this machine measures it faster, within the accuracy gate, fp32 when nothing pays); where a
+  plan cannot be made (a graph with padded channels) they try ``candidates`` as ``checked`` does.
 """
 
 from __future__ import annotations
@@ -46,6 +50,8 @@ class Recipe:
     fallback: str | None = None
     #: group recipes: start the accuracy guard from ``int8_groups`` and restore groups until the gate holds
     guarded: bool = False
+    #: planned recipes: the ``--objective`` whose per-layer plan is the answer on ONNX Runtime CPU PTQ
+    plan: str | None = None
 
 
 def _fragile(path: str) -> bool:
@@ -82,10 +88,13 @@ RECIPES = {
     "guarded": Recipe("guarded", "attention-float, then the groups that cost most accuracy alone on validation put "
                       "back to float until validation ΔPCK@20 is within the accuracy gate",
                       lambda p: False, int8_groups=outside_attention, guarded=True),
-    "auto": Recipe("auto", "the first of guarded (attention-float when it is already within the gate), safe that "
-                   "passes the accuracy gate on validation and is not slower than fp32 at every batch on this "
-                   "machine; otherwise the fp32 graph",
-                   _fragile, candidates=("guarded", "safe"), fallback="safe"),
+    "auto": Recipe("auto", "the per-layer latency plan (whole blocks flipped): int8 only where this machine measures "
+                   "it faster at every batch, within the accuracy gate on validation; otherwise the fp32 graph",
+                   _fragile, candidates=("guarded", "safe"), fallback="safe", plan="latency"),
+    "checked": Recipe("checked", "the first of guarded (attention-float when it is already within the gate), safe "
+                      "that passes the accuracy gate on validation and is not slower than fp32 at every batch on "
+                      "this machine; otherwise the fp32 graph",
+                      _fragile, candidates=("guarded", "safe"), fallback="safe"),
 }
 
 

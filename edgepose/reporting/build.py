@@ -13,7 +13,7 @@ from edgepose.benchmarking.machine import describe_machine
 from edgepose.benchmarking.results import load_results
 from edgepose.io import atomic_path
 from edgepose.metrics import pck_at
-from edgepose.reporting.plots import accuracy_plot, pareto, plan_plot, speed_plot
+from edgepose.reporting.plots import accuracy_plot, is_plan, pareto, plan_plot, speed_plot
 from edgepose.reporting.render import Block, Figure, to_html, to_markdown
 from edgepose.reporting.verdict import MAX_DROP_PP, MIN_ROUNDS, pck20, sentence, verdict_choices
 
@@ -172,13 +172,13 @@ def _figures(rows: list[dict], batches: list[str]) -> list[Block]:
 
 def _plan_blocks(rows: list[dict], batches: list[str]) -> list[Block]:
     """The per-layer plan against the other recipes: ΔPCK@20 vs speed, one figure per batch."""
-    plans = [r for r in rows if str((r.get("recipe") or {}).get("recipe") or "").startswith("plan-")]
+    plans = [r for r in rows if is_plan(r)]
     if not plans:
         return []
     return [Block("h2", "Per-layer int8 plan vs the other recipes"),
             Block("p", "Each point: an artifact's paired speed ratio to fp32 ONNX (median, inter-quartile range) "
                        "against its ΔPCK@20 vs fp32 (paired bootstrap 95 % interval over test recordings). Stars are "
-                       "plans made by `export --objective`: int8 only where this machine measured it faster, within "
+                       "per-layer plans (the default int8, `auto`, or `export --objective`): int8 only where this machine measured it faster, within "
                        "the accuracy budget."),
             Block("figs", figures=[Figure(f"ΔPCK@20 vs speed, batch {b}", f"plan-b{b}.png",
                                           plan_plot(rows, b, f"Per-layer plan vs recipes, batch {b}")) for b in batches])]

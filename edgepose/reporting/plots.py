@@ -108,6 +108,13 @@ def speed_plot(rows: list[dict], batch: str, title: str) -> bytes:
     return _png(fig)
 
 
+def is_plan(row: dict) -> bool:
+    """Whether a results row is a per-layer plan: an ``--objective`` export, or the default int8 (``auto``)
+    that chose one."""
+    rec = row.get("recipe") or {}
+    return any(str(rec.get(k) or "").startswith("plan-") for k in ("recipe", "chosen"))
+
+
 def plan_plot(rows: list[dict], batch: str, title: str) -> bytes:
     """ΔPCK@20 (95 % CI) against paired speed vs fp32 at ``batch``: int8 plans against every other recipe."""
     plt = _pyplot()
@@ -120,11 +127,11 @@ def plan_plot(rows: list[dict], batch: str, title: str) -> bytes:
     several = len({r["_machine"] for r, _, _ in pts}) > 1
     cmap = plt.get_cmap("tab10")
     for i, (r, sp, ci) in enumerate(pts):
-        is_plan = str((r.get("recipe") or {}).get("recipe") or "").startswith("plan-")
+        planned = is_plan(r)
         ax.errorbar(sp["median"], ci["delta_pp"], yerr=[[ci["delta_pp"] - ci["low_pp"]], [ci["high_pp"] - ci["delta_pp"]]],
-                    xerr=[[sp["median"] - sp["q1"]], [sp["q3"] - sp["median"]]], fmt="*" if is_plan else "o",
-                    markersize=13 if is_plan else 6, color=cmap(i % 10), capsize=3, zorder=3,
-                    label=_name(r, several) + ("  (per-layer plan)" if is_plan else ""))
+                    xerr=[[sp["median"] - sp["q1"]], [sp["q3"] - sp["median"]]], fmt="*" if planned else "o",
+                    markersize=13 if planned else 6, color=cmap(i % 10), capsize=3, zorder=3,
+                    label=_name(r, several) + ("  (per-layer plan)" if planned else ""))
     ax.axvline(1.0, color="black", linestyle=":", linewidth=1)
     ax.axhline(0.0, color="black", linestyle=":", linewidth=1)
     if pts:

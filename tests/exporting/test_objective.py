@@ -154,6 +154,47 @@ def test_when_no_layer_pays_the_artifact_is_the_fp32_graph_and_the_card_says_so(
     assert any("all-float" in n for n in card["plan"]["notes"])
 
 
+def test_the_default_int8_is_the_block_latency_plan_named_auto(tmp_path, teacher, slow_node, monkeypatch):
+    """``--precision int8`` with no other option makes the latency plan (whole blocks) on this machine."""
+    from edgepose.benchmarking.artifacts import discover
+    from edgepose.quantization.planning.search import block_units
+
+    ckpt, data = teacher
+    monkeypatch.setitem(adapters.ADAPTERS, "spin", SpinRuntime(slow_node=slow_node))
+    req = ExportRequest(checkpoint=ckpt, out=tmp_path, data=data, precision="int8", runtime="spin", batches=(1, 8),
+                        timing_seconds=0.03, calib_count=24, parity_windows=8, profile_cache=False, max_drop=None,
+                        log=lambda s: None)
+    assert req.recipe == "auto" and req.objective is None
+    (path,) = export(req)
+    card = json.loads(path.with_name(path.name + ".json").read_text())
+    assert card["precision"] == "int8" and ".int8-ptq-percentile-auto-ort-cpu.onnx" in path.name
+    assert card["recipe"]["recipe"] == "auto" and card["recipe"]["chosen"] == "plan-latency"
+    plan = card["plan"]
+    assert plan["objective"] == "latency" and plan["search"]["stages"] == ["blocks"] and plan["batches"] == [1, 8]
+    assert plan["max_drop_pp"] == 0.5  # the one accuracy gate
+    assert all(plan["end_to_end"][b]["speedup"] > 1.0 for b in ("1", "8"))
+    if plan["guard"]["met"] and SLOW in plan["allowed_by_guard"]:  # the slow block stays float when int8 is allowed
+        block = next(u for u in block_units(list(_conv_groups(card))) if SLOW in u.groups)
+        assert _conv_groups(card)[SLOW] == "float" and set(block.groups) & set(plan["float_groups"])
+    assert card["recipe"]["int8_groups"] == len(plan["int8_groups"]) > 0
+    q, _ = int8_convs(path.read_bytes())
+    assert q  # the shipped graph is the plan's
+    (art,) = [a for a in discover(tmp_path) if a.path == path]
+    assert art.label == "int8 ptq percentile auto:plan-latency"
+
+
+def test_the_default_int8_ships_the_fp32_graph_named_auto_when_nothing_pays(tmp_path, teacher, monkeypatch):
+    ckpt, data = teacher
+    monkeypatch.setitem(adapters.ADAPTERS, "spin", SpinRuntime(int8_us=160.0, slow_us=160.0))
+    (path,) = export(ExportRequest(checkpoint=ckpt, out=tmp_path, data=data, precision="int8", runtime="spin",
+                                   batches=(1,), timing_seconds=0.03, calib_count=24, parity_windows=8,
+                                   profile_cache=False, log=lambda s: None))
+    card = json.loads(path.with_name(path.name + ".json").read_text())
+    assert card["precision"] == "fp32" and ".fp32-auto-ort-cpu.onnx" in path.name
+    assert card["recipe"]["recipe"] == "auto" and card["recipe"]["chosen"] == "fp32"
+    assert int8_convs(path.read_bytes())[0] == set() and not card["plan"]["int8"]
+
+
 def test_the_plan_respects_max_drop_even_where_int8_is_fastest(tmp_path, teacher, slow_node, monkeypatch):
     from edgepose.data import SplitSpec, open_dataset
     from edgepose.exporting.fold import fold_batchnorm
@@ -207,11 +248,12 @@ def test_plan_options_without_objective_are_a_usage_error(tmp_path, teacher):
     ckpt, data = teacher
     r = CliRunner().invoke(cli, ["export", str(ckpt), "--precision", "int8", "--recipe", "safe", "--batch", "1,8",
                                  "--threads", "1", "--data", str(data), "--out", str(tmp_path / "o")])
-    assert r.exit_code == 2 and "--batch, --threads apply to --objective latency plans only" in r.output
-    assert "also to the default int8 recipe, auto" in r.output
-    r = CliRunner().invoke(cli, ["export", str(ckpt), "--precision", "int8", "--search", "full", "--data", str(data),
-                                 "--out", str(tmp_path / "o")])
-    assert r.exit_code == 2 and "--search applies to --objective latency plans only" in r.output
+    assert r.exit_code == 2 and "--batch, --threads apply to latency plans only" in r.output
+    assert "the default int8 recipe, auto" in r.output and "also to --recipe checked" in r.output
+    for recipe in ("safe", "checked"):  # checked is timed, but searches nothing
+        r = CliRunner().invoke(cli, ["export", str(ckpt), "--precision", "int8", "--recipe", recipe, "--search", "full",
+                                     "--data", str(data), "--out", str(tmp_path / "o")])
+        assert r.exit_code == 2 and "--search applies to latency plans only" in r.output
     assert not (tmp_path / "o").exists()
 
 

@@ -1,4 +1,5 @@
-"""The default int8 export (``--recipe auto``): verified on validation and timed against fp32 on this box.
+"""int8 verified without a search (``--recipe checked``, and ``auto`` where no plan can be made): checked
+on validation and timed against fp32 on this box. (``auto`` as a latency plan: tests/exporting/test_objective.py.)
 
 The speed comparison is replaced by a synthetic one where the test decides who is faster
 (``time_against_fp32``); everything else — groups, QDQ writing, validation scores, the card — is
@@ -43,6 +44,7 @@ def _fake_speed(monkeypatch, speedups: list[float]):
 
 
 def _export(ckpt, data, out, **kw):
+    kw.setdefault("recipe", "checked")
     (path,) = export(ExportRequest(checkpoint=ckpt, out=out, data=data, precision="int8", calib_count=24,
                                    parity_windows=8, batches=(1, 5), log=lambda s: None, **kw))
     return path, _card(path)
@@ -59,12 +61,12 @@ def _int8_ops(path) -> tuple[set[str], set[str]]:
     return q, f
 
 
-def test_the_default_recipe_is_auto_and_ships_attention_float_as_guarded_when_it_pays(tmp_path, teacher, monkeypatch):
+def test_checked_ships_attention_float_as_guarded_when_it_pays(tmp_path, teacher, monkeypatch):
     ckpt, data = teacher
     calls = _fake_speed(monkeypatch, [1.3])
     path, card = _export(ckpt, data, tmp_path)
-    assert ExportRequest(checkpoint=ckpt, out=tmp_path).recipe == "auto"
-    assert card["precision"] == "int8" and card["recipe"]["recipe"] == "auto"
+    assert card["precision"] == "int8" and card["recipe"]["recipe"] == "checked"
+    assert ".int8-ptq-percentile-guarded-" in path.name
     # guarded starts from attention-float; within the gate as it is, nothing is restored and no scan runs
     assert card["recipe"]["chosen"] == "guarded" and len(calls) == 1
     assert card["recipe"]["guard_restored"] == [] and card["verified"]["attempts"][0]["guard"]["graphs_scored"] == 1
@@ -82,7 +84,7 @@ def test_the_default_recipe_is_auto_and_ships_attention_float_as_guarded_when_it
     assert card["parity"]["vs_fp32_torch"]["max_abs_error"] < 0.5
 
 
-def test_auto_falls_back_to_safe_when_the_guarded_graph_is_slower_here(tmp_path, teacher, monkeypatch):
+def test_checked_falls_back_to_safe_when_the_guarded_graph_is_slower_here(tmp_path, teacher, monkeypatch):
     ckpt, data = teacher
     calls = _fake_speed(monkeypatch, [0.9, 1.1])
     path, card = _export(ckpt, data, tmp_path)
@@ -93,7 +95,7 @@ def test_auto_falls_back_to_safe_when_the_guarded_graph_is_slower_here(tmp_path,
     assert not list(tmp_path.glob("*guarded*"))  # the rejected candidate was not left behind
 
 
-def test_auto_puts_the_destructive_groups_back_and_ships_the_rest_int8(tmp_path, teacher, monkeypatch):
+def test_checked_puts_the_destructive_groups_back_and_ships_the_rest_int8(tmp_path, teacher, monkeypatch):
     ckpt, data = teacher
     corrupt_ranges(monkeypatch)  # decoder.3's input range: both groups quantizing that tensor are destructive
     calls = _fake_speed(monkeypatch, [1.2])
@@ -116,18 +118,18 @@ def test_auto_puts_the_destructive_groups_back_and_ships_the_rest_int8(tmp_path,
     assert any(reads_int8[name] for module, name in node_of.items() if module.startswith("tcn"))
 
 
-def test_auto_ships_the_fp32_graph_when_nothing_pays_and_says_so(tmp_path, teacher, monkeypatch):
+def test_checked_ships_the_fp32_graph_when_nothing_pays_and_says_so(tmp_path, teacher, monkeypatch):
     from edgepose.benchmarking.artifacts import discover
 
     ckpt, data = teacher
     _fake_speed(monkeypatch, [0.8, 0.95])
     path, card = _export(ckpt, data, tmp_path)
-    assert card["precision"] == "fp32" and card["recipe"] == {"recipe": "auto", "chosen": "fp32"}
-    assert ".fp32-auto-" in path.name and _int8_ops(path)[0] == set()
+    assert card["precision"] == "fp32" and card["recipe"] == {"recipe": "checked", "chosen": "fp32"}
+    assert ".fp32-checked-" in path.name and _int8_ops(path)[0] == set()
     assert [x["shipped"] for x in card["verified"]["attempts"]] == [False, False]
     assert card["test"]["delta_pck20_pp"] == 0.0
     (art,) = [a for a in discover(tmp_path) if a.path == path]
-    assert art.label == "fp32 auto:fp32"
+    assert art.label == "fp32 checked:fp32"
 
 
 def test_auto_on_a_split_without_validation_ships_fp32_and_says_why(tmp_path, monkeypatch):
@@ -139,7 +141,7 @@ def test_auto_on_a_split_without_validation_ships_fp32_and_says_why(tmp_path, mo
     data = write_dataset(tmp_path / "data", Shape("odd", "wiflow", 37, 20, 15), DataSize("two", files=2, windows_per_file=9))
     ckpt = make_checkpoint("wiflow-tiny", data, tmp_path / "ckpt")
     calls = _fake_speed(monkeypatch, [2.0, 2.0])
-    path, card = _export(ckpt, data, tmp_path / "auto")
+    path, card = _export(ckpt, data, tmp_path / "auto", recipe="auto")  # the default: no plan without validation
     assert calls == []  # nothing was built or timed
     assert card["precision"] == "fp32" and card["recipe"] == {"recipe": "auto", "chosen": "fp32"}
     assert ".fp32-auto-" in path.name and _int8_ops(path)[0] == set()
@@ -196,6 +198,8 @@ def test_qat_and_tensorrt_use_the_fallback_recipe(tmp_path, teacher, monkeypatch
     calls = _fake_speed(monkeypatch, [])
     path, card = _export(ckpt, data, tmp_path, target="tensorrt")
     assert card["recipe"]["recipe"] == "safe" and calls == []
+    path, card = _export(ckpt, data, tmp_path / "auto", target="tensorrt", recipe="auto")  # no plan for TensorRT
+    assert card["recipe"]["recipe"] == "safe" and "plan" not in card and calls == []
 
 
 def test_attention_float_as_an_explicit_recipe_is_ptq_on_ort_cpu_only(tmp_path, teacher):
