@@ -65,13 +65,14 @@ def table(root: Path) -> str:
     n_test = {e.card.get("split", {}).get("files", {}).get("test") for e in entries}
     n_test_txt = f"{n_test.pop()} held-out recordings" if len(n_test) == 1 else "held-out recordings"
     out = [f"PCK in %, clean test split of the default synthetic set ({n_test_txt}); MPJPE in label "
-           "units (pixel/1000). Size: the safetensors file. Train time: the sum of epoch times on a shared "
-           "machine (see the learning curves).", "", *lines, ""]
+           "units (pixel/1000). Size: the safetensors file. Train time: the sum of epoch times (the cards record "
+           "the CPU and torch threads, not whether other jobs shared the machine; see the notes below the "
+           "learning curves).", "", *lines, ""]
     for e in entries:
         h = e.card.get("history", [])
         hw = e.card.get("training", {}).get("hardware", {})
         out += [f"**{e.name}** learning curve ({len(h)} epochs, {hw.get('cpu_model', '?')}, "
-                f"{hw.get('torch_threads', '?')} torch thread(s), shared machine):", "",
+                f"{hw.get('torch_threads', '?')} torch thread(s)):", "",
                 "| epoch | lr | train loss | val MPJPE | val PCK@20 | s |", "|---|---|---|---|---|---|"]
         for r in h:
             out.append(f"| {r['epoch']} | {r['lr']:.2e} | {r['train_loss']:.4f} | {r['val_mpjpe']:.4f} | "

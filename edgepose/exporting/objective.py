@@ -96,13 +96,16 @@ def search_stages(kind: str, allowed: list[str]) -> list:
     return stages + [("groups", group_units(allowed))] if kind == "full" else stages
 
 
-def export_planned(ctx: ExportContext, objective: str | None = None, recipe: str | None = None) -> Path:
+def export_planned(ctx: ExportContext, objective: str | None = None, recipe: str | None = None,
+                   criterion: str | None = None) -> Path:
     """Search, verify and write the plan's graph and card; returns the artifact path.
 
     ``objective``: the plan's objective (default ``ctx.req.objective``). ``recipe``: the planned
     recipe asking for it (``auto``, the default int8): its name goes into the file name and the
     card (``recipe: {recipe: auto, chosen: plan-latency | fp32}``), and the card's ``plan`` is the
-    same record an ``--objective`` export writes.
+    same record an ``--objective`` export writes. ``criterion``: how the accuracy budget is judged on
+    validation, by the guard and by the final check of the mix (default ``ctx.req.guard_criterion``):
+    ``point`` (ΔPCK@20 itself) or ``lower`` (the lower end of its 95 % interval over recordings).
     """
     from edgepose.quantization.sensitivity import measure_groups
     from edgepose.timing.adapters import get_adapter
@@ -116,6 +119,7 @@ def export_planned(ctx: ExportContext, objective: str | None = None, recipe: str
     req = ctx.req
     log = req.log
     objective = objective or req.objective
+    criterion = criterion or req.guard_criterion
     budget = req.max_drop if req.max_drop is not None else DEFAULT_MAX_DROP
     adapter = get_adapter(req.runtime)
     t0 = time.perf_counter()
@@ -123,7 +127,7 @@ def export_planned(ctx: ExportContext, objective: str | None = None, recipe: str
     probe = ctx.probe(val_windows=req.guard_val_windows, calib=calib)
     fp32_bytes = Path(ctx.fp32_onnx()).read_bytes()
     log(f"plan: objective {objective}, {len(probe.groups)} groups, {len(probe.x)} clean validation windows "
-        f"(fp32 PCK@20 {100 * probe.reference.pck20:.2f} %), budget −{budget} pp, runtime {adapter.name} "
+        f"(fp32 PCK@20 {100 * probe.reference.pck20:.2f} %), budget −{budget} pp ({criterion}), runtime {adapter.name} "
         f"{adapter.version()}, threads {req.threads or 'default'}, batches {', '.join(map(str, req.batches))}")
 
     # 1. accuracy: the most-int8 set within budget; what each group costs alone is measured only when
@@ -135,7 +139,7 @@ def export_planned(ctx: ExportContext, objective: str | None = None, recipe: str
             records.update({r.name: r for r in measure_groups(probe, log, sqnr=False)})
         return list(records.values())
 
-    guard = guard_search(probe, scan, budget, log, criterion=req.guard_criterion, strategy=req.guard_strategy)
+    guard = guard_search(probe, scan, budget, log, criterion=criterion, strategy=req.guard_strategy)
     allowed = guard.int8_groups if guard.met else []
     notes: list[str] = [] if guard.met else [f"{guard.notes[0]}: no group may be int8"]
 
@@ -175,15 +179,17 @@ def export_planned(ctx: ExportContext, objective: str | None = None, recipe: str
         while True:
             path = probe.build(sorted(int8)) if int8 else None
             dp, dm = probe.delta(probe.score(path)) if path else (0.0, 0.0)
+            lo, hi = (probe.delta_interval(path)[1:] if path and criterion == "lower" else (dp, dp))
             if path:
                 path.unlink(missing_ok=True)
-            if dp >= -budget or not int8:
+            if (lo if criterion == "lower" else dp) >= -budget or not int8:
                 break
             ranked = [r.name for r in sorted(scan(), key=lambda r: r.sort_key())]
             g = next(n for n in ranked if n in int8)
             int8.discard(g)
             restored.append(g)
-            log(f"  plan: validation ΔPCK@20 {dp:+.2f} pp misses the budget; {g} back to float")
+            shown = f"{dp:+.2f} [{lo:+.2f}, {hi:+.2f}]" if criterion == "lower" else f"{dp:+.2f}"
+            log(f"  plan: validation ΔPCK@20 {shown} pp misses the budget; {g} back to float")
         if restored:
             notes.append(f"{len(restored)} group(s) restored to float after the speed search to meet the budget")
         final = frozenset(int8)
@@ -240,7 +246,10 @@ def export_planned(ctx: ExportContext, objective: str | None = None, recipe: str
         "end_to_end": {str(b): {"plan_ms": ms[b][0], "fp32_ms": ms[b][1], "speedup": ms[b][1] / ms[b][0]}
                        for b in ms},
         "validation": {"windows": int(len(probe.x)), "fp32_pck20": probe.reference.pck20,
-                       "delta_pck20_pp": dp if is_int8 else 0.0, "delta_mpjpe": dm if is_int8 else 0.0},
+                       "delta_pck20_pp": dp if is_int8 else 0.0, "delta_mpjpe": dm if is_int8 else 0.0,
+                       **({"low_pp": lo if is_int8 else 0.0, "high_pp": hi if is_int8 else 0.0}
+                          if criterion == "lower" else {})},
+        "criterion": criterion,
         "test": test, "layers": layers, "search": search_doc,
         "guard": {"met": guard.met, "restore_order": guard.restore_order, "float_groups": guard.float_groups,
                   "groups_scanned": bool(records)},

@@ -171,7 +171,10 @@ def test_the_default_int8_is_the_block_latency_plan_named_auto(tmp_path, teacher
     assert card["recipe"]["recipe"] == "auto" and card["recipe"]["chosen"] == "plan-latency"
     plan = card["plan"]
     assert plan["objective"] == "latency" and plan["search"]["stages"] == ["blocks"] and plan["batches"] == [1, 8]
-    assert plan["max_drop_pp"] == 0.5  # the one accuracy gate
+    assert plan["max_drop_pp"] == 0.5  # the one accuracy gate, judged by the lower end of its interval
+    assert plan["criterion"] == "lower" and plan["guard"]["met"]
+    v = plan["validation"]
+    assert v["low_pp"] <= v["delta_pck20_pp"] <= v["high_pp"] and v["low_pp"] >= -0.5
     assert all(plan["end_to_end"][b]["speedup"] > 1.0 for b in ("1", "8"))
     if plan["guard"]["met"] and SLOW in plan["allowed_by_guard"]:  # the slow block stays float when int8 is allowed
         block = next(u for u in block_units(list(_conv_groups(card))) if SLOW in u.groups)
