@@ -133,6 +133,8 @@ def run(out: str | Path = "runs/default", data: str | Path | None = None, model:
 
     art = out / "artifacts"
     log(f"[3/5] export: {len(exports)} artifacts into {art}")
+    if art.is_dir():  # the bench times every artifact in the folder: none may be left from an earlier run
+        shutil.rmtree(art)
     art.mkdir(parents=True, exist_ok=True)
     name = card.get("model", model)
     for suffix in (".safetensors", ".json"):

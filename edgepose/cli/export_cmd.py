@@ -120,16 +120,18 @@ def export_cmd(checkpoint: str, precision: str, method: str | None, calib: str, 
     timed = {}
     if objective is None:
         src = click.get_current_context().get_parameter_source
-        ptq = precision == "int8" and (method or "ptq") == "ptq"
-        verified = ptq and bool(get_recipe(recipe).candidates)  # timed here: auto (a plan) and checked
-        planned = ptq and bool(get_recipe(recipe).plan)  # auto: a latency plan, so every plan option applies
+        # timed here: auto (a plan) and checked, on ONNX Runtime CPU PTQ without --max-drop (which takes over)
+        ptq = precision == "int8" and (method or "ptq") == "ptq" and target == "ort-cpu" and max_drop is None
+        verified = ptq and bool(get_recipe(recipe).candidates)
+        planned = verified and bool(get_recipe(recipe).plan) and not pad_channels  # auto: every plan option applies
         plan_only = (() if planned else ("runtime", "search_minutes", "search", "no_profile_cache")) + \
             (() if verified else ("batches", "threads"))
         given = [f"--{n.replace('_', '-')}" for n in plan_only if src(n) == click.core.ParameterSource.COMMANDLINE]
         if given:
             raise click.UsageError(f"{', '.join(given).replace('--batches', '--batch')} appl"
-                                   f"{'ies' if len(given) == 1 else 'y'} to latency plans only (--objective latency "
-                                   "or the default int8 recipe, auto)"
+                                   f"{'ies' if len(given) == 1 else 'y'} to latency plans only (--objective latency, "
+                                   "or the default int8 recipe, auto, as PTQ for ort-cpu without --max-drop or "
+                                   "--pad-channels)"
                                    + ("" if verified else "; --batch and --threads also to --recipe checked"))
         if planned:
             timed = dict(batches=batches, threads=threads, runtime=runtime, search=search,

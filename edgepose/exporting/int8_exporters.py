@@ -42,8 +42,11 @@ def export_int8(ctx: ExportContext) -> list[Path]:
             # replaces, so not a padded one; otherwise the candidates, without a search (verified.py says why)
             if recipe.plan and not ctx.pads_channels and len(ctx.dataset.indices("val", clean=True, spec=ctx.spec)):
                 return [export_planned(ctx, objective=recipe.plan, recipe=recipe.name, criterion=recipe.guard_criterion)]
+            if recipe.plan and ctx.pads_channels:
+                req.log(f"recipe {recipe.name}: no latency plan of a padded graph (it would be timed against the padded "
+                        f"fp32 graph); trying {', '.join(recipe.candidates)} as --recipe checked does (point criterion)")
             return [export_verified(ctx, recipe)]
-        req.log(f"recipe {recipe.name}: verified on ONNX Runtime CPU PTQ only; {method} for {target.name} "
+        req.log(f"recipe {recipe.name}: timed on ONNX Runtime CPU PTQ only; {method} for {target.name} "
                 f"uses {recipe.fallback}")
         recipe = get_recipe(recipe.fallback)
     if recipe.int8_groups is not None:

@@ -205,6 +205,11 @@ def export_planned(ctx: ExportContext, objective: str | None = None, recipe: str
                 notes.append("after accuracy restores the plan was not faster than fp32 at batch "
                              + ", ".join(map(str, slow)) + ": all-float")
                 final, ms = frozenset(), {}
+            elif slow and objective == "latency" and recipe:  # the default never ships int8 slower than fp32
+                notes.append("re-timed now (the search was replayed from the cache), the plan is not faster than "
+                             "fp32 at batch " + ", ".join(map(str, slow)) + ": all-float; rerun with "
+                             "--no-profile-cache to search again")
+                final, ms = frozenset(), {}
             elif slow and objective == "latency":
                 notes.append("re-timed now (the search was replayed from the cache), the plan is not faster than "
                              "fp32 at batch " + ", ".join(map(str, slow)) + "; rerun with --no-profile-cache")

@@ -196,6 +196,45 @@ def test_the_default_int8_ships_the_fp32_graph_named_auto_when_nothing_pays(tmp_
     assert card["precision"] == "fp32" and ".fp32-auto-ort-cpu.onnx" in path.name
     assert card["recipe"]["recipe"] == "auto" and card["recipe"]["chosen"] == "fp32"
     assert int8_convs(path.read_bytes())[0] == set() and not card["plan"]["int8"]
+    assert card["plan"]["guard"]["met"]  # fp32 for speed, not for accuracy
+    assert any("no int8 plan was faster than fp32" in n for n in card["plan"]["notes"])
+
+
+def test_the_default_int8_judges_the_lower_end_of_the_interval_where_an_objective_plan_judges_the_point(
+        tmp_path, teacher, slow_node, monkeypatch):
+    """Every graph's validation interval reaching −1 pp: the point estimate passes, the lower end does not."""
+    from edgepose.quantization.probe import QuantProbe
+
+    ckpt, data = teacher
+    monkeypatch.setitem(adapters.ADAPTERS, "spin", SpinRuntime(slow_node=slow_node))
+    monkeypatch.setattr(QuantProbe, "delta_interval",
+                        lambda self, path, level=0.95: (self.delta(self.score(path))[0], -1.0, 1.0))
+    kw = dict(data=data, precision="int8", runtime="spin", batches=(1,), timing_seconds=0.03, calib_count=24,
+              parity_windows=8, profile_cache=False, log=lambda s: None)
+    (auto,) = export(ExportRequest(ckpt, tmp_path / "auto", **kw))
+    (point,) = export(ExportRequest(ckpt, tmp_path / "point", objective="latency", **kw))
+    ca, cp = (json.loads(p.with_name(p.name + ".json").read_text()) for p in (auto, point))
+    assert ca["precision"] == "fp32" and ca["plan"]["criterion"] == "lower" and not ca["plan"]["guard"]["met"]
+    assert cp["precision"] == "int8" and cp["plan"]["criterion"] == "point" and cp["plan"]["guard"]["met"]
+
+
+def test_plan_options_reach_the_default_int8_from_the_command_line(tmp_path, teacher, monkeypatch):
+    from click.testing import CliRunner
+
+    import edgepose.api as api
+    from edgepose.cli.main import cli
+
+    ckpt, data = teacher
+    seen: list[dict] = []
+    monkeypatch.setattr(api, "export", lambda *a, **kw: seen.append(kw) or [])
+    args = ["export", str(ckpt), "--precision", "int8", "--data", str(data), "--out", str(tmp_path / "o")]
+    r = CliRunner().invoke(cli, args + ["--search", "full", "--search-minutes", "3", "--no-profile-cache", "--batch", "1,8"])
+    assert r.exit_code == 0, r.output
+    assert seen[-1]["search"] == "full" and seen[-1]["search_minutes"] == 3 and seen[-1]["profile_cache"] is False
+    assert seen[-1]["batches"] == (1, 8) and seen[-1]["recipe"] == "auto"
+    for extra in (["--target", "tensorrt"], ["--max-drop", "0.5"], ["--pad-channels"]):  # no plan is made there
+        r = CliRunner().invoke(cli, args + extra + ["--search", "full"])
+        assert r.exit_code == 2 and "--search applies to latency plans only" in r.output, extra
 
 
 def test_the_plan_respects_max_drop_even_where_int8_is_fastest(tmp_path, teacher, slow_node, monkeypatch):

@@ -202,3 +202,26 @@ def test_profile_cache_replays_in_order_and_ignores_other_keys_and_damage(tmp_pa
     assert ProfileCache(key, tmp_path, enabled=False).get(a, b, 1) is None
     again.path.write_text("{not json")
     assert ProfileCache(key, tmp_path).get(a, b, 1) is None  # a damaged cache is a cold cache
+
+
+def test_the_units_just_flipped_are_not_tried_in_the_next_round():
+    """A round never times flipping back what the previous accepted move flipped: a flip straight back could only
+    win on noise. A measurement that would reward undoing every move (as noise can) thrashes no more."""
+    base = chain_model({g: 100.0 for g in NAMES}, {g: 40.0 if g.startswith("blk.0") else 160.0 for g in NAMES})
+    last_inc: list[frozenset] = []
+    tried_after: dict[int, list[frozenset]] = {}
+
+    def measure(cand, inc):
+        tried_after.setdefault(len(last_inc), []).append(cand)
+        m = base(cand, inc)
+        if last_inc and cand == last_inc[-1]:  # "noise": going back to the previous incumbent looks 50 % faster
+            m = {b: (c * 0.5, i) for b, (c, i) in m.items()}
+        return m
+
+    logs: list[str] = []
+    res = search(NAMES, measure, [1], stages=[("blocks", block_units(NAMES))], max_rounds=4,
+                 log=lambda s: (logs.append(s), last_inc.append(frozenset()) if "flipped" in s else None))
+    flips = [s for s in logs if "flipped" in s]
+    assert len(flips) == 1 and "blk.0" in flips[0]  # all-float start, blk.0 into int8, never out again
+    assert res.int8 == frozenset(g for g in NAMES if g.startswith("blk.0"))
+    assert frozenset() not in tried_after[1]  # the round after the move did not time flipping blk.0 back

@@ -315,3 +315,12 @@ def test_summarize_finds_autos_fp32_fallback_as_the_default_int8_row():
                    "recipe": {"recipe": "auto", "chosen": "safe", "calibrator": "entropy-not-default"}}
     assert mod.default_int8([plain, other_calib, fallback]) is fallback
     assert mod.default_int8([plain, other_calib]) is None
+
+
+def test_a_default_int8_that_chose_a_plan_is_drawn_as_a_plan():
+    from edgepose.reporting.plots import is_plan
+
+    assert is_plan({"recipe": {"recipe": "auto", "chosen": "plan-latency"}})
+    assert is_plan({"recipe": {"recipe": "plan-size"}})
+    assert not is_plan({"recipe": {"recipe": "auto", "chosen": "fp32"}})
+    assert not is_plan({"recipe": {"recipe": "checked", "chosen": "guarded"}}) and not is_plan({})

@@ -10,7 +10,11 @@ by more than the noise tolerance. It is a best-improvement local search in two s
 2. **groups** (one conv + its activation, one residual add …): refinement.
 
 It starts from whichever of *all allowed groups int8* and *all float* is faster, and each round
-re-anchors the incumbent against the all-float graph, so chained ratios do not drift. The
+re-anchors the incumbent against the all-float graph, so chained ratios do not drift. The units the
+last accepted move flipped are not tried in the round right after it: flipping one straight back
+can only "win" on timing noise (on wiflow-half the main job's search once flipped the pooling block
+in, out and in again in three rounds), and skipping them ends a search that has settled a round
+sooner. The
 objective is the worst batch's latency relative to fp32 plus a tenth of the mean, and a plan
 slower than fp32 at any batch scores worse than all-float, so a plan that wins at batch 1 and
 loses at batch 64 does not count as a win. The final plan is timed against fp32 once more
@@ -180,17 +184,22 @@ def search(allowed: Sequence[str], measure: Measure, batches: Sequence[int], tol
         settled = False
         units = [Unit(u.name, tuple(g for g in u.groups if g in allowed_set)) for u in units]
         units = [u for u in units if u.groups]
+        just_moved: set[str] = set()  # names of the units the last accepted move flipped
         for rnd in range(1, max_rounds + 1):
             if deadline_s is not None and time.perf_counter() - t0 > deadline_s:
                 stopped = True
                 break
-            tick = progress(len(units) + 1, f"{stage} round {rnd}") if progress else (lambda: None)
+            tried = [u for u in units if u.name not in just_moved]
+            if not tried:  # the only unit(s) left were just flipped: nothing new to try
+                settled = True
+                break
+            tick = progress(len(tried) + 1, f"{stage} round {rnd}") if progress else (lambda: None)
             if inc:  # re-anchor against fp32 so chained ratios do not drift
                 m = timed(inc, empty)
                 rel = {b: m[b][0] / m[b][1] for b in batches}
             tick()
             trials = []
-            for u in units:
+            for u in tried:
                 cand = _flip(inc, u)
                 m = timed(cand, inc)
                 tick()
@@ -216,6 +225,7 @@ def search(allowed: Sequence[str], measure: Measure, batches: Sequence[int], tol
                 if objective(comb_rel) <= objective(best_rel):
                     chosen = ([u for u, _, _ in better], combined, comb_rel)
             moved, inc, rel = chosen
+            just_moved = {u.name for u in moved}
             steps.append(Step(stage, rnd, [u.name for u in moved], dict(rel), len(inc), tuple(sorted(inc))))
             log(f"  plan: {stage} round {rnd}: flipped {len(moved)} unit(s) "
                 f"({', '.join(u.name for u in moved[:4])}{' …' if len(moved) > 4 else ''}); {len(inc)} groups int8, "
