@@ -240,7 +240,8 @@ def export_planned(ctx: ExportContext, objective: str | None = None, recipe: str
         cost = rec.delta_pck20_pp if rec else None
         layers.append({"name": g.name, "kind": g.kind, "precision": "int8" if g.name in final else "float",
                        "why": _why(g.name in final, g.name in allowed, g.name in restored,
-                                   gains.get(g.name), cost, fell_back, "groups" in reached),
+                                   gains.get(g.name), cost, fell_back,
+                                   "groups" in reached or (req.search == "blocks" and "blocks" in reached)),
                        "int8_gain_us": {str(b): v for b, v in gains.get(g.name, {}).items()} or None,
                        "pck_cost_pp": cost})
     plan = {
