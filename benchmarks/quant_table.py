@@ -11,7 +11,8 @@ exported through ``edgepose.exporting`` from the shipped checkpoint on its defau
   speed ratio (> 1: faster than fp32).
 
 "default (auto)" is what ``export --precision int8`` writes with no other option: the latency plan
-(``--objective latency``, whole blocks) made on this box at 2 threads, batch 1 and 64; "checked" is
+(``--objective latency``, whole blocks, judged by the lower end of the validation interval) made on
+this box at 2 threads, batch 1 and 64; "checked" is
 ``--recipe checked --threads 2``, the default before it (the first of ``guarded``, ``safe`` not slower
 than fp32 here, no search).
 "all-int8" is the accuracy guard's starting point: every group the target runs in int8
@@ -67,8 +68,8 @@ def measure_model(name: str, work: Path, rows: list[str], threads: int, rounds: 
             (path,) = export(ExportRequest(checkpoint=ckpt, out=out, log=lambda s: log(f"    {s}"), **kw))
         arts[row] = path
         cards[row] = json.loads(path.with_name(path.name + ".json").read_text())
-        if "verified" in cards[row]:
-            log(f"  {name} {row}: shipped {cards[row]['recipe'].get('chosen')}")
+        if cards[row].get("recipe", {}).get("chosen"):  # auto (a plan) and checked say what they chose
+            log(f"  {name} {row}: shipped {cards[row]['recipe']['chosen']}")
         log(f"  {name} {row}: {path.name} ({time.perf_counter() - t0:.0f} s)")
     torso = ds.layout.torso
     preds = {row: ort_predict(ort_session(p, threads=threads), x) for row, p in arts.items()}

@@ -62,8 +62,9 @@ from edgepose.metrics import ACCURACY_GATE_PP
                    "groups are restored (bisect: ~log2(groups) graphs; assumes restoring more never hurts).")
 @click.option("--guard-criterion", type=RegistryChoice("edgepose.quantization.guard", "CRITERIA"),
               default=request_default("guard_criterion"), show_default=True, cls=LazyDefaultOption,
-              help="With --max-drop: judge the validation ΔPCK@20 itself (point) or the lower end of its 95 % "
-                   "interval over validation recordings (lower: stricter, for small validation splits).")
+              help="With --max-drop or --objective: judge the validation ΔPCK@20 itself (point) or the lower end of "
+                   "its 95 % interval over validation recordings (lower: stricter). The default int8 (auto) always "
+                   "judges lower.")
 @click.option("--best-effort", is_flag=True, default=request_default("best_effort"), cls=LazyDefaultOption,
               help="With --max-drop: when no configuration meets the budget, write the closest one (the card "
                    "says so) instead of failing.")
