@@ -41,6 +41,7 @@ EXPORTS = (
     ("int8", "qat", "percentile", "safe", {"qat_max_windows": RUN_QAT_WINDOWS}),
 )
 
+
 @dataclass
 class PipelineResult:
     """What :func:`run` made: the dataset, checkpoint, artifacts, bench results and report."""

@@ -158,9 +158,13 @@ def test_the_main_job_exports_the_default_int8_plan_timed_as_the_bench_runs(tmp_
         return []
 
     monkeypatch.setattr(exporting, "export", fake_export)
+    stale = tmp_path / "run" / "artifacts" / "wiflow-tiny.int8-plan-latency-ort-cpu.onnx"  # an earlier run's
+    stale.parent.mkdir(parents=True)
+    stale.write_bytes(b"old")
     with pytest.raises(Stop):
         run(tmp_path / "run", data=tiny_data, model="wiflow-tiny", epochs=1, batches=(1, 3), threads=1,
             isolate=False, log=lambda s: None)
+    assert not stale.exists()  # the bench would have timed it beside this run's artifacts
     by = {(r.precision, r.method, r.recipe, r.objective): r for r in seen}
     assert ("int8", "ptq", "auto", None) in by and get_recipe("auto").plan == "latency"
     assert not any(r.objective for r in seen)  # the plan is the default int8, not a second export

@@ -112,7 +112,7 @@ def export_planned(ctx: ExportContext, objective: str | None = None, recipe: str
     from edgepose.quantization.planning.search import search
     from edgepose.quantization.planning.timer import GraphTimer, ProfileCache, batch_inputs, profile_key
     from edgepose.runtime.cpu import cpu_summary
-    from edgepose.quantization.guard import guard_search
+    from edgepose.quantization.guard import guard_search, judge, within_budget
     from edgepose.quantization.ptq import scheme_params
     from edgepose.quantization.recipes import outside_attention
 
@@ -177,18 +177,20 @@ def export_planned(ctx: ExportContext, objective: str | None = None, recipe: str
         # 3. verify accuracy of the mix on validation; restore the most sensitive groups if needed
         restored: list[str] = []
         while True:
-            path = probe.build(sorted(int8)) if int8 else None
-            dp, dm = probe.delta(probe.score(path)) if path else (0.0, 0.0)
-            lo, hi = (probe.delta_interval(path)[1:] if path and criterion == "lower" else (dp, dp))
-            if path:
-                path.unlink(missing_ok=True)
-            if (lo if criterion == "lower" else dp) >= -budget or not int8:
+            if not int8:
+                dp = dm = 0.0
+                lo = hi = None
+                break
+            path = probe.build(sorted(int8))
+            dp, dm, lo, hi = judge(probe, path, criterion)
+            path.unlink(missing_ok=True)
+            if within_budget(dp, lo, criterion, budget):
                 break
             ranked = [r.name for r in sorted(scan(), key=lambda r: r.sort_key())]
             g = next(n for n in ranked if n in int8)
             int8.discard(g)
             restored.append(g)
-            shown = f"{dp:+.2f} [{lo:+.2f}, {hi:+.2f}]" if criterion == "lower" else f"{dp:+.2f}"
+            shown = f"{dp:+.2f}" + (f" [{lo:+.2f}, {hi:+.2f}]" if lo is not None else "")
             log(f"  plan: validation ΔPCK@20 {shown} pp misses the budget; {g} back to float")
         if restored:
             notes.append(f"{len(restored)} group(s) restored to float after the speed search to meet the budget")
@@ -201,18 +203,11 @@ def export_planned(ctx: ExportContext, objective: str | None = None, recipe: str
             m = timer(final, frozenset(), fresh=True, seconds=3 * req.timing_seconds)
             ms = {b: m[b] for b in req.batches}
             slow = [b for b in req.batches if ms[b][0] >= ms[b][1]]
-            if slow and restored and objective == "latency":
-                notes.append("after accuracy restores the plan was not faster than fp32 at batch "
-                             + ", ".join(map(str, slow)) + ": all-float")
+            if slow and objective == "latency":  # a latency plan never ships int8 slower than fp32
+                when = ("after accuracy restores" if restored
+                        else "re-timed now (the search was replayed from the cache; --no-profile-cache searches again)")
+                notes.append(f"{when} the plan was not faster than fp32 at batch {', '.join(map(str, slow))}: all-float")
                 final, ms = frozenset(), {}
-            elif slow and objective == "latency" and recipe:  # the default never ships int8 slower than fp32
-                notes.append("re-timed now (the search was replayed from the cache), the plan is not faster than "
-                             "fp32 at batch " + ", ".join(map(str, slow)) + ": all-float; rerun with "
-                             "--no-profile-cache to search again")
-                final, ms = frozenset(), {}
-            elif slow and objective == "latency":
-                notes.append("re-timed now (the search was replayed from the cache), the plan is not faster than "
-                             "fp32 at batch " + ", ".join(map(str, slow)) + "; rerun with --no-profile-cache")
     finally:
         cache.save()  # measurements survive an interrupted or failed export
     is_int8 = bool(final)

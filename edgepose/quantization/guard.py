@@ -26,6 +26,7 @@ prefix that is.
 from __future__ import annotations
 
 from dataclasses import asdict, dataclass, field
+from pathlib import Path
 from typing import Callable
 
 from edgepose.quantization.probe import QuantProbe
@@ -48,6 +49,22 @@ class GuardStep:
     delta_mpjpe: float
     low_pp: float | None = None
     high_pp: float | None = None
+
+
+def judge(probe: QuantProbe, path: Path, criterion: str) -> tuple[float, float, float | None, float | None]:
+    """The graph at ``path`` on the probe's validation windows: (ΔPCK@20 pp, ΔMPJPE, low, high); the
+    95 % interval over recordings is computed only for ``criterion="lower"`` (else low = high = None)."""
+    dp, dm = probe.delta(probe.score(path))
+    if criterion == "lower":
+        _, lo, hi = probe.delta_interval(path)
+        return dp, dm, lo, hi
+    return dp, dm, None, None
+
+
+def within_budget(delta_pp: float, low_pp: float | None, criterion: str, max_drop: float) -> bool:
+    """Whether a judged graph keeps the budget: its ΔPCK@20 (``point``) or its interval's lower end
+    (``lower``) is ≥ −``max_drop`` (NaN never is)."""
+    return (low_pp if criterion == "lower" else delta_pp) >= -max_drop
 
 
 @dataclass
@@ -126,10 +143,7 @@ def guard_search(probe: QuantProbe, records: list[GroupRecord] | Callable[[], li
             path.unlink(missing_ok=True)
             measured_at[k] = None
             return None
-        dp, dm = probe.delta(probe.score(path))
-        lo = hi = None
-        if criterion == "lower":
-            _, lo, hi = probe.delta_interval(path)
+        dp, dm, lo, hi = judge(probe, path, criterion)
         path.unlink(missing_ok=True)
         restored = floats[-1] if floats else None
         step = measured_at[k] = GuardStep(restored, list(floats), dp, dm, lo, hi)
@@ -139,7 +153,7 @@ def guard_search(probe: QuantProbe, records: list[GroupRecord] | Callable[[], li
         return step
 
     def passes(step: GuardStep) -> bool:
-        return (step.low_pp if criterion == "lower" else step.delta_pck20_pp) >= -max_drop
+        return within_budget(step.delta_pck20_pp, step.low_pp, criterion, max_drop)
 
     def result(k: int | None) -> GuardResult:
         ks = sorted(j for j, st in measured_at.items() if st is not None)
@@ -221,4 +235,5 @@ def int8_weighted_ops(path) -> int:
     return sum(1 for n in proto.graph.node if n.op_type in ("Conv", "MatMul", "Gemm") and reads_int8(n, dq))
 
 
-__all__ = ["CRITERIA", "STRATEGIES", "GuardResult", "GuardStep", "guard_groups", "guard_search", "int8_weighted_ops"]
+__all__ = ["CRITERIA", "STRATEGIES", "GuardResult", "GuardStep", "guard_groups", "guard_search", "int8_weighted_ops", "judge",
+           "within_budget"]

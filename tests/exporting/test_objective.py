@@ -414,3 +414,27 @@ def test_size_objective_keeps_every_group_the_guard_allows_without_timing_a_sear
     assert not set(plan["int8_groups"]) & TOUCHING
     assert plan["validation"]["delta_pck20_pp"] >= -0.5
     assert set(plan["end_to_end"]) == {"1"}  # still timed once for the card
+
+
+def test_a_replayed_plan_that_re_times_slower_than_fp32_is_the_fp32_graph(tmp_path, teacher, slow_node, monkeypatch):
+    """The cache replays a plan measured on a machine state that no longer holds (here: int8 became slower
+    under the same runtime version); the fresh end-to-end timing catches it and the artifact is fp32."""
+    from dataclasses import dataclass as dc
+
+    @dc(frozen=True)
+    class SameVersion(SpinRuntime):
+        def version(self):
+            return "test-same"
+
+    ckpt, data = teacher
+    monkeypatch.setenv("EDGEPOSE_CACHE", str(tmp_path / "cache"))
+    kw = dict(data=data, precision="int8", objective="latency", runtime="spin", batches=(1,), timing_seconds=0.03,
+              calib_count=24, parity_windows=8, max_drop=100.0, log=lambda s: None)
+    monkeypatch.setitem(adapters.ADAPTERS, "spin", SameVersion(slow_node=slow_node))
+    (fast,) = export(ExportRequest(ckpt, tmp_path / "a", **kw))
+    monkeypatch.setitem(adapters.ADAPTERS, "spin", SameVersion(int8_us=400.0, slow_us=400.0))
+    (slow,) = export(ExportRequest(ckpt, tmp_path / "b", **kw))
+    ca, cb = (json.loads(p.with_name(p.name + ".json").read_text())["plan"] for p in (fast, slow))
+    assert ca["int8"] and cb["profile"]["cache_hits"] > 0  # the second search was replayed, not re-timed
+    assert not cb["int8"] and cb["int8_groups"] == [] and ".fp32-plan-latency-" in slow.name
+    assert any("re-timed now" in n and "all-float" in n for n in cb["notes"])
