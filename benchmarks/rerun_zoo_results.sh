@@ -26,7 +26,8 @@ NNCF_PYTHON=${NNCF_PYTHON:-/tmp/nncfenv/bin/python}
 LOG=${RERUN_LOG:-runs/rerun/log.tsv}
 
 STAGES=(dataset reproduce knn run-default guard-lower interval-width quant-table reference-fx calibrators
-        sensitivity isa-numerics precision-plan runtime-bench int8-threads tcn-padding held-out reports)
+        sensitivity isa-numerics precision-plan runtime-bench int8-threads tcn-padding tcn-fold held-out
+        reports)
 
 stage_dataset() { python3 benchmarks/zoo_dataset.py --out $R/zoo-dataset-v2.json; }
 stage_reproduce() { python3 benchmarks/zoo_reproduce.py --out $R/zoo-reproduce.json; }
@@ -120,6 +121,7 @@ stage_int8-threads() {
     python3 benchmarks/int8_threads.py --work runs/int8-threads --out $R/int8-threads-$MACHINE.json
 }
 stage_tcn-padding() { python3 benchmarks/tcn_padding.py --out $R/tcn-padding-$MACHINE.json; }
+stage_tcn-fold() { python3 benchmarks/tcn_fold.py --out $R/tcn-fold-$MACHINE.json; }
 stage_held-out() {
     # the shipped checkpoint's rows measured again and merged into the committed table, whose
     # experiment checkpoints' rows need weights that are not committed (their rows are kept)

@@ -178,8 +178,13 @@ class ExportContext:
             self.req.log(f"note: {calib.describe()['note']}")
         return calib
 
-    def probe(self, val_windows: int | None = None, threads: int = 2, calib: CalibrationSet | None = None):
-        """A quantization probe over this checkpoint's fp32 graph, scored on clean validation windows."""
+    def probe(self, val_windows: int | None = None, threads: int = 2, calib: CalibrationSet | None = None,
+              source: Path | None = None):
+        """A quantization probe over this checkpoint's fp32 graph, scored on clean validation windows.
+
+        ``source``: another fp32 graph of the same function to quantize (a benchmark's exact rewrite
+        of the model); its nodes must carry the same module scopes. Default :meth:`int8_source_onnx`.
+        """
         from edgepose.quantization.probe import QuantProbe
         from edgepose.quantization.groups import leaf_module_paths, quant_groups
 
@@ -189,7 +194,7 @@ class ExportContext:
             raise EdgeposeError("no clean validation windows to measure int8 accuracy on", ds.path)
         x, y = ds.read(idx)
         target = get_target(self.req.target, self.req.weight_bits)
-        source = self.int8_source_onnx()
+        source = source or self.int8_source_onnx()
         groups = quant_groups(onnx.load(str(source)), target, leaf_module_paths(self.model))
         calib = calib or self.calibration()
         return QuantProbe.calibrate(source, groups, target, self.req.calib, calib.windows, x, y,
