@@ -127,6 +127,8 @@ REPORTS: dict[str, Report] = {r.path: r for r in [
            ("int8-threads-intel-xeon-amx.md",)),
     Report("tcn-padding-intel-xeon-amx.md", ("tcn-padding-intel-xeon-amx.json",), _markdown("tcn_padding"),
            ("tcn-padding-intel-xeon-amx.md",)),
+    Report("tcn-fold-intel-xeon-amx.md", ("tcn-fold-intel-xeon-amx.json",), _markdown("tcn_fold"),
+           ("tcn-fold-intel-xeon-amx.md",)),
     Report("held-out-by-activity.md", ("held-out-by-activity.json",), _markdown("held_out_by_activity"),
            ("held-out-by-activity.md",)),
 ]}

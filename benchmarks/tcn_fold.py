@@ -178,7 +178,10 @@ def derive(rows: list[dict]) -> list[dict]:
                     "tcn_vs_fp32": w["fp32"] / w["tcn"], "tcn_folded_vs_fp32_folded": w["fp32_folded"] / w["tcn_folded"],
                     "best_int8_vs_best_fp32": best_fp32 / min(w["tcn"], w["tcn_folded"]),
                     "rest_share_of_fp32": w["rest"] / w["fp32"], "bound_vs_fp32": w["fp32"] / w["rest"],
-                    "bound_vs_fp32_folded": w["fp32_folded"] / w["rest"]})
+                    "bound_vs_fp32_folded": w["fp32_folded"] / w["rest"],
+                    # the TCN's share of the wall time, as the difference to the float remainder
+                    "tcn_ms_fp32": w["fp32"] - w["rest"], "tcn_ms_int8": w["tcn"] - w["rest"],
+                    "tcn_ms_for_1_5x": w["fp32"] / 1.5 - w["rest"]})
     return out
 
 

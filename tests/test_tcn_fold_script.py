@@ -89,6 +89,8 @@ def test_derive_ratios_and_bound():
     assert d["best_int8_vs_best_fp32"] == pytest.approx(40 / 36)
     assert d["bound_vs_fp32"] == pytest.approx(2.0)
     assert d["rest_share_of_fp32"] == pytest.approx(0.5)
+    assert (d["tcn_ms_fp32"], d["tcn_ms_int8"]) == pytest.approx((25.0, 15.0))
+    assert d["tcn_ms_for_1_5x"] == pytest.approx(50 / 1.5 - 25)
 
 
 def test_markdown_renders_every_row():
