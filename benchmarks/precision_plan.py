@@ -10,7 +10,8 @@ dataset), then measured exactly like ``benchmarks/quant_table.py`` does:
 
 Rows: fp32; all-int8 (every group the target runs in int8); ``safe``; ``--objective latency``
 (``--max-drop 0.5``, batches 1 and 64, the given threads, no profile cache so the search time is
-real); and, when their packages are installed, NNCF and ModelOpt PTQ of the same fp32 ONNX with
+real); the default ``export --precision int8`` (``auto``: the latency plan under the lower end of
+the validation interval, same threads, no profile cache); and, when their packages are installed, NNCF and ModelOpt PTQ of the same fp32 ONNX with
 the same 512 calibration windows. ``--exhaustive`` also checks the search against brute force
 over the 8 blocks whose flip matters most (the others fixed as the plan has them).
 
@@ -37,6 +38,9 @@ def rows(threads: int) -> dict[str, dict]:
         "int8 safe": dict(precision="int8", recipe="safe"),
         "int8 --objective latency": dict(precision="int8", objective="latency", max_drop=0.5, batches=(1, 64),
                                          threads=threads, profile_cache=False),
+        # `export --precision int8` with no other option: the latency plan judged by the lower end of
+        # the validation interval, or the fp32 graph when nothing pays
+        "int8 default (auto)": dict(precision="int8", threads=threads, profile_cache=False),
     }
 
 
@@ -218,7 +222,7 @@ def to_markdown(res: dict) -> str:
         for r in model["rows"]:
             if "plan" in r:
                 p = r["plan"]
-                lines += ["", f"Plan: {len(p['int8_groups'])} of {len(p['int8_groups']) + len(p['float_groups'])} "
+                lines += ["", f"Plan of `{r['row']}`: {len(p['int8_groups'])} of {len(p['int8_groups']) + len(p['float_groups'])} "
                           f"groups int8; search {p['search'].get('evaluations')} paired comparisons in "
                           f"{p['search'].get('seconds', 0):.0f} s, whole export {p.get('seconds', r['export_seconds']):.0f} s "
                           f"(accuracy scan, guard, search, verification); validation ΔPCK@20 "
