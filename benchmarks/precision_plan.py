@@ -31,6 +31,10 @@ import numpy as np
 
 from common import parse_calls, score_and_time, test_split, window_hits
 
+#: the row whose plan ``--exhaustive`` checks against brute force (its card is under ``int8_objective_latency``)
+EXHAUSTIVE_ROW = "int8 --objective latency"
+
+
 def rows(threads: int) -> dict[str, dict]:
     return {
         "fp32": dict(precision="fp32"),
@@ -202,8 +206,8 @@ def to_markdown(res: dict) -> str:
              f"(onnxruntime {res['onnxruntime']}). Each artifact alternated with the fp32 graph in one process "
              f"({res['rounds']} rounds, calls per round {res['calls']}); speed = paired median ratio (> 1: faster "
              "than fp32) with the rounds' min–max. ΔPCK@20: clean test split vs the fp32 ONNX graph, paired "
-             "bootstrap 95 % CI over test recordings. The plan is chosen on validation and timed on this machine "
-             "by the export itself; the table re-times it independently.", ""]
+             "bootstrap 95 % CI over test recordings. Each plan is chosen on validation and timed on this machine "
+             "by its export; the table re-times it independently.", ""]
     for model in res["models"]:
         lines += [f"## {model['model']}", "",
                   f"{model['test_windows']} clean test windows from {model['test_recordings']} recordings.", "",
@@ -278,7 +282,7 @@ def main() -> None:
         res = json.loads(out.with_suffix(".json").read_text())
         for model in res["models"]:
             if model["model"] in a.exhaustive.split(","):
-                plan_row = next(r for r in model["rows"] if "plan" in r)
+                plan_row = next(r for r in model["rows"] if r["row"] == EXHAUSTIVE_ROW)
                 card = json.loads((a.work / f"{model['model']}-{a.threads}t" / "int8_objective_latency" /
                                    (plan_row["file"] + ".json")).read_text())
                 model["exhaustive"] = exhaustive_check(model["model"], card, a.threads, 0.4)
@@ -295,11 +299,11 @@ def main() -> None:
     for name in names:
         model = measure(name, a.work / f"{name}-{a.threads}t", a.threads, a.rounds, parse_calls(a.calls))
         old = before.get(name, {})
-        plan_file = lambda m: next((r["file"] for r in m.get("rows", []) if "plan" in r), None)  # noqa: E731
+        plan_file = lambda m: next((r["file"] for r in m.get("rows", []) if r["row"] == EXHAUSTIVE_ROW), None)  # noqa: E731
         if "exhaustive" in old and plan_file(old) == plan_file(model) and name not in a.exhaustive.split(","):
             model["exhaustive"] = old["exhaustive"]  # the same plan: its brute-force check still holds
         if name in a.exhaustive.split(","):
-            plan_row = next(r for r in model["rows"] if "plan" in r)
+            plan_row = next(r for r in model["rows"] if r["row"] == EXHAUSTIVE_ROW)
             card = json.loads((a.work / f"{name}-{a.threads}t" / "int8_objective_latency" /
                                (plan_row["file"] + ".json")).read_text())
             model["exhaustive"] = exhaustive_check(name, card, a.threads, 0.4)

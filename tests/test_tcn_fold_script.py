@@ -34,6 +34,7 @@ def _trained_like(name: str, **overrides) -> torch.nn.Module:
     ("wiflow-tiny", {}, 37),
     ("wiflow-tiny", {"in_channels": 90, "window": 13}, 5),     # other shapes
     ("wiflow-quarter", {}, 3),
+    ("wiflow-tiny", {"in_channels": 64, "tcn_channels": [64, 64]}, 4),  # equal widths: identity residuals
 ])
 def test_fold_tcn_computes_the_same_function(name, overrides, batch):
     model = _trained_like(name, **overrides)
@@ -49,7 +50,24 @@ def test_fold_tcn_computes_the_same_function(name, overrides, batch):
     convs = [m for m in folded.tcn.modules() if isinstance(m, torch.nn.Conv2d)]
     assert convs and not any(isinstance(m, torch.nn.Conv1d) for m in folded.tcn.modules())
     assert [n for n, _ in folded.named_modules()] == [n for n, _ in model.named_modules()]
-    assert not folded.training and model.tcn[0].body[1].__class__ is torch.nn.Conv1d  # the original is untouched
+    assert not any(m.training for m in folded.modules())
+    assert any(isinstance(m, torch.nn.Conv1d) for m in model.tcn.modules())  # the original is untouched
+
+
+def test_as_2d_keeps_every_conv_attribute():
+    torch.manual_seed(0)
+    conv = torch.nn.Conv1d(6, 4, 3, stride=2, padding=1, dilation=2, groups=2, bias=True)
+    twin = tcn_fold._as_2d(conv)
+    assert isinstance(twin, torch.nn.Conv2d) and twin.groups == 2
+    x = torch.randn(3, 6, 17)
+    with torch.no_grad():
+        ref = conv(x)
+        out = twin(x.transpose(0, 1).unsqueeze(0)).squeeze(0).transpose(0, 1)
+    assert out.shape == ref.shape and torch.allclose(out, ref, atol=1e-6)
+    pad = tcn_fold._as_2d(torch.nn.ConstantPad1d((4, 1), 0.0))
+    assert pad(torch.ones(1, 1, 2, 3)).shape == (1, 1, 2, 8)
+    with pytest.raises(ValueError, match="padding_mode"):
+        tcn_fold._as_2d(torch.nn.Conv1d(2, 2, 3, padding=1, padding_mode="reflect"))
 
 
 def test_folded_tcn_does_not_mix_windows():
@@ -78,18 +96,20 @@ def test_after_tcn_is_the_networks_tail():
 def test_derive_ratios_and_bound():
     def row(v, t, b, ms):
         return {"variant": v, "threads": t, "batch": b, "wall_ms": {"median": ms}}
-    ms = {"fp32": 50.0, "fp32_folded": 40.0, "tcn": 40.0, "tcn_folded": 36.0, "rest": 25.0}
+    ms = {"fp32": 50.0, "fp32_folded": 42.0, "tcn": 39.0, "tcn_folded": 37.0, "rest": 25.0}
     rows = [row(v, 2, 64, m) for v, m in ms.items()] + [row("fp32", 2, 1, 1.0)]  # batch 1 incomplete
     (d,) = tcn_fold.derive(rows)
     assert (d["threads"], d["batch"]) == (2, 64)
-    assert d["fold_gain_fp32"] == pytest.approx(1.25)
-    assert d["fold_gain_int8"] == pytest.approx(40 / 36)
-    assert d["tcn_vs_fp32"] == pytest.approx(1.25)
-    assert d["tcn_folded_vs_fp32_folded"] == pytest.approx(40 / 36)
-    assert d["best_int8_vs_best_fp32"] == pytest.approx(40 / 36)
+    assert d["fold_gain_fp32"] == pytest.approx(50 / 42)
+    assert d["fold_gain_int8"] == pytest.approx(39 / 37)
+    assert d["tcn_vs_fp32"] == pytest.approx(50 / 39)
+    assert d["tcn_folded_vs_fp32_folded"] == pytest.approx(42 / 37)
+    assert d["best_int8_vs_best_fp32"] == pytest.approx(42 / 37)
     assert d["bound_vs_fp32"] == pytest.approx(2.0)
+    assert d["bound_vs_fp32_folded"] == pytest.approx(42 / 25)
     assert d["rest_share_of_fp32"] == pytest.approx(0.5)
-    assert (d["tcn_ms_fp32"], d["tcn_ms_int8"]) == pytest.approx((25.0, 15.0))
+    assert (d["tcn_ms_fp32"], d["tcn_ms_int8"]) == pytest.approx((25.0, 14.0))
+    assert (d["tcn_ms_fp32_folded"], d["tcn_ms_int8_folded"]) == pytest.approx((17.0, 12.0))
     assert d["tcn_ms_for_1_5x"] == pytest.approx(50 / 1.5 - 25)
 
 
@@ -111,5 +131,6 @@ def test_markdown_renders_every_row():
     md = tcn_fold.to_markdown(doc)
     table = [ln for ln in md.splitlines() if ln.startswith("| 2 | 64 |")]
     assert table == ["| 2 | 64 | 640.000 | 576.000 | 512.000 | 480.000 | 320.000 | 1.11× | 1.07× | 1.25× | 1.20× | 2.00× |"]
+    assert "fold gain int8 graph" in md
     assert "37 clean test windows" in md and "a note" in md and "avx2" in md
     assert md.count("| rest |") == 2  # in the graph list and the kernel table

@@ -183,7 +183,8 @@ class ExportContext:
         """A quantization probe over this checkpoint's fp32 graph, scored on clean validation windows.
 
         ``source``: another fp32 graph of the same function to quantize (a benchmark's exact rewrite
-        of the model); its nodes must carry the same module scopes. Default :meth:`int8_source_onnx`.
+        of the model); its nodes must carry the same module scopes, and its own activations are
+        calibrated (no :meth:`stats_model`). Default :meth:`int8_source_onnx`.
         """
         from edgepose.quantization.probe import QuantProbe
         from edgepose.quantization.groups import leaf_module_paths, quant_groups
@@ -194,11 +195,13 @@ class ExportContext:
             raise EdgeposeError("no clean validation windows to measure int8 accuracy on", ds.path)
         x, y = ds.read(idx)
         target = get_target(self.req.target, self.req.weight_bits)
+        explicit = source is not None
         source = source or self.int8_source_onnx()
         groups = quant_groups(onnx.load(str(source)), target, leaf_module_paths(self.model))
         calib = calib or self.calibration()
         return QuantProbe.calibrate(source, groups, target, self.req.calib, calib.windows, x, y,
-                                    ds.layout.torso, self.work / "probe", stats_model=self.stats_model(), threads=threads,
+                                    ds.layout.torso, self.work / "probe",
+                                    stats_model=None if explicit else self.stats_model(), threads=threads,
                                     recordings=np.asarray(ds.window_file)[idx])
 
 
