@@ -148,6 +148,42 @@ def graph_facts(paths: dict[str, Path], align: int, tmp: Path) -> tuple[dict, di
     return counts, elig, stages
 
 
+# --------------------------------------------------------------------------- shared by the variant scripts
+
+
+def variant_parser(description: str, defaults: dict) -> argparse.ArgumentParser:
+    """The options every graph-variant profiling script takes (``tcn_padding.py``, ``tcn_fold.py``)."""
+    ap = argparse.ArgumentParser(description=description)
+    ap.add_argument("--checkpoint", default="wiflow-half")
+    ap.add_argument("--work", type=Path, default=None, help="graph folder (default: a temporary one)")
+    ap.add_argument("--rounds", type=int, default=defaults["rounds"])
+    ap.add_argument("--calls", default=defaults["calls"], help="batch=calls per configuration and round")
+    ap.add_argument("--note", default="")
+    ap.add_argument("--out", type=Path, required=True)
+    return ap
+
+
+def variant_header(tool: str, a: argparse.Namespace, rec: dict, run_rec: dict) -> dict:
+    """The fields every variant script's results start with: tool, time, machine, settings, the run."""
+    return {"tool": tool, "created": dt.datetime.now(dt.timezone.utc).isoformat(timespec="seconds"),
+            "checkpoint": a.checkpoint, "machine": rec["machine"], "versions": rec["versions"], "note": a.note,
+            "settings": {"rounds": a.rounds, "calls": a.calls, "spinning": False, "inputs": "clean test windows",
+                         "output_alignment": rec["output_alignment"], "disturbed_above_cpu": lib.DISTURBED},
+            "runs": {"profile": {"what": "per-op profiles and wall time (int8_threads.profile_run)",
+                                 "cpu_flags": sorted(f for f, on in rec["machine"]["cpu_flags"].items() if on),
+                                 "onnxruntime": rec["versions"]["onnxruntime"], **run_rec}}}
+
+
+def write_results(out: Path, doc: dict, to_markdown) -> None:
+    """``out`` (JSON) and its ``.md`` beside it, each written atomically."""
+    from edgepose.io import atomic_path, write_json
+
+    write_json(out, doc)
+    with atomic_path(out.with_suffix(".md")) as tmp_md:
+        tmp_md.write_text(to_markdown(doc), encoding="utf-8")
+    print(f"wrote {out} and {out.with_suffix('.md')}")
+
+
 # --------------------------------------------------------------------------- timing
 
 

@@ -27,9 +27,7 @@ rotated rounds, disturbed rounds left out of the medians (``int8_threads.profile
 """
 from __future__ import annotations
 
-import argparse
 import copy
-import datetime as dt
 import tempfile
 from pathlib import Path
 
@@ -232,16 +230,11 @@ def to_markdown(doc: dict) -> str:
 
 
 def main(argv: list[str] | None = None) -> int:
-    ap = argparse.ArgumentParser(description=__doc__.split("\n\n")[0])
-    ap.add_argument("--checkpoint", default="wiflow-half")
-    ap.add_argument("--work", type=Path, default=None, help="graph folder (default: a temporary one)")
-    ap.add_argument("--rounds", type=int, default=DEFAULTS["rounds"])
-    ap.add_argument("--calls", default=DEFAULTS["calls"], help="batch=calls per configuration and round")
+    ap = it.variant_parser(__doc__.split("\n\n")[0], DEFAULTS)
     ap.add_argument("--threads", default="1,2")
-    ap.add_argument("--note", default="")
-    ap.add_argument("--out", type=Path, required=True)
     a = ap.parse_args(argv)
-    from edgepose.io import atomic_path, write_json
+    import onnx
+
     from edgepose.zoo import resolve_dataset
 
     rec = it.machine_record()
@@ -250,26 +243,15 @@ def main(argv: list[str] | None = None) -> int:
         tmp = Path(tmp_s)
         paths, val, checks = build(a.checkpoint, a.work or tmp / "graphs")
         counts, _, stages = it.graph_facts(paths, rec["output_alignment"], tmp)
-        import onnx
         shape = tuple(d.dim_value for d in onnx.load(str(paths["fp32"])).graph.input[0].type.tensor_type.shape.dim[1:])
         feeds = inputs_for(sorted(calls), shape, resolve_dataset(a.checkpoint, None, "calibration"))
         rows, run_rec = it.profile_run(paths, [int(t) for t in a.threads.split(",")], feeds, a.rounds, calls, False,
                                        stages, tmp)
-    doc = {"tool": "benchmarks/tcn_fold.py", "created": dt.datetime.now(dt.timezone.utc).isoformat(timespec="seconds"),
-           "checkpoint": a.checkpoint, "machine": rec["machine"], "versions": rec["versions"], "note": a.note,
-           "settings": {"rounds": a.rounds, "calls": a.calls, "spinning": False, "inputs": "clean test windows",
-                        "disturbed_above_cpu": lib.DISTURBED},
-           "checks": checks,
-           "variants": {v: {"description": d, "val_dpck20_pp": val.get(v)} for v, d in VARIANTS.items()},
-           "graph_counts": counts,
-           "runs": {"profile": {"what": "per-op profiles and wall time (int8_threads.profile_run)",
-                                "cpu_flags": sorted(f for f, on in rec["machine"]["cpu_flags"].items() if on),
-                                "onnxruntime": rec["versions"]["onnxruntime"], **run_rec}},
-           "profiles": rows, "derived": derive(rows)}
-    write_json(a.out, doc)
-    with atomic_path(a.out.with_suffix(".md")) as tmp_md:
-        tmp_md.write_text(to_markdown(doc), encoding="utf-8")
-    print(f"wrote {a.out} and {a.out.with_suffix('.md')}")
+    doc = it.variant_header("benchmarks/tcn_fold.py", a, rec, run_rec) | {
+        "checks": checks,
+        "variants": {v: {"description": d, "val_dpck20_pp": val.get(v)} for v, d in VARIANTS.items()},
+        "graph_counts": counts, "profiles": rows, "derived": derive(rows)}
+    it.write_results(a.out, doc, to_markdown)
     return 0
 
 

@@ -19,8 +19,6 @@ measures what that changes, on one machine, in one run:
 """
 from __future__ import annotations
 
-import argparse
-import datetime as dt
 import tempfile
 from pathlib import Path
 
@@ -152,15 +150,7 @@ def to_markdown(doc: dict) -> str:
 
 
 def main(argv: list[str] | None = None) -> int:
-    ap = argparse.ArgumentParser(description=__doc__.split("\n\n")[0])
-    ap.add_argument("--checkpoint", default="wiflow-half")
-    ap.add_argument("--work", type=Path, default=None, help="artifact folder (default: a temporary one)")
-    ap.add_argument("--rounds", type=int, default=DEFAULTS["rounds"])
-    ap.add_argument("--calls", default=DEFAULTS["calls"], help="batch=calls per configuration and round")
-    ap.add_argument("--note", default="")
-    ap.add_argument("--out", type=Path, required=True)
-    a = ap.parse_args(argv)
-    from edgepose.io import atomic_path, write_json
+    a = it.variant_parser(__doc__.split("\n\n")[0], DEFAULTS).parse_args(argv)
     from edgepose.zoo import resolve_dataset
 
     rec = it.machine_record()
@@ -172,25 +162,16 @@ def main(argv: list[str] | None = None) -> int:
         feeds = inputs_for(sorted(calls), window_shape, resolve_dataset(a.checkpoint, None, "calibration"))
         rows, run_rec = it.profile_run(paths, [1, 2], feeds, a.rounds, calls, False, stages, tmp)
         shapes = shapes_of(paths, rec["output_alignment"])
-    doc = {"tool": "benchmarks/tcn_padding.py", "created": dt.datetime.now(dt.timezone.utc).isoformat(timespec="seconds"),
-           "checkpoint": a.checkpoint, "machine": rec["machine"], "versions": rec["versions"], "note": a.note,
-           "settings": {"rounds": a.rounds, "calls": a.calls, "spinning": False, "inputs": "clean test windows",
-                        "output_alignment": rec["output_alignment"], "disturbed_above_cpu": lib.DISTURBED},
-           "padding": padding,
-           "variants": {"fp32": {"description": "the fp32 graph", "val_dpck20_pp": None},
-                        **{v: {"description": d, "val_dpck20_pp": val[v]} for v, (d, _) in VARIANTS.items()}},
-           "graph_counts": counts, "eligibility": {v: {k: e[k] for k in ("int8_convs", "batch_parallel")}
-                                                   for v, e in elig.items()},
-           "runs": {"profile": {"what": "per-op profiles and wall time (int8_threads.profile_run)",
-                                "cpu_flags": sorted(f for f, on in rec["machine"]["cpu_flags"].items() if on),
-                                "onnxruntime": rec["versions"]["onnxruntime"], **run_rec}},
-           "profiles": rows,
-           "tcn_convs": conv_table(rows, shapes, 64) + conv_table(rows, shapes, 1),
-           "stack_convs": conv_table(rows, shapes, 64, "convs")}
-    write_json(a.out, doc)
-    with atomic_path(a.out.with_suffix(".md")) as tmp_md:
-        tmp_md.write_text(to_markdown(doc), encoding="utf-8")
-    print(f"wrote {a.out} and {a.out.with_suffix('.md')}")
+    doc = it.variant_header("benchmarks/tcn_padding.py", a, rec, run_rec) | {
+        "padding": padding,
+        "variants": {"fp32": {"description": "the fp32 graph", "val_dpck20_pp": None},
+                     **{v: {"description": d, "val_dpck20_pp": val[v]} for v, (d, _) in VARIANTS.items()}},
+        "graph_counts": counts, "eligibility": {v: {k: e[k] for k in ("int8_convs", "batch_parallel")}
+                                                for v, e in elig.items()},
+        "profiles": rows,
+        "tcn_convs": conv_table(rows, shapes, 64) + conv_table(rows, shapes, 1),
+        "stack_convs": conv_table(rows, shapes, 64, "convs")}
+    it.write_results(a.out, doc, to_markdown)
     return 0
 
 
