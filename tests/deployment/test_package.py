@@ -178,8 +178,11 @@ def test_cli_package_infer_verify(artifacts, bundles, tmp_path):
 
 
 _KILL_SCRIPT = textwrap.dedent("""
-    import sys, time
+    import signal, sys, time
     from pathlib import Path
+    # a shell's background job inherits SIGINT ignored, and Python then never raises KeyboardInterrupt:
+    # give this process Ctrl-C's usual meaning whatever started the test run
+    signal.signal(signal.SIGINT, signal.default_int_handler)
     from edgepose.deployment import package
     from edgepose.runtime import bundle as rb
 
