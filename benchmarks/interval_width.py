@@ -12,7 +12,11 @@ test and validation splits of a zoo model's default dataset, records:
 * how many windows change their share of joints within PCK@20 (a window where one joint
   crosses the threshold each way counts as unchanged);
 * the share of the graph's convolution and matmul MACs that run in int8
-  (``edgepose.benchmarking.macs.count_macs``).
+  (``edgepose.benchmarking.macs.count_macs``);
+* the same recording bootstrap stratified by activity (recordings resampled within each activity,
+  so every replicate keeps the split's activity mix), when the recording ids are the synthetic
+  default's ``S<subject>_<activity>_T<take>``: how much of the interval's width is the split's
+  activity mix rather than the recordings themselves.
 
     python benchmarks/interval_width.py runs/default/artifacts --model wiflow-half \\
         [--extra "NAME=PATH" …] --out benchmarks/results/interval-width-wiflow-half.json
@@ -29,6 +33,7 @@ from pathlib import Path
 import numpy as np
 
 from common import window_hits
+from held_out_by_activity import activity_of
 
 #: the artifacts of ``edgepose run`` compared with fp32 (file-name infix → row name)
 #: (the default int8, ``auto``, is the latency plan: it replaced ``checked``, which shipped ``guarded``)
@@ -49,6 +54,36 @@ def icc_oneway(diff: np.ndarray, groups: np.ndarray) -> tuple[float, float]:
     if msb + (m0 - 1) * msw == 0:
         return 0.0, float(m0)
     return float((msb - msw) / (msb + (m0 - 1) * msw)), float(m0)
+
+
+def stratified_bootstrap(diff: np.ndarray, recordings: np.ndarray, strata: dict, *, replicates: int = 2000,
+                         level: float = 0.95, seed: int = 0) -> tuple[float, float]:
+    """95 % (``level``) interval, in pp, of the window-weighted mean of ``diff`` when recordings are
+    resampled with replacement *within* their stratum (``strata[recording]``), each stratum keeping
+    its number of recordings: the recording bootstrap with the strata's mix held fixed."""
+    diff = np.asarray(diff, dtype=np.float64)
+    recs, inverse = np.unique(recordings, return_inverse=True)
+    sums = np.bincount(inverse, weights=diff)
+    counts = np.bincount(inverse).astype(np.float64)
+    labels = np.array([strata[r] for r in recs])
+    rng = np.random.default_rng(seed)
+    total, n = np.zeros(replicates), np.zeros(replicates)
+    for label in np.unique(labels):
+        members = np.flatnonzero(labels == label)
+        pick = members[rng.integers(0, len(members), size=(replicates, len(members)))]
+        total += sums[pick].sum(axis=1)
+        n += counts[pick].sum(axis=1)
+    tail = (1 - level) / 2 * 100
+    low, high = np.percentile(total / n, [tail, 100 - tail]) * 100
+    return float(low), float(high)
+
+
+def activity_strata(file_ids: list[str]) -> dict | None:
+    """recording index → activity for the synthetic default's ids, or None for any other naming."""
+    try:
+        return {i: activity_of(f) for i, f in enumerate(file_ids)}
+    except ValueError:
+        return None
 
 
 def measure(artifacts: Path, model: str, rows: dict[str, str], threads: int,
@@ -81,6 +116,7 @@ def measure(artifacts: Path, model: str, rows: dict[str, str], threads: int,
         # scored here are the zoo card's (same split rule), not the ones the checkpoint was made from
         print(f"note: scoring on {model}'s dataset {ds.fingerprint[:12]}, not the artifacts' parent dataset "
               f"{parent['dataset_fingerprint'][:12]}", file=sys.stderr)
+    strata = activity_strata(list(ds.file_ids))
     for split in ("test", "val"):
         idx = ds.indices(split, clean=True, spec=spec)
         x, y = ds.read(idx)
@@ -102,6 +138,11 @@ def measure(artifacts: Path, model: str, rows: dict[str, str], threads: int,
                 "icc": icc, "windows_per_recording": m0, "design_effect": 1 + (m0 - 1) * icc,
                 "windows_changed": float(np.mean(hits != base)),
                 "int8_mac_share": macs["int8_per_window"] / macs["per_window"]})
+            if strata is not None:
+                low, high = stratified_bootstrap(hits - base, recs, strata)
+                entry["rows"][-1]["by_recording_within_activity"] = {
+                    "low_pp": low, "high_pp": high, "half_width_pp": (high - low) / 2,
+                    "activities": int(len({strata[r] for r in np.unique(recs)}))}
         out["splits"].append(entry)
     return out
 
@@ -134,7 +175,9 @@ def main() -> None:
     for s in res["splits"]:
         for r in s["rows"]:
             print(f"{s['split']:4s} {r['row']:30s} Δ {r['delta_pp']:+.2f} pp  ±{r['by_recording']['half_width_pp']:.2f} "
-                  f"(recordings) ±{r['by_window']['half_width_pp']:.2f} (windows)  ICC {r['icc']:.3f}  "
+                  f"(recordings) ±{r['by_window']['half_width_pp']:.2f} (windows)  "
+                  f"±{r.get('by_recording_within_activity', {}).get('half_width_pp', float('nan')):.2f} (within activity)  "
+                  f"ICC {r['icc']:.3f}  "
                   f"design effect {r['design_effect']:.2f}  int8 MACs {100 * r['int8_mac_share']:.0f} %")
 
 
