@@ -61,10 +61,9 @@ def stratified_bootstrap(diff: np.ndarray, recordings: np.ndarray, strata: dict,
     """95 % (``level``) interval, in pp, of the window-weighted mean of ``diff`` when recordings are
     resampled with replacement *within* their stratum (``strata[recording]``), each stratum keeping
     its number of recordings: the recording bootstrap with the strata's mix held fixed."""
-    diff = np.asarray(diff, dtype=np.float64)
-    recs, inverse = np.unique(recordings, return_inverse=True)
-    sums = np.bincount(inverse, weights=diff)
-    counts = np.bincount(inverse).astype(np.float64)
+    from edgepose.stats import group_sums
+
+    recs, sums, counts = group_sums(diff, recordings)
     labels = np.array([strata[r] for r in recs])
     rng = np.random.default_rng(seed)
     total, n = np.zeros(replicates), np.zeros(replicates)
