@@ -94,12 +94,20 @@ class ExportContext:
 
         Timings against fp32 and the fp32 fallback always use :meth:`fp32_onnx`, the unpadded graph.
         """
-        if not self.pads_channels:
-            return self.fp32_onnx()
+        return self.padded_fp32_onnx() if self.pads_channels else self.fp32_onnx()
+
+    def padded_fp32_onnx(self) -> Path:
+        """The batch-norm-folded fp32 graph with the TCN's widths padded to multiples of 4 (exported once;
+        the same function as :meth:`fp32_onnx`). Only for a model whose TCN :attr:`can_pad_channels`."""
         if self._padded is None:
             self._padded = self.work / f"{self.name}.fp32-padded.onnx"
             export_onnx(fold_batchnorm(pad_tcn_channels(self.model)), self._padded, self.window_shape, self.req.opset)
         return self._padded
+
+    @property
+    def can_pad_channels(self) -> bool:
+        """Whether padding changes this model's graph (some TCN width is padded)."""
+        return any(not lay.is_identity for lay in tcn_padding(self.model))
 
     def stats_model(self) -> Path | None:
         """Where int8 calibration collects activation statistics when that is not the quantized graph:
@@ -110,7 +118,7 @@ class ExportContext:
     @property
     def pads_channels(self) -> bool:
         """Whether ``req.pad_channels`` changes this model's graph (some TCN width is padded)."""
-        return self.req.pad_channels and any(not lay.is_identity for lay in tcn_padding(self.model))
+        return self.req.pad_channels and self.can_pad_channels
 
     def channel_padding(self) -> dict | None:
         """What ``req.pad_channels`` did, for the card: the TCN widths before and after, or (for a model

@@ -96,6 +96,86 @@ def search_stages(kind: str, allowed: list[str]) -> list:
     return stages + [("groups", group_units(allowed))] if kind == "full" else stages
 
 
+#: the two layouts the latency plan times its final int8 set in (``models/padding.py``)
+UNPADDED_LAYOUT, PADDED_LAYOUT = "unpadded", "tcn-padded"
+#: marks the padded graph's configurations in the plan's timer and profile cache (never a group name)
+_PADDED = "@tcn-padded"
+#: how much better (in :func:`~edgepose.quantization.planning.search.objective` units) the padded graph
+#: must score to be chosen: the search's own noise tolerance
+LAYOUT_TOL = 0.01
+
+
+def _choose_layout(ctx: ExportContext, probe, final: frozenset, ms: dict, timer, criterion: str, budget: float,
+                   log) -> tuple[dict, object, dict]:
+    """Time the plan's int8 set in the TCN-padded graph against the unpadded one (paired, on this box).
+
+    Padding the TCN to multiples of 4 (:func:`edgepose.models.padding.pad_tcn_channels`, exact) lets
+    ONNX Runtime's pointwise int8 convolutions take the batch-parallel path; whether that pays depends
+    on the CPU and the thread count (docs/int8-threads.md), so it is measured, not assumed. The padded
+    graph is kept when its objective beats the unpadded one's by more than :data:`LAYOUT_TOL`, it stays
+    within the accuracy budget on validation, and it is faster than fp32 at every batch when re-timed.
+    The comparison is cached with the plan's other timings, so a rerun replays the same choice.
+
+    Returns (the layout record, the padded probe when it was chosen else ``None``, the chosen graph's
+    (ms, fp32 ms) per batch).
+    """
+    import dataclasses
+    import itertools
+
+    import onnx
+
+    from edgepose.models.padding import tcn_padding
+    from edgepose.quantization.groups import leaf_module_paths, quant_groups
+    from edgepose.quantization.guard import judge, within_budget
+    from edgepose.quantization.planning.search import objective as score
+    from edgepose.quantization.planning.timer import GraphTimer
+
+    layouts = tcn_padding(ctx.model)
+    record: dict = {"tried": [UNPADDED_LAYOUT, PADDED_LAYOUT], "chosen": UNPADDED_LAYOUT,
+                    "tcn_widths": [lay.width for lay in layouts], "tcn_padded_widths": [lay.padded for lay in layouts]}
+    graph = onnx.load(str(ctx.padded_fp32_onnx()))
+    groups = quant_groups(graph, probe.target, leaf_module_paths(ctx.model))
+    tensors = {t for n in graph.graph.node for t in (*n.input, *n.output)}
+    if sorted(g.name for g in groups) != sorted(probe.group_names) or not set(probe.ranges) <= tensors:
+        record["why"] = "the padded graph's quantization groups or tensors differ from the unpadded one's: not timed"
+        return record, None, ms
+    # the unpadded graph's activation ranges: the same int8 groups then compute the same int8 function
+    padded = dataclasses.replace(probe, fp32_path=ctx.padded_fp32_onnx(), groups=groups, work=ctx.work / "probe-padded",
+                                 _counter=itertools.count(), _fp32_taps=None)
+
+    def build(config: frozenset) -> bytes:
+        return padded.graph_bytes(config - {_PADDED}) if _PADDED in config else probe.graph_bytes(config)
+
+    both = GraphTimer(build, timer.adapter, timer.threads, timer.inputs, seconds=timer.seconds, cache=timer.cache)
+    cand = frozenset(final) | {_PADDED}
+    vs_unpadded = both(cand, frozenset(final), seconds=3 * timer.seconds)
+    rel = {b: ms[b][0] / ms[b][1] for b in ms}
+    rel_padded = {b: rel[b] * vs_unpadded[b][0] / vs_unpadded[b][1] for b in ms}
+    record["padded_vs_unpadded"] = {str(b): {"padded_ms": vs_unpadded[b][0], "unpadded_ms": vs_unpadded[b][1],
+                                             "speedup": vs_unpadded[b][1] / vs_unpadded[b][0]} for b in ms}
+    shown = ", ".join(f"b{b} {vs_unpadded[b][1] / vs_unpadded[b][0]:.2f}×" for b in ms)
+    if not score(rel_padded) < score(rel) - LAYOUT_TOL:
+        record["why"] = f"the padded TCN did not pay enough here ({shown} vs unpadded)"
+        log(f"plan: layout: unpadded kept; padded TCN {shown} vs unpadded")
+        return record, None, ms
+    path = padded.build(sorted(final))
+    try:
+        dp, dm, lo, hi = judge(padded, path, criterion)
+    finally:
+        path.unlink(missing_ok=True)
+    if not within_budget(dp, lo, criterion, budget):
+        record["why"] = f"the padded graph missed the accuracy budget on validation (ΔPCK@20 {dp:+.2f} pp)"
+        return record, None, ms
+    timed = both(cand, frozenset(), fresh=True, seconds=3 * timer.seconds)
+    slow = [b for b in timed if timed[b][0] >= timed[b][1]]
+    if slow:
+        record["why"] = f"re-timed against fp32, the padded graph was not faster at batch {', '.join(map(str, slow))}"
+        return record, None, ms
+    record.update(chosen=PADDED_LAYOUT, why=f"the padded TCN paid ({shown} vs unpadded)", validation=(dp, dm, lo, hi))
+    log(f"plan: layout: TCN padded to {record['tcn_padded_widths']} ({shown} vs unpadded)")
+    return record, padded, {b: timed[b] for b in ms}
+
+
 def export_planned(ctx: ExportContext, objective: str | None = None, recipe: str | None = None,
                    criterion: str | None = None) -> Path:
     """Search, verify and write the plan's graph and card; returns the artifact path.
@@ -208,6 +288,13 @@ def export_planned(ctx: ExportContext, objective: str | None = None, recipe: str
                         else "re-timed now (the search was replayed from the cache; --no-profile-cache searches again)")
                 notes.append(f"{when} the plan was not faster than fp32 at batch {', '.join(map(str, slow))}: all-float")
                 final, ms = frozenset(), {}
+        layout = None
+        built_by = probe
+        if final and objective == "latency" and probe.target.name == "ort-cpu" and ctx.can_pad_channels:
+            layout, padded_probe, timed = _choose_layout(ctx, probe, final, ms, timer, criterion, budget, log)
+            if padded_probe is not None:  # the padded graph paid: same groups, same validation function
+                built_by, ms = padded_probe, timed
+                dp, dm, lo, hi = layout["validation"]
     finally:
         cache.save()  # measurements survive an interrupted or failed export
     is_int8 = bool(final)
@@ -224,7 +311,7 @@ def export_planned(ctx: ExportContext, objective: str | None = None, recipe: str
         tag = f"{'int8' if is_int8 else 'fp32'}-plan-{objective}-{probe.target.name}"
     out = ctx.work / f"{ctx.name}.{tag}.onnx"
     if is_int8:
-        probe.build(sorted(final), out)
+        built_by.build(sorted(final), out)
     else:
         shutil.copyfile(ctx.fp32_onnx(), out)
     test = ctx.test_delta(out, probe.threads)
@@ -255,6 +342,7 @@ def export_planned(ctx: ExportContext, objective: str | None = None, recipe: str
         "guard": {"met": guard.met, "restore_order": guard.restore_order, "float_groups": guard.float_groups,
                   "groups_scanned": bool(records)},
         "search_units": req.search,
+        "layout": None if layout is None else {k: v for k, v in layout.items() if k != "validation"},
         "profile": {"cache": str(cache.path), "key": key, "cache_hits": cache.hits, "timed": timer.timed,
                     "seconds_per_comparison": req.timing_seconds},
         "seconds": time.perf_counter() - t0, "notes": notes,
@@ -266,6 +354,10 @@ def export_planned(ctx: ExportContext, objective: str | None = None, recipe: str
                           else {"recipe": f"plan-{objective}"}),
                        "float_groups": plan["float_groups"], "int8_groups": len(final)},
             "calibration": calib.describe(), "plan": plan, "parity": {"vs_fp32_torch": par}}
+    if is_int8 and layout is not None and layout["chosen"] == PADDED_LAYOUT:
+        card["channel_padding"] = {"requested": False, "applied": True, "chosen_by": "the plan's layout timing",
+                                   "tcn_widths": layout["tcn_widths"], "tcn_padded_widths": layout["tcn_padded_widths"],
+                                   "exact": True}
     write_card(out, card)
     speed = ", ".join(f"b{b} {ms[b][1] / ms[b][0]:.2f}× fp32" for b in ms) or "fp32"
     log(f"plan: {len(final)}/{len(probe.groups)} groups int8 ({speed}); validation ΔPCK@20 "
@@ -276,4 +368,5 @@ def export_planned(ctx: ExportContext, objective: str | None = None, recipe: str
     return out
 
 
-__all__ = ["DEFAULT_MAX_DROP", "OBJECTIVES", "SEARCHES", "export_planned", "search_stages"]
+__all__ = ["DEFAULT_MAX_DROP", "LAYOUT_TOL", "OBJECTIVES", "PADDED_LAYOUT", "SEARCHES", "UNPADDED_LAYOUT",
+           "export_planned", "search_stages"]

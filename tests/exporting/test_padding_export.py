@@ -131,3 +131,67 @@ def test_the_card_says_what_padding_did_and_why(tmp_path, name, overrides, appli
     plain = ExportContext(ExportRequest(checkpoint=Path(name), out=tmp_path, precision="int8", log=lambda s: None),
                           create(name, **overrides).eval(), {"model": name}, tmp_path)
     assert plain.channel_padding() is None and plain.pads_channels is False and plain.stats_model() is None
+
+
+def _padded_aware_runtime(name: str, padded_factor: float):
+    """A spin runtime (tests/exporting/test_objective.py) that runs the TCN-padded graph ``padded_factor``
+    times as long as the unpadded one: which layout pays is decided here, not by this machine."""
+    import time
+    from dataclasses import dataclass
+
+    from tests.exporting.test_objective import SpinRuntime
+
+    @dataclass(frozen=True)
+    class PadSpin(SpinRuntime):
+        factor: float = 1.0
+
+        def load(self, model, threads):
+            raw = model if isinstance(model, bytes) else open(model, "rb").read()
+            widths = {int(i.dims[0]) for i in onnx.load_from_string(raw).graph.initializer if i.dims}
+            inner = SpinRuntime.load(self, raw, threads)
+            if not {140, 100} & widths:  # quarter's padded widths: 135 → 140, 85 → 100
+                return inner
+
+            def prepare(x):
+                call = inner(x)
+                t = time.perf_counter()
+                call()  # the unpadded graph's time for this input, then spin for factor × that
+                seconds = (time.perf_counter() - t) * self.factor
+
+                def padded_call():
+                    end = time.perf_counter() + seconds
+                    while time.perf_counter() < end:
+                        pass
+                return padded_call
+            return prepare
+
+    return PadSpin(name=name, factor=padded_factor)
+
+
+@pytest.mark.parametrize("factor, chosen", [(0.5, "tcn-padded"), (2.0, "unpadded")])
+def test_the_latency_plan_times_the_padded_tcn_and_keeps_the_layout_that_pays(tmp_path, quarter_run, tiny_data,
+                                                                             monkeypatch, factor, chosen):
+    """The plan's int8 set is timed in both layouts on the box; the faster ships, and the card says which."""
+    from edgepose.timing import adapters
+
+    runtime = _padded_aware_runtime("padspin", factor)
+    monkeypatch.setitem(adapters.ADAPTERS, runtime.name, runtime)
+    (path,) = export(ExportRequest(checkpoint=quarter_run, data=tiny_data, out=tmp_path, precision="int8",
+                                   objective="latency", runtime=runtime.name, batches=(1,), timing_seconds=0.05,
+                                   calib_count=37, parity_windows=8, profile_cache=False, max_drop=100.0,
+                                   log=lambda s: None))
+    card = json.loads(path.with_name(path.name + ".json").read_text())
+    layout = card["plan"]["layout"]
+    assert card["precision"] == "int8" and layout["tried"] == ["unpadded", "tcn-padded"]
+    assert layout["chosen"] == chosen, layout
+    assert layout["tcn_widths"] == [135, 110, 85, 60] and layout["tcn_padded_widths"] == [140, 120, 100, 60]
+    speedup = layout["padded_vs_unpadded"]["1"]["speedup"]
+    assert (speedup > 1.2) if chosen == "tcn-padded" else (speedup < 0.8)
+    if chosen == "tcn-padded":
+        assert {140, 120, 100} <= _conv_widths(path)
+        assert card["channel_padding"] == {"requested": False, "applied": True,
+                                           "chosen_by": "the plan's layout timing", "tcn_widths": [135, 110, 85, 60],
+                                           "tcn_padded_widths": [140, 120, 100, 60], "exact": True}
+        assert card["plan"]["end_to_end"]["1"]["speedup"] > 1.0
+    else:
+        assert not {140, 120, 100} & _conv_widths(path) and "channel_padding" not in card
