@@ -101,11 +101,13 @@ def _rounds_needed_sources() -> tuple[str, ...]:
 
 #: every committed report, keyed by its path under benchmarks/results
 REPORTS: dict[str, Report] = {r.path: r for r in [
-    Report("run-default", ("run-default/cpu.json",), _edgepose_report(keep_html=False), ("report.md",)),
-    # the first v2 zoo's main job on the AMD box: its FX baseline is that zoo's
-    Report("run-default/summary.md", ("run-default/cpu.json", "run-default/cpu-repeat.json",
-                                      "zoo-first-v2/reference-fx-wiflow-half.json", "../reference_figures.json"),
-           _summary_run_default, ("summary.md", "summary.json")),
+    # the main job on the shipped zoo (AMD EPYC with AVX-512 VNNI, no AMX; MACHINE=amd-epyc-avx512 rerun_zoo_results.sh run-default)
+    Report("run-default-amd-epyc-avx512", ("run-default-amd-epyc-avx512/cpu.json",), _edgepose_report(keep_html=False),
+           ("report.md",)),
+    Report("run-default-amd-epyc-avx512/summary.md",
+           ("run-default-amd-epyc-avx512/cpu.json", "run-default-amd-epyc-avx512/cpu-repeat.json",
+            "reference-fx-wiflow-half.json", "../reference_figures.json"), _summary_run_default,
+           ("summary.md", "summary.json")),
     # the main job on the shipped zoo (Intel Xeon with AVX-512 VNNI and AMX-INT8; rerun_zoo_results.sh run-default)
     Report("run-default-intel-xeon-amx", ("run-default-intel-xeon-amx/cpu.json",), _edgepose_report(keep_html=False),
            ("report.md",)),
@@ -117,18 +119,27 @@ REPORTS: dict[str, Report] = {r.path: r for r in [
     Report("quant-table.md", ("quant-table.json",), _markdown("quant_table"), ("quant-table.md",)),
     Report("precision-plan-intel-xeon-amx-2t.md", ("precision-plan-intel-xeon-amx-2t.json",), _markdown("precision_plan"),
            ("precision-plan-intel-xeon-amx-2t.md",)),
+    Report("precision-plan-amd-epyc-avx512-2t.md", ("precision-plan-amd-epyc-avx512-2t.json",),
+           _markdown("precision_plan"), ("precision-plan-amd-epyc-avx512-2t.md",)),
     Report("runtime-bench.md", ("runtime-bench.json",), _runtime_bench, ("runtime-bench.md",)),
     Report("quant-sensitivity-wiflow-half/sensitivity.md", ("quant-sensitivity-wiflow-half/sensitivity.json",),
            _sensitivity, ("sensitivity.md",)),
     Report("matrix.md", ("matrix.json",), _matrix, ("matrix.md",)),
     Report("int8-threads-amd-epyc-avx512.md", ("int8-threads-amd-epyc-avx512.json",), _markdown("int8_threads_lib"),
            ("int8-threads-amd-epyc-avx512.md",)),
+    # the first investigation's converted measurements (v1 model, spinning on): the ones no rerun repeats
+    Report("int8-threads-amd-epyc-v1model.md", ("int8-threads-amd-epyc-v1model.json",), _markdown("int8_threads_lib"),
+           ("int8-threads-amd-epyc-v1model.md",)),
     Report("int8-threads-intel-xeon-amx.md", ("int8-threads-intel-xeon-amx.json",), _markdown("int8_threads_lib"),
            ("int8-threads-intel-xeon-amx.md",)),
     Report("tcn-padding-intel-xeon-amx.md", ("tcn-padding-intel-xeon-amx.json",), _markdown("tcn_padding"),
            ("tcn-padding-intel-xeon-amx.md",)),
     Report("tcn-fold-intel-xeon-amx.md", ("tcn-fold-intel-xeon-amx.json",), _markdown("tcn_fold"),
            ("tcn-fold-intel-xeon-amx.md",)),
+    Report("tcn-padding-amd-epyc-avx512.md", ("tcn-padding-amd-epyc-avx512.json",), _markdown("tcn_padding"),
+           ("tcn-padding-amd-epyc-avx512.md",)),
+    Report("tcn-fold-amd-epyc-avx512.md", ("tcn-fold-amd-epyc-avx512.json",), _markdown("tcn_fold"),
+           ("tcn-fold-amd-epyc-avx512.md",)),
     Report("held-out-by-activity.md", ("held-out-by-activity.json",), _markdown("held_out_by_activity"),
            ("held-out-by-activity.md",)),
 ]}

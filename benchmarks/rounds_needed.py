@@ -21,7 +21,7 @@ RESULTS = HERE / "results"
 
 #: The committed main-job bench documents made with more rounds than the verdict's minimum
 #: (relative to benchmarks/results), two per box: what the replay can learn from.
-SOURCES = ("run-default/cpu.json", "run-default/cpu-repeat.json",
+SOURCES = ("zoo-first-v2/run-default-amd-epyc/cpu.json", "zoo-first-v2/run-default-amd-epyc/cpu-repeat.json",
            "run-default-intel-xeon-amx-5rounds/cpu.json", "run-default-intel-xeon-amx-5rounds/cpu-repeat.json")
 
 FLAGS = ("avx2", "avx512f", "avx512_vnni", "avx_vnni", "amx_int8")

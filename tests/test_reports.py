@@ -28,7 +28,7 @@ def test_every_report_names_existing_sources():
 @pytest.fixture
 def results_copy(tmp_path):
     """A scratch copy of the sources of three reports: a table, a summary, a full report."""
-    names = ["quant-table.md", "run-default/summary.md", "run-default"]
+    names = ["quant-table.md", "run-default-amd-epyc-avx512/summary.md", "run-default-amd-epyc-avx512"]
     for name in names:
         rep = rebuild_reports.REPORTS[name]
         for rel in rep.sources:
@@ -58,9 +58,9 @@ def test_a_changed_source_makes_its_report_stale_and_rebuild_mends_it(results_co
 
 def test_a_hand_edited_report_or_a_missing_source_is_caught(results_copy):
     root, names = results_copy
-    md = root / "run-default" / "report.md"
+    md = root / "run-default-amd-epyc-avx512" / "report.md"
     md.write_text(md.read_text().replace("ship **", "ship definitely **", 1))
     assert rebuild_reports.check(root, names) == [
-        "run-default: report.md is stale (rebuild with python benchmarks/rebuild_reports.py)"]
+        "run-default-amd-epyc-avx512: report.md is stale (rebuild with python benchmarks/rebuild_reports.py)"]
     (root / "quant-table.json").unlink()
     assert any("missing source" in p and "quant-table.json" in p for p in rebuild_reports.check(root, names))

@@ -207,7 +207,7 @@ IDLE_EPYC = [
     [0.87, 0.85, 0.91, 0.83, 0.96, 0.86, 0.88, 0.84, 0.89],
     [0.82, 0.86, 0.89, 0.87, 0.85, 0.90, 0.84, 0.88, 0.86],
 ]
-#: The README main run on the 2-core build box (benchmarks/results/run-default/cpu.json, nothing else
+#: The README main run on the 2-core build box (benchmarks/results/zoo-first-v2/run-default-amd-epyc/cpu.json, nothing else
 #: running): the box's fast state (0.43–0.49 ms against 0.69) made the old rule drop 4 of 5 rounds.
 IDLE_BUILD_BOX = [
     [0.430, 0.471, 0.678, 0.705, 0.681, 0.705, 0.814, 0.704, 0.689],
@@ -327,7 +327,9 @@ def test_replay_decides_only_from_the_minimum_rounds_on():
             decisions_after(doc, bad)
 
 
-@pytest.mark.parametrize("run", ["run-default/cpu.json", "run-default/cpu-repeat.json",
+@pytest.mark.parametrize("run", ["zoo-first-v2/run-default-amd-epyc/cpu.json",
+                                 "zoo-first-v2/run-default-amd-epyc/cpu-repeat.json",
+                                 "run-default-amd-epyc-avx512/cpu.json", "run-default-amd-epyc-avx512/cpu-repeat.json",
                                  "run-default-intel-xeon-amx-5rounds/cpu.json",
                                  "run-default-intel-xeon-amx-5rounds/cpu-repeat.json",
                                  "run-default-intel-xeon-amx/cpu.json", "run-default-intel-xeon-amx/cpu-repeat.json"])

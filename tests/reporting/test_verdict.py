@@ -106,7 +106,7 @@ def test_verdict_names_a_faster_artifact_that_failed_the_gate():
 
 
 def test_a_gated_out_artifact_whose_point_estimate_is_inside_says_how_many_recordings_would_show_it():
-    """The run-default case: int8 −0.25 [−0.91, +0.41] is faster and its point estimate within the
+    """The first v2 zoo's main-job case (AMD box): int8 −0.25 [−0.91, +0.41] is faster and its point estimate within the
     0.5 pp gate, its interval too wide; (0.66 / 0.25)² ≈ 7.0× the test recordings would show it."""
     wide = _row("int8 wide", "int8", [1.26] * 5, (-0.25, -0.91, 0.41), 1.7)
     lossy = _row("int8 lossy", "int8", [1.3] * 5, (-1.1, -2.7, 0.4), 1.0)
