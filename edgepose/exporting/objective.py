@@ -96,84 +96,98 @@ def search_stages(kind: str, allowed: list[str]) -> list:
     return stages + [("groups", group_units(allowed))] if kind == "full" else stages
 
 
-#: the two layouts the latency plan times its final int8 set in (``models/padding.py``)
+#: the two layouts the latency plan times its int8 sets in (``models/padding.py``)
 UNPADDED_LAYOUT, PADDED_LAYOUT = "unpadded", "tcn-padded"
-#: marks the padded graph's configurations in the plan's timer and profile cache (never a group name)
-_PADDED = "@tcn-padded"
+#: marks the unpadded graph's configurations in the layout step's timer and profile cache (never a group name)
+_UNPADDED = "@unpadded"
 #: how much better (in :func:`~edgepose.quantization.planning.search.objective` units) the padded graph
-#: must score to be chosen: the search's own noise tolerance
+#: must score than the unpadded one to ship: the search's own noise tolerance (a tie ships the plain graph)
 LAYOUT_TOL = 0.01
 
 
-def _choose_layout(ctx: ExportContext, probe, final: frozenset, ms: dict, timer, criterion: str, budget: float,
-                   log) -> tuple[dict, object, dict]:
-    """Time the plan's int8 set in the TCN-padded graph against the unpadded one (paired, on this box).
+def padded_probe(ctx: ExportContext, probe):
+    """The probe of the TCN-padded fp32 graph with ``probe``'s activation ranges, or ``None`` when the
+    model's TCN needs no padding or the padded graph's groups or tensors do not match.
 
-    Padding the TCN to multiples of 4 (:func:`edgepose.models.padding.pad_tcn_channels`, exact) lets
-    ONNX Runtime's pointwise int8 convolutions take the batch-parallel path; whether that pays depends
-    on the CPU and the thread count (docs/int8-threads.md), so it is measured, not assumed. The padded
-    graph is kept when its objective beats the unpadded one's by more than :data:`LAYOUT_TOL`, it stays
-    within the accuracy budget on validation, and it is faster than fp32 at every batch when re-timed.
-    The comparison is cached with the plan's other timings, so a rerun replays the same choice.
-
-    Returns (the layout record, the padded probe when it was chosen else ``None``, the chosen graph's
-    (ms, fp32 ms) per batch).
+    Padding (:func:`edgepose.models.padding.pad_tcn_channels`) is exact and keeps every tensor name, so
+    the same int8 groups with the same ranges compute the same int8 function in both layouts.
     """
     import dataclasses
     import itertools
 
     import onnx
 
-    from edgepose.models.padding import tcn_padding
     from edgepose.quantization.groups import leaf_module_paths, quant_groups
+
+    if not ctx.can_pad_channels:
+        return None
+    graph = onnx.load(str(ctx.padded_fp32_onnx()))
+    groups = quant_groups(graph, probe.target, leaf_module_paths(ctx.model))
+    tensors = {t for n in graph.graph.node for t in (*n.input, *n.output)}
+    if sorted(g.name for g in groups) != sorted(probe.group_names) or not set(probe.ranges) <= tensors:
+        return None
+    return dataclasses.replace(probe, fp32_path=ctx.padded_fp32_onnx(), groups=groups, work=ctx.work / "probe-padded",
+                               _counter=itertools.count(), _fp32_taps=None)
+
+
+def _choose_layout(ctx: ExportContext, probe, padded, final: frozenset, ms: dict, timer, criterion: str,
+                   budget: float, log) -> tuple[dict, bool, dict, tuple | None]:
+    """The plan's int8 set was searched and timed in the TCN-padded layout (``ms``: padded vs fp32 per
+    batch); time it in the unpadded layout too, paired, and keep the padded graph only when the plan's
+    objective is better by more than :data:`LAYOUT_TOL` and it stays within the accuracy budget on
+    validation. Padding lets ONNX Runtime's pointwise int8 convolutions take the batch-parallel path;
+    whether that pays depends on the CPU and the threads (docs/int8-threads.md), so it is measured.
+    The comparison is cached with the plan's other timings, so a rerun replays the same choice.
+
+    Returns (the layout record, whether the padded graph ships, the shipped graph's (ms, fp32 ms) per
+    batch, the padded graph's validation (ΔPCK@20, ΔMPJPE, low, high) when it ships).
+    """
+    from edgepose.models.padding import tcn_padding
     from edgepose.quantization.guard import judge, within_budget
     from edgepose.quantization.planning.search import objective as score
     from edgepose.quantization.planning.timer import GraphTimer
 
     layouts = tcn_padding(ctx.model)
-    record: dict = {"tried": [UNPADDED_LAYOUT, PADDED_LAYOUT], "chosen": UNPADDED_LAYOUT,
+    record: dict = {"searched_in": PADDED_LAYOUT, "tried": [PADDED_LAYOUT, UNPADDED_LAYOUT],
                     "tcn_widths": [lay.width for lay in layouts], "tcn_padded_widths": [lay.padded for lay in layouts]}
-    graph = onnx.load(str(ctx.padded_fp32_onnx()))
-    groups = quant_groups(graph, probe.target, leaf_module_paths(ctx.model))
-    tensors = {t for n in graph.graph.node for t in (*n.input, *n.output)}
-    if sorted(g.name for g in groups) != sorted(probe.group_names) or not set(probe.ranges) <= tensors:
-        record["why"] = "the padded graph's quantization groups or tensors differ from the unpadded one's: not timed"
-        return record, None, ms
-    # the unpadded graph's activation ranges: the same int8 groups then compute the same int8 function
-    padded = dataclasses.replace(probe, fp32_path=ctx.padded_fp32_onnx(), groups=groups, work=ctx.work / "probe-padded",
-                                 _counter=itertools.count(), _fp32_taps=None)
 
-    def build(config: frozenset) -> bytes:
-        return padded.graph_bytes(config - {_PADDED}) if _PADDED in config else probe.graph_bytes(config)
+    def build(config: frozenset) -> bytes:  # the empty set is the exporter's (unpadded) fp32 graph
+        if _UNPADDED in config or not config:
+            return probe.graph_bytes(config - {_UNPADDED})
+        return padded.graph_bytes(config)
 
     both = GraphTimer(build, timer.adapter, timer.threads, timer.inputs, seconds=timer.seconds, cache=timer.cache)
-    cand = frozenset(final) | {_PADDED}
-    vs_unpadded = both(cand, frozenset(final), seconds=3 * timer.seconds)
-    rel = {b: ms[b][0] / ms[b][1] for b in ms}
-    rel_padded = {b: rel[b] * vs_unpadded[b][0] / vs_unpadded[b][1] for b in ms}
-    record["padded_vs_unpadded"] = {str(b): {"padded_ms": vs_unpadded[b][0], "unpadded_ms": vs_unpadded[b][1],
-                                             "speedup": vs_unpadded[b][1] / vs_unpadded[b][0]} for b in ms}
-    shown = ", ".join(f"b{b} {vs_unpadded[b][1] / vs_unpadded[b][0]:.2f}×" for b in ms)
-    if not score(rel_padded) < score(rel) - LAYOUT_TOL:
-        record["why"] = f"the padded TCN did not pay enough here ({shown} vs unpadded)"
-        log(f"plan: layout: unpadded kept; padded TCN {shown} vs unpadded")
-        return record, None, ms
+    plain = frozenset(final) | {_UNPADDED}
+    m = both(plain, frozenset(final), seconds=3 * timer.seconds)  # (unpadded ms, padded ms)
+    rel_padded = {b: ms[b][0] / ms[b][1] for b in ms}
+    rel_plain = {b: rel_padded[b] * m[b][0] / m[b][1] for b in ms}
+    record["padded_vs_unpadded"] = {str(b): {"padded_ms": m[b][1], "unpadded_ms": m[b][0],
+                                             "speedup": m[b][0] / m[b][1]} for b in ms}
+    shown = ", ".join(f"b{b} {m[b][0] / m[b][1]:.2f}×" for b in ms)
+
+    def unpadded(why: str, padded_ok: bool = True) -> tuple[dict, bool, dict, None]:
+        timed = both(plain, frozenset(), fresh=True, seconds=3 * timer.seconds)
+        if padded_ok and any(timed[b][0] >= timed[b][1] for b in ms):  # lost to fp32 where the padded one won
+            record.update(chosen=PADDED_LAYOUT, why=f"{why}, but the unpadded graph was not faster than fp32 "
+                                                     f"at every batch when re-timed")
+            return record, True, ms, None
+        record.update(chosen=UNPADDED_LAYOUT, why=why)
+        log(f"plan: layout: unpadded ({why})")
+        return record, False, {b: timed[b] for b in ms}, None
+
+    if not score(rel_padded) < score(rel_plain) - LAYOUT_TOL:
+        return unpadded(f"the padded TCN did not pay enough here ({shown} vs unpadded)")
     path = padded.build(sorted(final))
     try:
-        dp, dm, lo, hi = judge(padded, path, criterion)
+        val = judge(padded, path, criterion)
     finally:
         path.unlink(missing_ok=True)
-    if not within_budget(dp, lo, criterion, budget):
-        record["why"] = f"the padded graph missed the accuracy budget on validation (ΔPCK@20 {dp:+.2f} pp)"
-        return record, None, ms
-    timed = both(cand, frozenset(), fresh=True, seconds=3 * timer.seconds)
-    slow = [b for b in timed if timed[b][0] >= timed[b][1]]
-    if slow:
-        record["why"] = f"re-timed against fp32, the padded graph was not faster at batch {', '.join(map(str, slow))}"
-        return record, None, ms
-    record.update(chosen=PADDED_LAYOUT, why=f"the padded TCN paid ({shown} vs unpadded)", validation=(dp, dm, lo, hi))
+    if not within_budget(val[0], val[2], criterion, budget):
+        return unpadded(f"the padded graph missed the accuracy budget on validation (ΔPCK@20 {val[0]:+.2f} pp)",
+                        padded_ok=False)
+    record.update(chosen=PADDED_LAYOUT, why=f"the padded TCN paid ({shown} vs unpadded)")
     log(f"plan: layout: TCN padded to {record['tcn_padded_widths']} ({shown} vs unpadded)")
-    return record, padded, {b: timed[b] for b in ms}
+    return record, True, ms, val
 
 
 def export_planned(ctx: ExportContext, objective: str | None = None, recipe: str | None = None,
@@ -224,10 +238,18 @@ def export_planned(ctx: ExportContext, objective: str | None = None, recipe: str
     notes: list[str] = [] if guard.met else [f"{guard.notes[0]}: no group may be int8"]
 
     # 2. speed
-    key = profile_key(hashlib.sha256(fp32_bytes).hexdigest(), f"{probe.target.name}/{req.calib}", adapter,
+    # a model whose TCN can be padded is searched in the padded layout (the same int8 function; where
+    # ONNX Runtime's int8 convolutions are faster padded, the search picks the sets that use it), and
+    # the final set is then timed unpadded too (step 4); fp32, the all-float reference, is always the
+    # exporter's unpadded graph
+    padded = padded_probe(ctx, probe) if objective == "latency" and probe.target.name == "ort-cpu" else None
+    search_probe = padded or probe
+    key = profile_key(hashlib.sha256(fp32_bytes).hexdigest(),
+                      f"{probe.target.name}/{req.calib}" + (f"/{PADDED_LAYOUT}" if padded else ""), adapter,
                       req.threads)
     cache = ProfileCache(key, enabled=req.profile_cache)
-    timer = GraphTimer(probe.graph_bytes, adapter, req.threads, batch_inputs(probe.x, req.batches),
+    timer = GraphTimer(lambda c: search_probe.graph_bytes(c) if c else probe.graph_bytes(c), adapter, req.threads,
+                       batch_inputs(probe.x, req.batches),
                        seconds=req.timing_seconds, cache=cache)
     search_doc: dict = {}
     gains: dict = {}
@@ -288,13 +310,20 @@ def export_planned(ctx: ExportContext, objective: str | None = None, recipe: str
                         else "re-timed now (the search was replayed from the cache; --no-profile-cache searches again)")
                 notes.append(f"{when} the plan was not faster than fp32 at batch {', '.join(map(str, slow))}: all-float")
                 final, ms = frozenset(), {}
+        # 4. layout: the padded search's set, timed unpadded too; the plain graph ships unless padding paid
         layout = None
         built_by = probe
-        if final and objective == "latency" and probe.target.name == "ort-cpu" and ctx.can_pad_channels:
-            layout, padded_probe, timed = _choose_layout(ctx, probe, final, ms, timer, criterion, budget, log)
-            if padded_probe is not None:  # the padded graph paid: same groups, same validation function
-                built_by, ms = padded_probe, timed
-                dp, dm, lo, hi = layout["validation"]
+        if final and padded is not None:
+            layout, keep_padded, ms, val = _choose_layout(ctx, probe, padded, final, ms, timer, criterion, budget, log)
+            if keep_padded:
+                built_by = padded
+                if val is not None:
+                    dp, dm, lo, hi = val
+            slow = [b for b in ms if ms[b][0] >= ms[b][1]]
+            if slow:  # the unpadded graph had to ship and was not faster than fp32 there
+                notes.append(f"the unpadded plan was not faster than fp32 at batch {', '.join(map(str, slow))}: "
+                             f"all-float")
+                final, ms, built_by = frozenset(), {}, probe
     finally:
         cache.save()  # measurements survive an interrupted or failed export
     is_int8 = bool(final)
@@ -342,7 +371,7 @@ def export_planned(ctx: ExportContext, objective: str | None = None, recipe: str
         "guard": {"met": guard.met, "restore_order": guard.restore_order, "float_groups": guard.float_groups,
                   "groups_scanned": bool(records)},
         "search_units": req.search,
-        "layout": None if layout is None else {k: v for k, v in layout.items() if k != "validation"},
+        "layout": layout,
         "profile": {"cache": str(cache.path), "key": key, "cache_hits": cache.hits, "timed": timer.timed,
                     "seconds_per_comparison": req.timing_seconds},
         "seconds": time.perf_counter() - t0, "notes": notes,
@@ -354,7 +383,7 @@ def export_planned(ctx: ExportContext, objective: str | None = None, recipe: str
                           else {"recipe": f"plan-{objective}"}),
                        "float_groups": plan["float_groups"], "int8_groups": len(final)},
             "calibration": calib.describe(), "plan": plan, "parity": {"vs_fp32_torch": par}}
-    if is_int8 and layout is not None and layout["chosen"] == PADDED_LAYOUT:
+    if is_int8 and built_by is padded:
         card["channel_padding"] = {"requested": False, "applied": True, "chosen_by": "the plan's layout timing",
                                    "tcn_widths": layout["tcn_widths"], "tcn_padded_widths": layout["tcn_padded_widths"],
                                    "exact": True}
@@ -369,4 +398,4 @@ def export_planned(ctx: ExportContext, objective: str | None = None, recipe: str
 
 
 __all__ = ["DEFAULT_MAX_DROP", "LAYOUT_TOL", "OBJECTIVES", "PADDED_LAYOUT", "SEARCHES", "UNPADDED_LAYOUT",
-           "export_planned", "search_stages"]
+           "export_planned", "padded_probe", "search_stages"]

@@ -171,7 +171,8 @@ def _padded_aware_runtime(name: str, padded_factor: float):
 @pytest.mark.parametrize("factor, chosen", [(0.5, "tcn-padded"), (2.0, "unpadded")])
 def test_the_latency_plan_times_the_padded_tcn_and_keeps_the_layout_that_pays(tmp_path, quarter_run, tiny_data,
                                                                              monkeypatch, factor, chosen):
-    """The plan's int8 set is timed in both layouts on the box; the faster ships, and the card says which."""
+    """The plan is searched in the padded layout and its set timed unpadded too; the padded graph ships only
+    when it pays on the box, and the card says which and why."""
     from edgepose.timing import adapters
 
     runtime = _padded_aware_runtime("padspin", factor)
@@ -182,7 +183,8 @@ def test_the_latency_plan_times_the_padded_tcn_and_keeps_the_layout_that_pays(tm
                                    log=lambda s: None))
     card = json.loads(path.with_name(path.name + ".json").read_text())
     layout = card["plan"]["layout"]
-    assert card["precision"] == "int8" and layout["tried"] == ["unpadded", "tcn-padded"]
+    assert card["precision"] == "int8" and layout["tried"] == ["tcn-padded", "unpadded"]
+    assert layout["searched_in"] == "tcn-padded"
     assert layout["chosen"] == chosen, layout
     assert layout["tcn_widths"] == [135, 110, 85, 60] and layout["tcn_padded_widths"] == [140, 120, 100, 60]
     speedup = layout["padded_vs_unpadded"]["1"]["speedup"]
@@ -195,3 +197,9 @@ def test_the_latency_plan_times_the_padded_tcn_and_keeps_the_layout_that_pays(tm
         assert card["plan"]["end_to_end"]["1"]["speedup"] > 1.0
     else:
         assert not {140, 120, 100} & _conv_widths(path) and "channel_padding" not in card
+        assert "did not pay" in layout["why"]
+    # fp32, the plan's reference, is the exporter's unpadded graph in either layout: the spin runtime runs
+    # it at float_us per conv, where a padded fp32 graph would take `factor` times as long
+    convs = sum(n.op_type == "Conv" for n in onnx.load(str(path)).graph.node)
+    expected_ms = runtime.float_us * 1e-3 * convs * (1 + 1 / 64)
+    assert 0.8 < card["plan"]["end_to_end"]["1"]["fp32_ms"] / expected_ms < 1.3
