@@ -138,6 +138,8 @@ def measure(name: str, work: Path, threads: int, rounds: int, calls: dict[int, i
         if plan:
             entry["plan"] = {k: plan[k] for k in ("int8_groups", "float_groups", "end_to_end", "validation", "notes",
                                                    "search", "seconds", "threads", "runtime")}
+            if plan.get("layout"):  # the padded-layout step (plans made since it exists)
+                entry["plan"]["layout"] = plan["layout"]
             entry["export_seconds"] = seconds[row]
         res["rows"].append(entry)
         sp = entry.get("speed_vs_fp32", {})
@@ -232,6 +234,10 @@ def to_markdown(res: dict) -> str:
                           f"(accuracy scan, guard, search, verification); validation ΔPCK@20 "
                           f"{p['validation']['delta_pck20_pp']:+.2f} pp. Float groups: "
                           + (", ".join(f"`{g}`" for g in p["float_groups"]) or "none") + "."]
+                lay = p.get("layout")
+                if lay:
+                    lines += [f"Layout: {lay['chosen']} (searched in {lay.get('searched_in', 'unpadded')}; padded vs unpadded "
+                              + ", ".join(f"b{b} {v['speedup']:.2f}×" for b, v in lay["padded_vs_unpadded"].items()) + ")."]
                 lines += [f"Note: {n}" for n in p["notes"]]
         ex = model.get("exhaustive")
         if ex:
