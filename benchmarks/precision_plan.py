@@ -236,7 +236,7 @@ def to_markdown(res: dict) -> str:
                           + (", ".join(f"`{g}`" for g in p["float_groups"]) or "none") + "."]
                 lay = p.get("layout")
                 if lay:
-                    lines += [f"Layout: {lay['chosen']} (searched in {lay.get('searched_in', 'unpadded')}; padded vs unpadded "
+                    lines += [f"Layout: {lay['chosen']} (searched in {lay['searched_in']}; padded vs unpadded "
                               + ", ".join(f"b{b} {v['speedup']:.2f}×" for b, v in lay["padded_vs_unpadded"].items()) + ")."]
                 lines += [f"Note: {n}" for n in p["notes"]]
         ex = model.get("exhaustive")

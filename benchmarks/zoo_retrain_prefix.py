@@ -31,6 +31,7 @@ from pathlib import Path
 
 from edgepose import zoo
 from edgepose.data import open_dataset
+from edgepose.io import write_json
 from edgepose.runtime.cpu import cpu_summary
 from edgepose.training import read_card
 
@@ -147,9 +148,7 @@ def main(argv: list[str] | None = None) -> int:
         "rows": rows,
     }
     args.out.parent.mkdir(parents=True, exist_ok=True)
-    tmp = args.out.with_suffix(args.out.suffix + ".tmp")
-    tmp.write_text(json.dumps(result, indent=2) + "\n")
-    tmp.replace(args.out)
+    write_json(args.out, result)
     print(f"{args.epochs} epochs replayed in {wall:.0f} s: "
           + ("identical to the card's history" if first is None else
              f"first difference at epoch {first['epoch']} ({', '.join(result['first_difference']['fields'])})"))

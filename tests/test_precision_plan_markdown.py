@@ -24,4 +24,6 @@ def test_a_plan_with_a_layout_record_names_the_layout_and_its_timings():
                              "padded_vs_unpadded": {"1": {"speedup": 1.031}, "64": {"speedup": 1.094}}}
     text = precision_plan.to_markdown(with_layout)
     assert "Layout: tcn-padded (searched in tcn-padded; padded vs unpadded b1 1.03×, b64 1.09×)." in text
-    assert text.count("Layout:") == 1 and text.replace(text[text.index("Layout:"):].split("\n")[0] + "\n", "") == before
+    layout_lines = [line for line in text.split("\n") if line.startswith("Layout:")]
+    assert len(layout_lines) == 1
+    assert text.replace(layout_lines[0] + "\n", "") == before  # the one added line, nothing else changed

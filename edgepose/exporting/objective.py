@@ -105,7 +105,7 @@ _UNPADDED = "@unpadded"
 LAYOUT_TOL = 0.01
 
 
-def padded_probe(ctx: ExportContext, probe):
+def _padded_probe(ctx: ExportContext, probe):
     """The probe of the TCN-padded fp32 graph with ``probe``'s activation ranges, or ``None`` when the
     model's TCN needs no padding or the padded graph's groups or tensors do not match.
 
@@ -242,7 +242,7 @@ def export_planned(ctx: ExportContext, objective: str | None = None, recipe: str
     # ONNX Runtime's int8 convolutions are faster padded, the search picks the sets that use it), and
     # the final set is then timed unpadded too (step 4); fp32, the all-float reference, is always the
     # exporter's unpadded graph
-    padded = padded_probe(ctx, probe) if objective == "latency" and probe.target.name == "ort-cpu" else None
+    padded = _padded_probe(ctx, probe) if objective == "latency" and probe.target.name == "ort-cpu" else None
     search_probe = padded or probe
     key = profile_key(hashlib.sha256(fp32_bytes).hexdigest(),
                       f"{probe.target.name}/{req.calib}" + (f"/{PADDED_LAYOUT}" if padded else ""), adapter,
@@ -398,4 +398,4 @@ def export_planned(ctx: ExportContext, objective: str | None = None, recipe: str
 
 
 __all__ = ["DEFAULT_MAX_DROP", "LAYOUT_TOL", "OBJECTIVES", "PADDED_LAYOUT", "SEARCHES", "UNPADDED_LAYOUT",
-           "export_planned", "padded_probe", "search_stages"]
+           "export_planned", "search_stages"]
