@@ -138,6 +138,8 @@ REPORTS: dict[str, Report] = {r.path: r for r in [
            ("tcn-fold-intel-xeon-amx.md",)),
     Report("tcn-padding-amd-epyc-avx512.md", ("tcn-padding-amd-epyc-avx512.json",), _markdown("tcn_padding"),
            ("tcn-padding-amd-epyc-avx512.md",)),
+    Report("search-noise-amd-epyc-avx512.md", ("search-noise-amd-epyc-avx512.json",), _markdown("search_noise"),
+           ("search-noise-amd-epyc-avx512.md",)),
     Report("tcn-fold-amd-epyc-avx512.md", ("tcn-fold-amd-epyc-avx512.json",), _markdown("tcn_fold"),
            ("tcn-fold-amd-epyc-avx512.md",)),
     Report("held-out-by-activity.md", ("held-out-by-activity.json",), _markdown("held_out_by_activity"),

@@ -26,8 +26,8 @@ NNCF_PYTHON=${NNCF_PYTHON:-/tmp/nncfenv/bin/python}
 LOG=${RERUN_LOG:-runs/rerun/log.tsv}
 
 STAGES=(dataset reproduce knn run-default guard-lower interval-width quant-table reference-fx calibrators
-        sensitivity isa-numerics precision-plan runtime-bench int8-threads tcn-padding tcn-fold held-out
-        reports)
+        sensitivity isa-numerics precision-plan plan-export runtime-bench int8-threads tcn-padding tcn-fold
+        held-out reports)
 
 stage_dataset() { python3 benchmarks/zoo_dataset.py --out $R/zoo-dataset-v2.json; }
 stage_reproduce() { python3 benchmarks/zoo_reproduce.py --out $R/zoo-reproduce.json; }
@@ -111,6 +111,16 @@ stage_precision-plan() {
     for m in wiflow-half wiflow-tiny; do
         "$NNCF_PYTHON" benchmarks/precision_plan.py --models $m --threads 2 --work runs/pp-v2 --out $R/precision-plan-$MACHINE-2t
     done
+}
+stage_plan-export() {
+    # the default int8 export, timed from scratch (its card: the plan's search and layout record), and the
+    # noise of one of its search comparisons (a graph timed against itself) for fp32 and that artifact
+    rm -rf runs/plan-export
+    edgepose export wiflow-half --out runs/plan-export
+    edgepose export wiflow-half --precision int8 --threads 2 --no-profile-cache --out runs/plan-export
+    cp runs/plan-export/wiflow-half.int8-ptq-percentile-auto-ort-cpu.onnx.json $R/plan-layout-$MACHINE.card.json
+    python3 benchmarks/search_noise.py runs/plan-export/wiflow-half.fp32.onnx \
+        runs/plan-export/wiflow-half.int8-ptq-percentile-auto-ort-cpu.onnx --threads 2 --out $R/search-noise-$MACHINE.json
 }
 stage_runtime-bench() {
     rm -rf runs/runtime-bench

@@ -100,8 +100,8 @@ def search_stages(kind: str, allowed: list[str]) -> list:
 UNPADDED_LAYOUT, PADDED_LAYOUT = "unpadded", "tcn-padded"
 #: marks the unpadded graph's configurations in the layout step's timer and profile cache (never a group name)
 _UNPADDED = "@unpadded"
-#: how much better (in :func:`~edgepose.quantization.planning.search.objective` units) the padded graph
-#: must score than the unpadded one to ship: the search's own noise tolerance (a tie ships the plain graph)
+#: the noise tolerance (a fraction) by which the padded graph must beat the unpadded one to ship, as
+#: :func:`~edgepose.quantization.planning.search.improves` judges it (a tie ships the plain graph)
 LAYOUT_TOL = 0.01
 
 
@@ -133,9 +133,10 @@ def _padded_probe(ctx: ExportContext, probe):
 def _choose_layout(ctx: ExportContext, probe, padded, final: frozenset, ms: dict, timer, criterion: str,
                    budget: float, log) -> tuple[dict, bool, dict, tuple | None]:
     """The plan's int8 set was searched and timed in the TCN-padded layout (``ms``: padded vs fp32 per
-    batch); time it in the unpadded layout too, paired, and keep the padded graph only when the plan's
-    objective is better by more than :data:`LAYOUT_TOL` and it stays within the accuracy budget on
-    validation. Padding lets ONNX Runtime's pointwise int8 convolutions take the batch-parallel path;
+    batch); time it in the unpadded layout too, paired, and keep the padded graph only when it beats
+    the unpadded one by the search's own rule (:func:`~edgepose.quantization.planning.search.improves`
+    with :data:`LAYOUT_TOL`: the objective better by more than 1 %, or a free gain of more than 5 % at
+    one batch, no slower at any) and it stays within the accuracy budget on validation. Padding lets ONNX Runtime's pointwise int8 convolutions take the batch-parallel path;
     whether that pays depends on the CPU and the threads (docs/int8-threads.md), so it is measured.
     The comparison is cached with the plan's other timings, so a rerun replays the same choice.
 
@@ -144,7 +145,7 @@ def _choose_layout(ctx: ExportContext, probe, padded, final: frozenset, ms: dict
     """
     from edgepose.models.padding import tcn_padding
     from edgepose.quantization.guard import judge, within_budget
-    from edgepose.quantization.planning.search import objective as score
+    from edgepose.quantization.planning.search import improves
     from edgepose.quantization.planning.timer import GraphTimer
 
     layouts = tcn_padding(ctx.model)
@@ -158,12 +159,13 @@ def _choose_layout(ctx: ExportContext, probe, padded, final: frozenset, ms: dict
 
     both = GraphTimer(build, timer.adapter, timer.threads, timer.inputs, seconds=timer.seconds, cache=timer.cache)
     plain = frozenset(final) | {_UNPADDED}
-    m = both(plain, frozenset(final), seconds=3 * timer.seconds)  # (unpadded ms, padded ms)
+    # (padded ms, unpadded ms): the padded graph, which has to win, is the candidate (its session created first)
+    m = both(frozenset(final), plain, seconds=3 * timer.seconds)
     rel_padded = {b: ms[b][0] / ms[b][1] for b in ms}
-    rel_plain = {b: rel_padded[b] * m[b][0] / m[b][1] for b in ms}
-    record["padded_vs_unpadded"] = {str(b): {"padded_ms": m[b][1], "unpadded_ms": m[b][0],
-                                             "speedup": m[b][0] / m[b][1]} for b in ms}
-    shown = ", ".join(f"b{b} {m[b][0] / m[b][1]:.2f}×" for b in ms)
+    rel_plain = {b: rel_padded[b] * m[b][1] / m[b][0] for b in ms}
+    record["padded_vs_unpadded"] = {str(b): {"padded_ms": m[b][0], "unpadded_ms": m[b][1],
+                                             "speedup": m[b][1] / m[b][0]} for b in ms}
+    shown = ", ".join(f"b{b} {m[b][1] / m[b][0]:.2f}×" for b in ms)
 
     def unpadded(why: str, padded_ok: bool = True) -> tuple[dict, bool, dict, None]:
         timed = both(plain, frozenset(), fresh=True, seconds=3 * timer.seconds)
@@ -175,7 +177,7 @@ def _choose_layout(ctx: ExportContext, probe, padded, final: frozenset, ms: dict
         log(f"plan: layout: unpadded ({why})")
         return record, False, {b: timed[b] for b in ms}, None
 
-    if not score(rel_padded) < score(rel_plain) - LAYOUT_TOL:
+    if not improves(rel_padded, rel_plain, LAYOUT_TOL):
         return unpadded(f"the padded TCN did not pay enough here ({shown} vs unpadded)")
     path = padded.build(sorted(final))
     try:

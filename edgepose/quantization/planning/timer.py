@@ -5,6 +5,14 @@ QDQ graph of a configuration (a set of int8 groups), loads it through a runtime 
 times it against another configuration by alternating single calls (A B B A …) for a fixed
 time, so both see the same machine state; the medians of the two call-time series are returned.
 
+Every comparison times two pairs of fresh sessions, half its time each: the candidate's session
+created first in one pair, the incumbent's in the other, and each side's time is the mean of its two
+medians. On the AMD EPYC test box a session created later ran the same graph 1 to 2 % faster at
+batch 1 than one created just before it (``benchmarks/search_noise.py``); the search used to keep
+its incumbent loaded and load each new candidate after it, which credited every candidate with
+that head start, more than its 1 % tolerance. With both orders timed, a head start of either kind
+cancels out of the ratio.
+
 Measurements are cached per (fp32 graph hash, int8 layout, CPU model and flags, runtime and its
 version, threads) — the batch size is part of each entry — so rerunning a search on the same box
 replays it without timing, and a different CPU, runtime version or thread count never reuses them.
@@ -24,8 +32,8 @@ import numpy as np
 from edgepose.timing.adapters import RuntimeAdapter
 from edgepose.runtime.cpu import cpu_flags, cpu_model
 
-#: Bump when the meaning of a cached measurement changes.
-CACHE_VERSION = 1
+#: Bump when the meaning of a cached measurement changes (2: fresh sessions, both creation orders).
+CACHE_VERSION = 2
 
 
 def config_id(config: frozenset) -> str:
@@ -131,31 +139,37 @@ class GraphTimer:
         inputs: batch size → input array of that batch.
         seconds: timing per batch size per comparison (both graphs together).
         cache: measurements already taken on this box.
+        keep_built: how many serialized graphs to keep (building one is the slow part; sessions
+            are created afresh for every comparison, see the module docstring).
     """
 
     def __init__(self, build: Callable[[frozenset], bytes], adapter: RuntimeAdapter, threads: int,
                  inputs: dict[int, np.ndarray], seconds: float = 0.8, cache: ProfileCache | None = None,
-                 keep_loaded: int = 8) -> None:
+                 keep_built: int = 8) -> None:
         self.build = build
         self.adapter = adapter
         self.threads = threads
         self.inputs = inputs
         self.seconds = seconds
         self.cache = cache
-        self.keep_loaded = keep_loaded
+        self.keep_built = keep_built
         self.timed = 0
-        self._loaded: OrderedDict[frozenset, dict[int, Callable[[], object]]] = OrderedDict()
+        self._built: OrderedDict[frozenset, bytes] = OrderedDict()
+
+    def _graph(self, config: frozenset) -> bytes:
+        if config in self._built:
+            self._built.move_to_end(config)
+            return self._built[config]
+        graph = self.build(config)
+        self._built[config] = graph
+        while len(self._built) > self.keep_built:
+            self._built.popitem(last=False)
+        return graph
 
     def _calls(self, config: frozenset) -> dict[int, Callable[[], object]]:
-        if config in self._loaded:
-            self._loaded.move_to_end(config)
-            return self._loaded[config]
-        prepare = self.adapter.load(self.build(config), self.threads)
-        calls = {b: prepare(x) for b, x in self.inputs.items()}
-        self._loaded[config] = calls
-        while len(self._loaded) > self.keep_loaded:
-            self._loaded.popitem(last=False)
-        return calls
+        """A fresh session of ``config``'s graph: one call per batch size."""
+        prepare = self.adapter.load(self._graph(config), self.threads)
+        return {b: prepare(x) for b, x in self.inputs.items()}
 
     def __call__(self, cand: frozenset, inc: frozenset, fresh: bool = False,
                  seconds: float | None = None) -> dict[int, tuple[float, float]]:
@@ -173,9 +187,21 @@ class GraphTimer:
             else:
                 todo.append(b)
         if todo:
-            ca, ci = self._calls(cand), self._calls(inc)
+            half = (self.seconds if seconds is None else seconds) / 2
+            halves: dict[int, list[tuple[float, float]]] = {b: [] for b in todo}
+            for cand_first in (True, False):  # a newer session's head start favours each side once
+                if cand_first:
+                    ca = self._calls(cand)
+                    ci = self._calls(inc)
+                else:
+                    ci = self._calls(inc)
+                    ca = self._calls(cand)
+                for b in todo:
+                    halves[b].append(paired_medians(ca[b], ci[b], half))
+                del ca, ci
             for b in todo:
-                out[b] = paired_medians(ca[b], ci[b], self.seconds if seconds is None else seconds)
+                (c1, i1), (c2, i2) = halves[b]
+                out[b] = ((c1 + c2) / 2, (i1 + i2) / 2)
                 self.timed += 1
                 if self.cache is not None and not fresh:
                     self.cache.put(cand, inc, b, out[b])
