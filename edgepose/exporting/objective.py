@@ -159,7 +159,7 @@ def _choose_layout(ctx: ExportContext, probe, padded, final: frozenset, ms: dict
 
     both = GraphTimer(build, timer.adapter, timer.threads, timer.inputs, seconds=timer.seconds, cache=timer.cache)
     plain = frozenset(final) | {_UNPADDED}
-    # (padded ms, unpadded ms): the padded graph, which has to win, is the candidate (its session created first)
+    # (padded ms, unpadded ms): the padded graph is the one that has to win
     m = both(frozenset(final), plain, seconds=3 * timer.seconds)
     rel_padded = {b: ms[b][0] / ms[b][1] for b in ms}
     rel_plain = {b: rel_padded[b] * m[b][1] / m[b][0] for b in ms}
@@ -275,7 +275,8 @@ def export_planned(ctx: ExportContext, objective: str | None = None, recipe: str
                           "stopped_early": result.stopped_early, "stages": result.reached,
                           "steps": [{"stage": s.stage, "round": s.round, "flipped": s.flipped,
                                      "speedup_vs_fp32": {str(b): 1.0 / r for b, r in s.rel_to_fp32.items()},
-                                     "int8_groups": s.int8_groups} for s in result.steps]}
+                                     "int8_groups": s.int8_groups, "accepted_by": s.accepted_by or None}
+                                    for s in result.steps]}
         else:
             int8 = set(allowed)
         # 3. verify accuracy of the mix on validation; restore the most sensitive groups if needed

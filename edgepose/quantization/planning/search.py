@@ -63,15 +63,29 @@ def improves(cand: dict[int, float], inc: dict[int, float], tol: float, free_tol
     """Whether latencies ``cand`` (relative to fp32, per batch) beat the incumbent's ``inc``.
 
     Either the :func:`objective` is lower by more than the fraction ``tol``, or the move is a free
-    gain: more than ``max(tol, free_tol)`` faster at some batch and no slower at any. The second case
+    gain: more than ``max(tol, free_tol)`` faster at some batch, no slower at any, and faster than
+    fp32 at every batch. The second case
     is what the objective cannot see: with batch 1 at 0.79 of fp32 and batch 64 at 0.71, batch 64
     would have to get about 17 points faster before a 1 % tolerance on the objective noticed it. A
     free gain never raises the objective, so the search still only moves downhill.
     """
+    return accepted_by(cand, inc, tol, free_tol) is not None
+
+
+def accepted_by(cand: dict[int, float], inc: dict[int, float], tol: float,
+                free_tol: float = FREE_GAIN_TOL) -> str | None:
+    """Which rule of :func:`improves` a move passes: ``"objective"``, ``"free gain"`` or ``None``.
+
+    A free gain must also be faster than fp32 at every batch (a move from the all-float plan that
+    gains only at batch 64 is not one).
+    """
     if objective(cand) < objective(inc) * (1 - tol):
-        return True
+        return "objective"
     gain = max(tol, free_tol)
-    return all(cand[b] <= inc[b] * (1 + 1e-9) for b in inc) and any(cand[b] < inc[b] * (1 - gain) for b in inc)
+    if (max(cand.values()) < 1.0 and all(cand[b] <= inc[b] * (1 + 1e-9) for b in inc)
+            and any(cand[b] < inc[b] * (1 - gain) for b in inc)):
+        return "free gain"
+    return None
 
 
 @dataclass
@@ -84,6 +98,8 @@ class Step:
     rel_to_fp32: dict[int, float]
     int8_groups: int
     config: tuple[str, ...] = ()
+    #: the rule that kept the move (:func:`accepted_by`); empty for the start
+    accepted_by: str = ""
 
 
 @dataclass
@@ -233,27 +249,38 @@ def search(allowed: Sequence[str], measure: Measure, batches: Sequence[int], tol
                 trials.append((u, cand, cand_rel))
                 if stage == stages[-1][0] and len(u.groups) == 1:
                     gains[u.groups[0]] = int8_gain_us(u.groups[0], inc, m)
-            better = sorted((t for t in trials if improves(t[2], rel, tol)), key=lambda t: objective(t[2]))
+            better = []
+            for u, cand, cand_rel in sorted(trials, key=lambda t: objective(t[2])):
+                rule = accepted_by(cand_rel, rel, tol)
+                if rule == "free gain":  # one comparison at batch 64 is noisy (docs/precision-plan.md): time it again
+                    m = timed(cand, inc)
+                    again = {b: rel[b] * m[b][0] / m[b][1] for b in batches}
+                    if accepted_by(again, rel, tol) is None:
+                        continue
+                    cand_rel = {b: max(cand_rel[b], again[b]) for b in batches}  # the less flattering reading
+                if rule is not None:
+                    better.append((u, cand, cand_rel, rule))
             if not better:
                 settled = True
                 log(f"  plan: {stage} round {rnd}: no move beats the incumbent by > {100 * tol:.0f} %; "
                     f"{len(inc)} groups int8, " + ", ".join(f"b{b} {1 / rel[b]:.2f}×" for b in batches))
                 break
-            best_u, best_cand, best_rel = better[0]
-            chosen = ([best_u], best_cand, best_rel)
+            best_u, best_cand, best_rel, best_rule = better[0]
+            chosen = ([best_u], best_cand, best_rel, best_rule)
             if len(better) > 1:
                 combined = inc
-                for u, _, _ in better:  # units of one stage are disjoint: each flips as it would alone
+                for u, _, _, _ in better:  # units of one stage are disjoint: each flips as it would alone
                     combined = combined - set(u.groups) if set(u.groups) <= inc else combined | set(u.groups)
                 m = timed(combined, inc)
                 comb_rel = {b: rel[b] * m[b][0] / m[b][1] for b in batches}
-                if improves(comb_rel, rel, tol) and objective(comb_rel) <= objective(best_rel):
-                    chosen = ([u for u, _, _ in better], combined, comb_rel)
-            moved, inc, rel = chosen
+                comb_rule = accepted_by(comb_rel, rel, tol)
+                if comb_rule is not None and objective(comb_rel) <= objective(best_rel):
+                    chosen = ([u for u, _, _, _ in better], combined, comb_rel, comb_rule)
+            moved, inc, rel, rule = chosen
             just_moved = {u.name for u in moved}
-            steps.append(Step(stage, rnd, [u.name for u in moved], dict(rel), len(inc), tuple(sorted(inc))))
+            steps.append(Step(stage, rnd, [u.name for u in moved], dict(rel), len(inc), tuple(sorted(inc)), rule))
             log(f"  plan: {stage} round {rnd}: flipped {len(moved)} unit(s) "
-                f"({', '.join(u.name for u in moved[:4])}{' …' if len(moved) > 4 else ''}); {len(inc)} groups int8, "
+                f"({', '.join(u.name for u in moved[:4])}{' …' if len(moved) > 4 else ''}; {rule}); {len(inc)} groups int8, "
                 + ", ".join(f"b{b} {1 / rel[b]:.2f}×" for b in batches))
         if stopped:
             notes.append(f"search stopped at its {deadline_s:.0f} s deadline in the {stage} stage; "
@@ -349,4 +376,4 @@ def exhaustive(units: Iterable[Unit], measure: Measure, batches: Sequence[int],
 
 
 __all__ = ["FREE_GAIN_TOL", "Config", "Measure", "SearchResult", "Step", "Unit", "block_units", "exhaustive", "flip_gains",
-           "group_units", "improves", "int8_gain_us", "objective", "search"]
+           "accepted_by", "group_units", "improves", "int8_gain_us", "objective", "search"]

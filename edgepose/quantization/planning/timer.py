@@ -10,8 +10,8 @@ created first in one pair, the incumbent's in the other, and each side's time is
 medians. On the AMD EPYC test box a session created later ran the same graph 1 to 2 % faster at
 batch 1 than one created just before it (``benchmarks/search_noise.py``); the search used to keep
 its incumbent loaded and load each new candidate after it, which credited every candidate with
-that head start, more than its 1 % tolerance. With both orders timed, a head start of either kind
-cancels out of the ratio.
+that head start, about the size of its 1 % tolerance. With both orders timed, a head start of
+either kind cancels out of the ratio.
 
 Measurements are cached per (fp32 graph hash, int8 layout, CPU model and flags, runtime and its
 version, threads) — the batch size is part of each entry — so rerunning a search on the same box
@@ -139,13 +139,14 @@ class GraphTimer:
         inputs: batch size → input array of that batch.
         seconds: timing per batch size per comparison (both graphs together).
         cache: measurements already taken on this box.
-        keep_built: how many serialized graphs to keep (building one is the slow part; sessions
-            are created afresh for every comparison, see the module docstring).
+        keep_built: how many serialized graphs to keep, most recently used (building one is the slow
+            part; a block round of wiflow-half has about ten candidates; sessions are created afresh for
+            every comparison, see the module docstring).
     """
 
     def __init__(self, build: Callable[[frozenset], bytes], adapter: RuntimeAdapter, threads: int,
                  inputs: dict[int, np.ndarray], seconds: float = 0.8, cache: ProfileCache | None = None,
-                 keep_built: int = 8) -> None:
+                 keep_built: int = 64) -> None:
         self.build = build
         self.adapter = adapter
         self.threads = threads
@@ -196,8 +197,8 @@ class GraphTimer:
                 else:
                     ci = self._calls(inc)
                     ca = self._calls(cand)
-                for b in todo:
-                    halves[b].append(paired_medians(ca[b], ci[b], half))
+                for b in todo:  # each half at least 3 pairs after 1 warm-up pair: 6 pairs in all, as before 5
+                    halves[b].append(paired_medians(ca[b], ci[b], half, min_pairs=3, warmup=1))
                 del ca, ci
             for b in todo:
                 (c1, i1), (c2, i2) = halves[b]
