@@ -19,8 +19,8 @@ objective is the worst batch's latency relative to fp32 plus a tenth of the mean
 slower than fp32 at any batch scores worse than all-float, so a plan that wins at batch 1 and
 loses at batch 64 does not count as a win. A move that only helps the batch that is not the worst
 barely moves that objective (a tenth of half its gain), less than the tolerance, so it also counts
-when it is a free gain: faster by more than :data:`FREE_GAIN_TOL` at one batch and not slower at
-any. The final plan is timed against fp32 once more
+when it is a free gain: faster by more than :data:`FREE_GAIN_TOL` at one batch, not slower at
+any and faster than fp32 at every batch, confirmed by timing it again. The final plan is timed against fp32 once more
 (``verify``, longer than a search step); if it is not faster at every batch, the earlier accepted
 plans are verified in turn, and if none is, the answer is the all-float plan; the result says so.
 
@@ -166,7 +166,7 @@ def search(allowed: Sequence[str], measure: Measure, batches: Sequence[int], tol
         measure: paired timing of two configurations (sets of int8 groups).
         batches: the batch sizes the plan must be fast at.
         tol: a move is kept only when it lowers the objective by more than this fraction, or is
-            faster by more than :data:`FREE_GAIN_TOL` at one batch and no slower at any (:func:`improves`).
+            a free gain (:func:`accepted_by`), confirmed by a second timing.
         max_rounds: rounds per stage (each round tries every unit once).
         stages: (name, units) pairs; default blocks then single groups.
         deadline_s: stop starting new rounds after this many seconds (the best plan so far is kept).

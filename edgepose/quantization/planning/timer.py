@@ -198,7 +198,7 @@ class GraphTimer:
                     ci = self._calls(inc)
                     ca = self._calls(cand)
                 for b in todo:  # fresh sessions: the default warm-up and pairs per half (with one warm-up pair and
-                    # three pairs the incumbent's slower first batch-64 calls made the candidate read 2.6 % faster)
+                    # three pairs the incumbent's slower first batch-64 calls made the candidate read faster)
                     halves[b].append(paired_medians(ca[b], ci[b], half))
                 del ca, ci
             for b in todo:
