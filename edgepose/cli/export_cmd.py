@@ -81,8 +81,9 @@ from edgepose.metrics import ACCURACY_GATE_PP
               default=request_default("runtime"), show_default=True, cls=LazyDefaultOption,
               help="With --objective latency or the default int8 recipe (auto): the runtime the plan is measured on.")
 @click.option("--search-minutes", type=float, default=request_default("search_minutes"), show_default=True,
-              cls=LazyDefaultOption, help="With a latency plan (--objective latency, auto): start no new search round after this many minutes "
-              "from the start of the export (accuracy scan included; at least 1); the best plan so far is kept.")
+              cls=LazyDefaultOption, help="With a latency plan (--objective latency, auto): the search's rounds end within this many minutes "
+              "of the export's start (calibration and the accuracy guard come first; a round starts only when it is "
+              "expected to end in time; the final check, about half a minute, follows); the best plan so far is kept.")
 @click.option("--search", type=click.Choice(["blocks", "full"]), default=request_default("search"), show_default=True,
               cls=LazyDefaultOption, help="With a latency plan (--objective latency, auto): flip whole blocks only (minutes), or blocks then "
               "single groups (about three times the timings).")

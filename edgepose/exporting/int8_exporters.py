@@ -41,7 +41,8 @@ def export_int8(ctx: ExportContext) -> list[Path]:
             # a plan needs clean validation windows (the accuracy gate) and times against the fp32 graph it
             # replaces, so not a padded one; otherwise the candidates, without a search (verified.py says why)
             if recipe.plan and not ctx.pads_channels and len(ctx.dataset.indices("val", clean=True, spec=ctx.spec)):
-                return [export_planned(ctx, objective=recipe.plan, recipe=recipe.name, criterion=recipe.guard_criterion)]
+                return [export_planned(ctx, objective=recipe.plan, recipe=recipe.name, criterion=recipe.guard_criterion,
+                                       strategy=recipe.guard_strategy)]
             if recipe.plan and ctx.pads_channels:
                 req.log(f"recipe {recipe.name}: no latency plan of a padded graph (it would be timed against the padded "
                         f"fp32 graph); trying {', '.join(recipe.candidates)} as --recipe checked does (point criterion)")

@@ -193,7 +193,7 @@ def _choose_layout(ctx: ExportContext, probe, padded, final: frozenset, ms: dict
 
 
 def export_planned(ctx: ExportContext, objective: str | None = None, recipe: str | None = None,
-                   criterion: str | None = None) -> Path:
+                   criterion: str | None = None, strategy: str | None = None) -> Path:
     """Search, verify and write the plan's graph and card; returns the artifact path.
 
     ``objective``: the plan's objective (default ``ctx.req.objective``). ``recipe``: the planned
@@ -202,6 +202,10 @@ def export_planned(ctx: ExportContext, objective: str | None = None, recipe: str
     same record an ``--objective`` export writes. ``criterion``: how the accuracy budget is judged on
     validation, by the guard and by the final check of the mix (default ``ctx.req.guard_criterion``):
     ``point`` (ΔPCK@20 itself) or ``lower`` (the lower end of its 95 % interval over recordings).
+    ``strategy``: how the guard walks its restore order (default ``ctx.req.guard_strategy``).
+
+    Time: the search's rounds end within ``ctx.req.search_minutes`` of the export's start (the
+    calibration and the accuracy guard come first); the final check and the layout choice follow.
     """
     from edgepose.quantization.sensitivity import measure_groups
     from edgepose.timing.adapters import get_adapter
@@ -216,6 +220,7 @@ def export_planned(ctx: ExportContext, objective: str | None = None, recipe: str
     log = req.log
     objective = objective or req.objective
     criterion = criterion or req.guard_criterion
+    strategy = strategy or req.guard_strategy
     budget = req.max_drop if req.max_drop is not None else DEFAULT_MAX_DROP
     adapter = get_adapter(req.runtime)
     t0 = time.perf_counter()
@@ -235,7 +240,7 @@ def export_planned(ctx: ExportContext, objective: str | None = None, recipe: str
             records.update({r.name: r for r in measure_groups(probe, log, sqnr=False)})
         return list(records.values())
 
-    guard = guard_search(probe, scan, budget, log, criterion=criterion, strategy=req.guard_strategy)
+    guard = guard_search(probe, scan, budget, log, criterion=criterion, strategy=strategy)
     allowed = guard.int8_groups if guard.met else []
     notes: list[str] = [] if guard.met else [f"{guard.notes[0]}: no group may be int8"]
 
@@ -261,7 +266,7 @@ def export_planned(ctx: ExportContext, objective: str | None = None, recipe: str
         if objective == "latency" and allowed:
             start, close = _progress()
             try:
-                remaining = max(60.0, 60.0 * req.search_minutes - (time.perf_counter() - t0))
+                remaining = max(0.0, 60.0 * req.search_minutes - (time.perf_counter() - t0))
                 result = search(allowed, timer, req.batches, deadline_s=remaining, log=log, progress=start,
                                 verify=lambda c, i: timer(c, i, seconds=3 * req.timing_seconds),
                                 stages=search_stages(req.search, allowed),
@@ -372,7 +377,7 @@ def export_planned(ctx: ExportContext, objective: str | None = None, recipe: str
         "criterion": criterion,
         "test": test, "layers": layers, "search": search_doc,
         "guard": {"met": guard.met, "restore_order": guard.restore_order, "float_groups": guard.float_groups,
-                  "groups_scanned": bool(records)},
+                  "groups_scanned": bool(records), "strategy": strategy, "graphs_judged": len(guard.steps)},
         "search_units": req.search,
         "layout": layout,
         "profile": {"cache": str(cache.path), "key": key, "cache_hits": cache.hits, "timed": timer.timed,

@@ -66,7 +66,7 @@ class ExportRequest:
     batches: tuple[int, ...] = (1, 64)
     threads: int = 0
     runtime: str = "onnxruntime"
-    search_minutes: float = 10.0
+    search_minutes: float = 4.0
     search: str = "blocks"
     timing_seconds: float = 0.8
     profile_cache: bool = True

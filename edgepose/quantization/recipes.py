@@ -54,6 +54,8 @@ class Recipe:
     plan: str | None = None
     #: planned recipes: how the plan judges its accuracy budget on validation (``point`` or ``lower``)
     guard_criterion: str | None = None
+    #: planned recipes: how the plan's guard walks the restore order (``linear`` or ``bisect``)
+    guard_strategy: str | None = None
 
 
 def _fragile(path: str) -> bool:
@@ -93,7 +95,8 @@ RECIPES = {
     "auto": Recipe("auto", "the per-layer latency plan (whole blocks flipped): int8 only where this machine measures "
                    "it faster at every batch, with the lower end of validation ΔPCK@20's 95 % interval within the "
                    "accuracy gate; otherwise the fp32 graph",
-                   _fragile, candidates=("guarded", "safe"), fallback="safe", plan="latency", guard_criterion="lower"),
+                   _fragile, candidates=("guarded", "safe"), fallback="safe", plan="latency", guard_criterion="lower",
+                   guard_strategy="bisect"),
     "checked": Recipe("checked", "the first of guarded (attention-float when it is already within the gate), safe "
                       "that passes the accuracy gate on validation and is not slower than fp32 at every batch on "
                       "this machine; otherwise the fp32 graph",

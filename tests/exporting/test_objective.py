@@ -216,6 +216,10 @@ def test_the_default_int8_judges_the_lower_end_of_the_interval_where_an_objectiv
     ca, cp = (json.loads(p.with_name(p.name + ".json").read_text()) for p in (auto, point))
     assert ca["precision"] == "fp32" and ca["plan"]["criterion"] == "lower" and not ca["plan"]["guard"]["met"]
     assert cp["precision"] == "int8" and cp["plan"]["criterion"] == "point" and cp["plan"]["guard"]["met"]
+    # the default int8 bisects its restore order (to save time for the search); --objective keeps --guard-strategy
+    assert ca["plan"]["guard"]["strategy"] == "bisect" and cp["plan"]["guard"]["strategy"] == "linear"
+    # bisection judged the all-int8 graph and the longest prefix, both short of the budget, and stopped
+    assert ca["plan"]["guard"]["graphs_judged"] == 2
 
 
 def test_plan_options_reach_the_default_int8_from_the_command_line(tmp_path, teacher, monkeypatch):

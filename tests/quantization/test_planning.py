@@ -121,6 +121,33 @@ def test_deadline_stops_the_search_and_keeps_a_verified_plan():
     assert res.int8 == frozenset(NAMES)  # the start (all-int8 beats all-float) is still verified
 
 
+def test_a_round_starts_only_when_it_is_expected_to_end_by_the_deadline():
+    slow = "blk.1.conv1"
+    model = chain_model({g: 100.0 for g in NAMES}, {g: (900.0 if g == slow else 40.0) for g in NAMES})
+    now = [0.0]
+    started: list[float] = []
+
+    def measure(cand, inc):  # every comparison takes one second of the fake clock
+        started.append(now[0])
+        now[0] += 1.0
+        return model(cand, inc)
+
+    # the start takes 1 s, the first blocks round 4 s (re-anchor + 3 blocks) and ends at 5 s; the
+    # second would take as long again and end after the 7 s deadline, so it never starts (the old
+    # rule, "no new round once the deadline has passed", started it at 5 s and ran to 9 s)
+    res = search(NAMES, measure, [1], deadline_s=7.0, log=lambda s: None, clock=lambda: now[0],
+                 verify=lambda c, i: model(c, i))
+    assert res.stopped_early and res.reached == ["blocks"]
+    assert max(started) + 1.0 <= 7.0 and len(started) == 5
+    assert slow not in res.int8  # the round that ran still dropped the slow block
+    assert any("would not end in time" in n for n in res.notes)
+    now[0] = 0.0
+    started.clear()
+    free = search(NAMES, measure, [1], deadline_s=1000.0, log=lambda s: None, clock=lambda: now[0],
+                  verify=lambda c, i: model(c, i))
+    assert not free.stopped_early and free.reached == ["blocks", "groups"] and len(started) > 5
+
+
 def test_exhaustive_enumerates_every_subset():
     seen = []
 

@@ -158,7 +158,8 @@ def search(allowed: Sequence[str], measure: Measure, batches: Sequence[int], tol
            max_rounds: int = 4, stages: Sequence[tuple[str, list[Unit]]] | None = None,
            deadline_s: float | None = None, log: Callable[[str], None] = print,
            progress: Callable[[int, str], Callable[[], None]] | None = None,
-           verify: Measure | None = None, seeds: Sequence[Sequence[str]] = ()) -> SearchResult:
+           verify: Measure | None = None, seeds: Sequence[Sequence[str]] = (),
+           clock: Callable[[], float] = time.perf_counter) -> SearchResult:
     """Choose the subset of ``allowed`` groups to run int8 that minimises measured latency.
 
     Args:
@@ -169,14 +170,18 @@ def search(allowed: Sequence[str], measure: Measure, batches: Sequence[int], tol
             a free gain (:func:`accepted_by`), confirmed by a second timing.
         max_rounds: rounds per stage (each round tries every unit once).
         stages: (name, units) pairs; default blocks then single groups.
-        deadline_s: stop starting new rounds after this many seconds (the best plan so far is kept).
+        deadline_s: finish the rounds within this many seconds: a round starts only when it is
+            expected to end by then (it is expected to take as long as the stage's last round, or
+            the mean comparison so far times its comparisons before the stage's first); the
+            starting points and the final check always run. The best plan so far is kept.
         progress: ``progress(total, label)`` returns a tick function, called once per measurement.
         verify: the measurement of the final check against fp32 (default ``measure``); give a
             longer one, since the plan's claim rests on it.
         seeds: further starting points (a prior, e.g. everything but the attention blocks), timed
             against fp32 beside all-allowed and all-float; the fastest of them starts the search.
+        clock: seconds, for the deadline (a test's fake clock).
     """
-    t0 = time.perf_counter()
+    t0 = clock()
     allowed_set = frozenset(allowed)
     stages = list(stages) if stages is not None else [("blocks", block_units(allowed)), ("groups", group_units(allowed))]
     count = [0]
@@ -216,25 +221,32 @@ def search(allowed: Sequence[str], measure: Measure, batches: Sequence[int], tol
     stopped = False
     settled = False
     reached: list[str] = []
+    def fits(expected_s: float) -> bool:
+        return deadline_s is None or clock() - t0 + expected_s <= deadline_s
+
     for stage, units in stages:
-        if deadline_s is not None and time.perf_counter() - t0 > deadline_s:
+        units = [Unit(u.name, tuple(g for g in u.groups if g in allowed_set)) for u in units]
+        units = [u for u in units if u.groups]
+        per_eval = (clock() - t0) / max(count[0], 1)
+        if not fits(per_eval * (len(units) + 1)):
             stopped = True
-            notes.append(f"search stopped at its {deadline_s:.0f} s deadline before the {stage} stage; "
-                         "the best plan so far is kept")
+            notes.append(f"search stopped at its {deadline_s:.0f} s deadline before the {stage} stage "
+                         f"(a round of {len(units) + 1} comparisons would not end in time); the best plan so far is kept")
             break
         reached.append(stage)
         settled = False
-        units = [Unit(u.name, tuple(g for g in u.groups if g in allowed_set)) for u in units]
-        units = [u for u in units if u.groups]
         just_moved: set[str] = set()  # names of the units the last accepted move flipped
+        last_round_s: float | None = None
         for rnd in range(1, max_rounds + 1):
-            if deadline_s is not None and time.perf_counter() - t0 > deadline_s:
-                stopped = True
-                break
             tried = [u for u in units if u.name not in just_moved]
             if not tried:  # the only unit(s) left were just flipped: nothing new to try
                 settled = True
                 break
+            expected = last_round_s if last_round_s is not None else per_eval * (len(tried) + 1)
+            if not fits(expected):
+                stopped = True
+                break
+            round_t0 = clock()
             tick = progress(len(tried) + 1, f"{stage} round {rnd}") if progress else (lambda: None)
             if inc:  # re-anchor against fp32 so chained ratios do not drift
                 m = timed(inc, empty)
@@ -277,14 +289,15 @@ def search(allowed: Sequence[str], measure: Measure, batches: Sequence[int], tol
                 if comb_rule is not None and objective(comb_rel) <= objective(best_rel):
                     chosen = ([u for u, _, _, _ in better], combined, comb_rel, comb_rule)
             moved, inc, rel, rule = chosen
+            last_round_s = clock() - round_t0
             just_moved = {u.name for u in moved}
             steps.append(Step(stage, rnd, [u.name for u in moved], dict(rel), len(inc), tuple(sorted(inc)), rule))
             log(f"  plan: {stage} round {rnd}: flipped {len(moved)} unit(s) "
                 f"({', '.join(u.name for u in moved[:4])}{' …' if len(moved) > 4 else ''}; {rule}); {len(inc)} groups int8, "
                 + ", ".join(f"b{b} {1 / rel[b]:.2f}×" for b in batches))
         if stopped:
-            notes.append(f"search stopped at its {deadline_s:.0f} s deadline in the {stage} stage; "
-                         "the best plan so far is kept")
+            notes.append(f"search stopped at its {deadline_s:.0f} s deadline in the {stage} stage (its next round "
+                         "would not end in time); the best plan so far is kept")
             break
     if gains and (stopped or not settled):
         notes.append("the per-group gains were measured around the plan before the search's last move "
@@ -316,7 +329,7 @@ def search(allowed: Sequence[str], measure: Measure, batches: Sequence[int], tol
         rel = dict(ones)
         notes.append("no int8 plan was faster than fp32 at every batch on this machine: the plan is all-float "
                      "(fp32-equivalent)")
-    return SearchResult(final, rel, verified, steps, gains, count[0], time.perf_counter() - t0, fell_back, stopped,
+    return SearchResult(final, rel, verified, steps, gains, count[0], clock() - t0, fell_back, stopped,
                         notes, reached)
 
 
