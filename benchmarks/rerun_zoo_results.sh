@@ -53,6 +53,9 @@ stage_run-default() {
     cp runs/default/bench/cpu.json "$out/cpu.json"
     cp runs/default/bench/cpu.csv "$out/cpu.csv"
     cp runs/default-repeat/bench/cpu.json "$out/cpu-repeat.json"
+    # the default int8's cards: what each run's plan searched, judged and shipped (layout, groups, time)
+    cp runs/default/artifacts/wiflow-half.*-auto-ort-cpu.onnx.json "$out/default-int8.card.json"
+    cp runs/default-repeat/artifacts/wiflow-half.*-auto-ort-cpu.onnx.json "$out/default-int8-repeat.card.json"
     python3 - "$out/runs.json" "$((t1 - t0))" "$((t2 - t1))" "$(git rev-parse --short HEAD)" "$cache" <<'EOF'
 import json, sys
 from pathlib import Path

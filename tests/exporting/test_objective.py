@@ -251,7 +251,9 @@ def test_the_plan_respects_max_drop_even_where_int8_is_fastest(tmp_path, teacher
 
     ckpt, data = teacher
     corrupt_ranges(monkeypatch)  # quantizing DESTRUCTIVE's input wrecks accuracy
-    path, card = _plan(ckpt, data, tmp_path, monkeypatch, SpinRuntime(slow_node=slow_node, slow_us=30.0), max_drop=0.5)
+    # every conv is faster int8 here (slow_us < float_us), so whole blocks suffice: the guard decides what is float
+    path, card = _plan(ckpt, data, tmp_path, monkeypatch, SpinRuntime(slow_node=slow_node, slow_us=30.0), max_drop=0.5,
+                       search="blocks")
     plan = card["plan"]
     assert plan["validation"]["delta_pck20_pp"] >= -0.5
     convs = _conv_groups(card)
@@ -339,7 +341,7 @@ def test_analyze_speed_column_and_the_report_show_gains_sensitivity_and_the_plan
     assert res.speed["context"] == "all-int8" and res.speed["runtime"]["name"] == "spin"
     folder = tmp_path / "arts"
     export(ExportRequest(ckpt, folder, data=data, precision="fp32", parity_windows=8, log=lambda s: None))
-    _plan(ckpt, data, folder, monkeypatch, SpinRuntime(slow_node=slow_node), max_drop=100.0)
+    _plan(ckpt, data, folder, monkeypatch, SpinRuntime(slow_node=slow_node), max_drop=100.0, search="blocks")
     doc = bench(folder, "cpu", (1,), 1, TimingPlan(warmup=1, iters=3, min_seconds=0.0), data, log=lambda s: None,
                 isolate=False, rounds=2)
     results, _ = write_results(doc, tmp_path / "bench" / "cpu.json")
