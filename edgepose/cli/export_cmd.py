@@ -58,8 +58,9 @@ from edgepose.metrics import ACCURACY_GATE_PP
                    "sensitive first) until validation PCK@20 drops at most PP percentage points.")
 @click.option("--guard-strategy", type=RegistryChoice("edgepose.quantization.guard", "STRATEGIES"),
               default=request_default("guard_strategy"), show_default=True, cls=LazyDefaultOption,
-              help="With --max-drop: re-measure after every restored group (linear), or bisect over how many "
-                   "groups are restored (bisect: ~log2(groups) graphs; assumes restoring more never hurts).")
+              help="With --max-drop or --objective: re-measure after every restored group (linear), or bisect over how "
+                   "many groups are restored (bisect: ~log2(groups) graphs; assumes restoring more never hurts). The "
+                   "default int8 (auto) always bisects.")
 @click.option("--guard-criterion", type=RegistryChoice("edgepose.quantization.guard", "CRITERIA"),
               default=request_default("guard_criterion"), show_default=True, cls=LazyDefaultOption,
               help="With --max-drop or --objective: judge the validation ΔPCK@20 itself (point) or the lower end of "
@@ -83,10 +84,11 @@ from edgepose.metrics import ACCURACY_GATE_PP
 @click.option("--search-minutes", type=float, default=request_default("search_minutes"), show_default=True,
               cls=LazyDefaultOption, help="With a latency plan (--objective latency, auto): the search's rounds end within this many minutes "
               "of the export's start (calibration and the accuracy guard come first; a round starts only when it is "
-              "expected to end in time; the final check, about half a minute, follows); the best plan so far is kept.")
+              "expected to end in time; the final check and the layout choice follow); the best plan so far is kept.")
 @click.option("--search", type=click.Choice(["blocks", "full"]), default=request_default("search"), show_default=True,
               cls=LazyDefaultOption, help="With a latency plan (--objective latency, auto): flip whole blocks only (minutes), or blocks then "
-              "single groups (about three times the timings).")
+              "single groups (about three times the timings: give it a longer --search-minutes, or the deadline "
+              "may end it in the blocks stage; the card's notes say so).")
 @click.option("--no-profile-cache", is_flag=True, help="Re-time everything instead of replaying this machine's "
               "cached measurements.")
 @click.option("--pad-channels", is_flag=True, default=request_default("pad_channels"), cls=LazyDefaultOption,

@@ -267,7 +267,11 @@ def export_planned(ctx: ExportContext, objective: str | None = None, recipe: str
             start, close = _progress()
             try:
                 remaining = max(0.0, 60.0 * req.search_minutes - (time.perf_counter() - t0))
+                if remaining == 0.0:
+                    log(f"plan: --search-minutes {req.search_minutes:g} were spent before the search (calibration and "
+                        "the accuracy guard): only its starting points are timed")
                 result = search(allowed, timer, req.batches, deadline_s=remaining, log=log, progress=start,
+                                min_comparison_s=req.timing_seconds * len(req.batches),
                                 verify=lambda c, i: timer(c, i, seconds=3 * req.timing_seconds),
                                 stages=search_stages(req.search, allowed),
                                 seeds=[outside_attention(probe.groups)])
@@ -276,7 +280,8 @@ def export_planned(ctx: ExportContext, objective: str | None = None, recipe: str
             int8 = set(result.int8)
             gains, fell_back, reached = result.gains_us, result.fell_back, result.reached
             notes += result.notes
-            search_doc = {"evaluations": result.evaluations, "seconds": result.seconds, "fell_back": result.fell_back,
+            search_doc = {"evaluations": result.evaluations, "seconds": result.seconds, "deadline_s": remaining,
+                          "fell_back": result.fell_back,
                           "stopped_early": result.stopped_early, "stages": result.reached,
                           "steps": [{"stage": s.stage, "round": s.round, "flipped": s.flipped,
                                      "speedup_vs_fp32": {str(b): 1.0 / r for b, r in s.rel_to_fp32.items()},

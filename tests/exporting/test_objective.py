@@ -92,6 +92,7 @@ def slow_node(teacher, tmp_path_factory):
 def _plan(ckpt, data, out, monkeypatch, runtime: SpinRuntime, **kw):
     monkeypatch.setitem(adapters.ADAPTERS, runtime.name, runtime)
     kw.setdefault("search", "full")  # single groups: these tests check group-level choices
+    kw.setdefault("search_minutes", 60.0)  # the default deadline could end the search early on a loaded machine
     req = ExportRequest(checkpoint=ckpt, out=out, data=data, precision="int8", objective="latency",
                         runtime=runtime.name, batches=(1,), timing_seconds=0.03, calib_count=24, parity_windows=8,
                         profile_cache=False, log=lambda s: None, **kw)

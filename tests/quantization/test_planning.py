@@ -121,31 +121,61 @@ def test_deadline_stops_the_search_and_keeps_a_verified_plan():
     assert res.int8 == frozenset(NAMES)  # the start (all-int8 beats all-float) is still verified
 
 
-def test_a_round_starts_only_when_it_is_expected_to_end_by_the_deadline():
-    slow = "blk.1.conv1"
-    model = chain_model({g: 100.0 for g in NAMES}, {g: (900.0 if g == slow else 40.0) for g in NAMES})
+def _clocked(model, cost_s: float = 1.0):
+    """``measure`` that advances a fake clock by ``cost_s`` per comparison; (measure, clock, start times)."""
     now = [0.0]
     started: list[float] = []
 
-    def measure(cand, inc):  # every comparison takes one second of the fake clock
+    def measure(cand, inc):
         started.append(now[0])
-        now[0] += 1.0
+        now[0] += cost_s
         return model(cand, inc)
 
-    # the start takes 1 s, the first blocks round 4 s (re-anchor + 3 blocks) and ends at 5 s; the
-    # second would take as long again and end after the 7 s deadline, so it never starts (the old
-    # rule, "no new round once the deadline has passed", started it at 5 s and ran to 9 s)
-    res = search(NAMES, measure, [1], deadline_s=7.0, log=lambda s: None, clock=lambda: now[0],
-                 verify=lambda c, i: model(c, i))
-    assert res.stopped_early and res.reached == ["blocks"]
-    assert max(started) + 1.0 <= 7.0 and len(started) == 5
-    assert slow not in res.int8  # the round that ran still dropped the slow block
+    return measure, (lambda: now[0]), started
+
+
+SLOW_MODEL = chain_model({g: 100.0 for g in NAMES}, {g: (900.0 if g == "blk.1.conv1" else 40.0) for g in NAMES})
+
+
+def test_a_round_starts_only_when_it_is_expected_to_end_by_the_deadline():
+    # all-int8 loses to all-float (1 s). Blocks round 1: three blocks, then the combined move of the two
+    # that pay (4 s, ends at 5 s). Round 2 would re-anchor, try blk.1 and allow one more comparison:
+    # 3 s, ending at 8 s, after the 7 s deadline, so it never starts. (The old rule, "no new round once
+    # the deadline has passed", started it at 5 s and then the groups stage at 7 s.)
+    measure, clock, started = _clocked(SLOW_MODEL)
+    res = search(NAMES, measure, [1], deadline_s=7.0, log=lambda s: None, clock=clock,
+                 verify=lambda c, i: SLOW_MODEL(c, i))
+    assert res.stopped_early and res.reached == ["blocks"] and len(started) == 5
+    assert max(started) + 1.0 <= 7.0
+    assert "blk.1.conv1" not in res.int8 and len(res.int8) == 6  # the round that ran kept the paying blocks
     assert any("would not end in time" in n for n in res.notes)
-    now[0] = 0.0
-    started.clear()
-    free = search(NAMES, measure, [1], deadline_s=1000.0, log=lambda s: None, clock=lambda: now[0],
-                  verify=lambda c, i: model(c, i))
-    assert not free.stopped_early and free.reached == ["blocks", "groups"] and len(started) > 5
+
+
+def test_a_stage_starts_only_when_its_first_round_is_expected_to_end_by_the_deadline():
+    # with 9 s, blocks round 2 fits (3 s expected, 2 s taken: ends at 7 s); the groups stage's first
+    # round (9 groups + re-anchor + 1) would take 11 s more, so the search stops before it
+    measure, clock, started = _clocked(SLOW_MODEL)
+    res = search(NAMES, measure, [1], deadline_s=9.0, log=lambda s: None, clock=clock,
+                 verify=lambda c, i: SLOW_MODEL(c, i))
+    assert res.stopped_early and res.reached == ["blocks"] and len(started) == 7
+    assert any("before the groups stage" in n and "11 comparisons" in n for n in res.notes)
+    measure, clock, started = _clocked(SLOW_MODEL)
+    free = search(NAMES, measure, [1], deadline_s=1000.0, log=lambda s: None, clock=clock,
+                  verify=lambda c, i: SLOW_MODEL(c, i))
+    assert not free.stopped_early and free.reached == ["blocks", "groups"] and len(started) > 7
+
+
+def test_replayed_comparisons_do_not_make_a_timed_round_look_free():
+    # comparisons replayed from the profile cache take no time: without a floor the round estimate
+    # is 0 s; with one timing length (1 s) per comparison the first round (4 s) cannot fit in 3 s
+    measure, clock, started = _clocked(SLOW_MODEL, cost_s=0.0)
+    res = search(NAMES, measure, [1], deadline_s=3.0, log=lambda s: None, clock=clock, min_comparison_s=1.0,
+                 verify=lambda c, i: SLOW_MODEL(c, i))
+    assert res.stopped_early and res.reached == [] and len(started) == 1
+    measure, clock, started = _clocked(SLOW_MODEL, cost_s=0.0)
+    unbounded = search(NAMES, measure, [1], deadline_s=3.0, log=lambda s: None, clock=clock,
+                       verify=lambda c, i: SLOW_MODEL(c, i))
+    assert unbounded.reached == ["blocks", "groups"]  # what the floor prevents
 
 
 def test_exhaustive_enumerates_every_subset():

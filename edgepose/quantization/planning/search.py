@@ -159,7 +159,7 @@ def search(allowed: Sequence[str], measure: Measure, batches: Sequence[int], tol
            deadline_s: float | None = None, log: Callable[[str], None] = print,
            progress: Callable[[int, str], Callable[[], None]] | None = None,
            verify: Measure | None = None, seeds: Sequence[Sequence[str]] = (),
-           clock: Callable[[], float] = time.perf_counter) -> SearchResult:
+           clock: Callable[[], float] = time.perf_counter, min_comparison_s: float = 0.0) -> SearchResult:
     """Choose the subset of ``allowed`` groups to run int8 that minimises measured latency.
 
     Args:
@@ -171,15 +171,18 @@ def search(allowed: Sequence[str], measure: Measure, batches: Sequence[int], tol
         max_rounds: rounds per stage (each round tries every unit once).
         stages: (name, units) pairs; default blocks then single groups.
         deadline_s: finish the rounds within this many seconds: a round starts only when it is
-            expected to end by then (it is expected to take as long as the stage's last round, or
-            the mean comparison so far times its comparisons before the stage's first); the
-            starting points and the final check always run. The best plan so far is kept.
+            expected to end by then (its comparisons — the re-anchor, one per unit tried and one
+            more for a confirmation or a combined move — times the mean comparison so far, at least
+            ``min_comparison_s``); the starting points and the final check always run. The best
+            plan so far is kept.
         progress: ``progress(total, label)`` returns a tick function, called once per measurement.
         verify: the measurement of the final check against fp32 (default ``measure``); give a
             longer one, since the plan's claim rests on it.
         seeds: further starting points (a prior, e.g. everything but the attention blocks), timed
             against fp32 beside all-allowed and all-float; the fastest of them starts the search.
         clock: seconds, for the deadline (a test's fake clock).
+        min_comparison_s: the least one comparison can take when it is timed (its timing length):
+            replayed comparisons cost almost nothing, and must not make an untimed round look free.
     """
     t0 = clock()
     allowed_set = frozenset(allowed)
@@ -221,32 +224,36 @@ def search(allowed: Sequence[str], measure: Measure, batches: Sequence[int], tol
     stopped = False
     settled = False
     reached: list[str] = []
-    def fits(expected_s: float) -> bool:
-        return deadline_s is None or clock() - t0 + expected_s <= deadline_s
+    def round_fits(n_tried: int) -> tuple[bool, int]:
+        """Whether a round trying ``n_tried`` units is expected to end by the deadline; its comparisons."""
+        n = n_tried + (1 if inc else 0) + 1  # re-anchor, the units, a confirmation or a combined move
+        if deadline_s is None:
+            return True, n
+        per = max((clock() - t0) / max(count[0], 1), min_comparison_s)
+        return clock() - t0 + n * per <= deadline_s, n
 
     for stage, units in stages:
         units = [Unit(u.name, tuple(g for g in u.groups if g in allowed_set)) for u in units]
         units = [u for u in units if u.groups]
-        per_eval = (clock() - t0) / max(count[0], 1)
-        if not fits(per_eval * (len(units) + 1)):
+        if not units:
+            continue
+        ok, n = round_fits(len(units))
+        if not ok:
             stopped = True
             notes.append(f"search stopped at its {deadline_s:.0f} s deadline before the {stage} stage "
-                         f"(a round of {len(units) + 1} comparisons would not end in time); the best plan so far is kept")
+                         f"(a round of {n} comparisons would not end in time); the best plan so far is kept")
             break
         reached.append(stage)
         settled = False
         just_moved: set[str] = set()  # names of the units the last accepted move flipped
-        last_round_s: float | None = None
         for rnd in range(1, max_rounds + 1):
             tried = [u for u in units if u.name not in just_moved]
             if not tried:  # the only unit(s) left were just flipped: nothing new to try
                 settled = True
                 break
-            expected = last_round_s if last_round_s is not None else per_eval * (len(tried) + 1)
-            if not fits(expected):
+            if not round_fits(len(tried))[0]:
                 stopped = True
                 break
-            round_t0 = clock()
             tick = progress(len(tried) + 1, f"{stage} round {rnd}") if progress else (lambda: None)
             if inc:  # re-anchor against fp32 so chained ratios do not drift
                 m = timed(inc, empty)
@@ -289,7 +296,6 @@ def search(allowed: Sequence[str], measure: Measure, batches: Sequence[int], tol
                 if comb_rule is not None and objective(comb_rel) <= objective(best_rel):
                     chosen = ([u for u, _, _, _ in better], combined, comb_rel, comb_rule)
             moved, inc, rel, rule = chosen
-            last_round_s = clock() - round_t0
             just_moved = {u.name for u in moved}
             steps.append(Step(stage, rnd, [u.name for u in moved], dict(rel), len(inc), tuple(sorted(inc)), rule))
             log(f"  plan: {stage} round {rnd}: flipped {len(moved)} unit(s) "
