@@ -16,6 +16,7 @@ import torch
 from torch import nn
 
 from edgepose.errors import EdgeposeError
+from edgepose.io import atomic_path
 
 from edgepose.runtime.session import INPUT_NAME  # noqa: E402  (one name for the graph input)
 OUTPUT_NAME = "keypoints"
@@ -47,6 +48,11 @@ def model_key(model: nn.Module, window_shape: tuple[int, int], opset: int) -> st
     return h.hexdigest()
 
 
+def _write(path: Path, data: bytes) -> None:
+    with atomic_path(path) as tmp:
+        tmp.write_bytes(data)
+
+
 def export_onnx(model: nn.Module, path: Path, window_shape: tuple[int, int], opset: int = DEFAULT_OPSET) -> onnx.ModelProto:
     """Export an eval-mode model to ``path`` with a dynamic batch axis; returns the checked proto.
 
@@ -59,7 +65,7 @@ def export_onnx(model: nn.Module, path: Path, window_shape: tuple[int, int], ops
     if key in _EXPORTED:
         _EXPORTED.move_to_end(key)
         data = _EXPORTED[key]
-        Path(path).write_bytes(data)
+        _write(path, data)
         return onnx.load_from_string(data)
     example = torch.zeros(2, *window_shape)
     batch = torch.export.Dim("batch", min=1, max=4096)
@@ -79,7 +85,7 @@ def export_onnx(model: nn.Module, path: Path, window_shape: tuple[int, int], ops
     proto = onnx.shape_inference.infer_shapes(proto, check_type=True, strict_mode=True)
     onnx.checker.check_model(proto, full_check=True)
     data = proto.SerializeToString()
-    Path(path).write_bytes(data)
+    _write(path, data)
     _EXPORTED[key] = data
     while len(_EXPORTED) > _KEEP_EXPORTED:
         _EXPORTED.popitem(last=False)

@@ -38,6 +38,7 @@ def test_a_second_export_of_the_same_model_writes_the_same_bytes_without_exporti
     proto = export_onnx(model, tmp_path / "b.onnx", (7, 5))
     assert len(calls) == 1
     assert (tmp_path / "a.onnx").read_bytes() == (tmp_path / "b.onnx").read_bytes() == proto.SerializeToString()
+    assert sorted(f.name for f in tmp_path.iterdir()) == ["a.onnx", "b.onnx"]  # written atomically, nothing left over
 
 
 def test_a_changed_weight_attribute_shape_or_opset_exports_again(tmp_path, monkeypatch):

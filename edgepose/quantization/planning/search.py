@@ -224,13 +224,15 @@ def search(allowed: Sequence[str], measure: Measure, batches: Sequence[int], tol
     stopped = False
     settled = False
     reached: list[str] = []
+
     def round_fits(n_tried: int) -> tuple[bool, int]:
         """Whether a round trying ``n_tried`` units is expected to end by the deadline; its comparisons."""
         n = n_tried + (1 if inc else 0) + 1  # re-anchor, the units, a confirmation or a combined move
         if deadline_s is None:
             return True, n
-        per = max((clock() - t0) / max(count[0], 1), min_comparison_s)
-        return clock() - t0 + n * per <= deadline_s, n
+        spent = clock() - t0
+        per = max(spent / max(count[0], 1), min_comparison_s)
+        return spent + n * per <= deadline_s, n
 
     for stage, units in stages:
         units = [Unit(u.name, tuple(g for g in u.groups if g in allowed_set)) for u in units]
