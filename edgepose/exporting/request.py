@@ -30,7 +30,9 @@ class ExportRequest:
     (``qat_*``); the accuracy guard (``max_drop``, ``best_effort``, ``guard_*``); the precision
     plan (``objective``, ``batches``, ``threads``, ``runtime``, ``search_minutes``,
     ``timing_seconds``, ``profile_cache``); ``pad_channels`` (int8 PTQ from a graph whose TCN widths
-    are padded to multiples of 4, the same function: :mod:`edgepose.models.padding`); ONNX (``opset``, ``keep_io_types``,
+    are padded to multiples of 4, the same function: :mod:`edgepose.models.padding`); ``bias_correction``
+    (a module recipe's PTQ graph with its convolutions' fp32 output means restored:
+    :mod:`edgepose.quantization.bias_correction`); ONNX (``opset``, ``keep_io_types``,
     ``fp16_block_list``). :func:`validate` checks them against the registries.
     """
 
@@ -71,6 +73,7 @@ class ExportRequest:
     timing_seconds: float = 0.8
     profile_cache: bool = True
     pad_channels: bool = False
+    bias_correction: bool = False
     log: Callable[[str], None] = field(default=print, repr=False)
 
 
@@ -114,6 +117,7 @@ def validate(req: ExportRequest, precisions: Iterable[str]) -> None:
                              or req.target != "ort-cpu"):
         raise EdgeposeError("--pad-channels pads the graph int8 PTQ quantizes for ONNX Runtime CPU: use it with "
                             "--precision int8 (method ptq, target ort-cpu), without --objective")
+    _validate_bias_correction(req)
     if req.guard_criterion not in CRITERIA:
         raise EdgeposeError(f"unknown guard criterion {req.guard_criterion!r}; choose from {', '.join(CRITERIA)}")
     if req.guard_strategy not in STRATEGIES:
@@ -125,6 +129,23 @@ def validate(req: ExportRequest, precisions: Iterable[str]) -> None:
         ok, reason = tensorrt_available()
         if not ok:
             raise EdgeposeError(reason)
+
+
+def _validate_bias_correction(req: ExportRequest) -> None:
+    """``--bias-correction`` corrects the graph of a module recipe's PTQ export, nothing else."""
+    if not req.bias_correction:
+        return
+    from edgepose.quantization.recipes import get_recipe, module_recipes
+
+    if req.precision != "int8" or (req.method or "ptq") != "ptq":
+        raise EdgeposeError("--bias-correction corrects an int8 PTQ graph: use it with --precision int8 (method ptq)")
+    if req.max_drop is not None or req.objective is not None:
+        raise EdgeposeError("--bias-correction applies to a recipe's PTQ export, not to --max-drop or --objective "
+                            "searches")
+    recipe = get_recipe(req.recipe)
+    if recipe.candidates or recipe.int8_groups is not None:
+        raise EdgeposeError(f"--bias-correction applies to the module recipes ({', '.join(module_recipes())}); "
+                            f"recipe {recipe.name!r} chooses its graph by groups or by measurement")
 
 
 def _validate_objective(req: ExportRequest) -> None:

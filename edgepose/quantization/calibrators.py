@@ -97,8 +97,9 @@ def _augmented(proto: onnx.ModelProto, names: list[str]) -> bytes:
     return model.SerializeToString()
 
 
-def _passes(proto: onnx.ModelProto, names: list[str], windows: np.ndarray, chunk: int):
-    """Yield ``{name: array}`` for consecutive chunks of ``windows``."""
+def tensor_batches(proto: onnx.ModelProto, names: list[str], windows: np.ndarray, chunk: int):
+    """Yield ``({name: array}, x)`` for consecutive chunks ``x`` of ``windows``: the tensors ``names`` of
+    ``proto`` (any inner tensor, exposed as an extra output) on that chunk."""
     sess = ort_session(_augmented(proto, names))
     input_name = sess.get_inputs()[0].name
     wanted = set(names)
@@ -128,7 +129,7 @@ def collect_stats(model_path: Path, windows: np.ndarray, histograms: bool, chunk
         for name in names:
             yield name, (x if name == input_name else batch[name])
 
-    for batch, x in _passes(proto, names, windows, chunk):
+    for batch, x in tensor_batches(proto, names, windows, chunk):
         for name, v in feed(batch, x):
             if not v.size:
                 continue
@@ -144,7 +145,7 @@ def collect_stats(model_path: Path, windows: np.ndarray, histograms: bool, chunk
     for s in stats.tensors.values():
         s.signed_hist = np.zeros(HIST_BINS, np.int64)
         s.abs_hist = np.zeros(HIST_BINS, np.int64)
-    for batch, x in _passes(proto, names, windows, chunk):
+    for batch, x in tensor_batches(proto, names, windows, chunk):
         for name, v in feed(batch, x):
             s = stats.tensors[name]
             if not v.size or s.count == 0:

@@ -104,6 +104,11 @@ RECIPES = {
 }
 
 
+def module_recipes() -> list[str]:
+    """The recipes that choose convolutions by module path (neither groups nor candidates)."""
+    return [n for n, r in RECIPES.items() if not r.candidates and r.int8_groups is None]
+
+
 def get_recipe(name: str) -> Recipe:
     if name not in RECIPES:
         raise EdgeposeError(f"unknown int8 recipe {name!r}; choose from {', '.join(RECIPES)}")

@@ -1,0 +1,136 @@
+"""Bias correction: the int8 convolutions' output means move back to fp32's, only biases change, bad use is refused."""
+
+from __future__ import annotations
+
+import json
+import shutil
+from pathlib import Path
+
+import numpy as np
+import onnx
+import pytest
+from click.testing import CliRunner
+from onnx import numpy_helper
+
+from edgepose.benchmarking.artifacts import discover
+from edgepose.cli.main import cli
+from edgepose.data import open_dataset
+from edgepose.errors import EdgeposeError
+from edgepose.exporting import ExportRequest, export
+from edgepose.exporting.request import validate
+from edgepose.exporting.runner import PRECISIONS
+from edgepose.quantization.bias_correction import _sites, correct_biases
+from edgepose.quantization.calibration import CalibrationSet
+from edgepose.quantization.calibrators import tensor_batches
+
+CALIB = 37  # not a multiple of the 64-window chunk
+
+
+def _card(path: Path) -> dict:
+    return json.loads(path.with_name(path.name + ".json").read_text())
+
+
+@pytest.fixture(scope="module")
+def exported(tmp_path_factory, tiny_run, tiny_data):
+    """fp32, plain safe and bias-corrected safe (the latter through the CLI flag) of the tiny model, plus TensorRT's."""
+    out = tmp_path_factory.mktemp("bc")
+    common = dict(checkpoint=tiny_run, out=out, data=tiny_data, calib_count=CALIB, parity_windows=16, log=lambda s: None)
+    (fp32,) = export(ExportRequest(precision="fp32", **common))
+    (plain,) = export(ExportRequest(precision="int8", recipe="safe", calib="minmax", **common))
+    res = CliRunner().invoke(cli, ["export", str(tiny_run), "--precision", "int8", "--recipe", "safe", "--calib",
+                                   "minmax", "--calib-count", str(CALIB), "--data", str(tiny_data), "--bias-correction",
+                                   "--out", str(out)])
+    assert res.exit_code == 0, res.output
+    (corrected,) = out.glob("*int8-ptq-minmax-bc-safe-ort-cpu.onnx")
+    (trt,) = export(ExportRequest(precision="int8", recipe="safe", calib="minmax", target="tensorrt",
+                                  bias_correction=True, **common))
+    (trt_plain,) = export(ExportRequest(precision="int8", recipe="safe", calib="minmax", target="tensorrt", **common))
+    return {"fp32": fp32, "plain": plain, "corrected": corrected, "trt": trt, "trt_plain": trt_plain}
+
+
+@pytest.fixture(scope="module")
+def calib_windows(tiny_data, exported):
+    calib = CalibrationSet.from_dataset(open_dataset(tiny_data), CALIB, 0)
+    # the windows recomputed here are the ones the export calibrated on
+    assert _card(exported["corrected"])["calibration"]["fingerprint"] == calib.fingerprint
+    return calib.windows
+
+
+def _mean_error(fp32: Path, qdq: Path, windows: np.ndarray) -> dict[str, np.ndarray]:
+    """Per corrected convolution, the per-channel mean of fp32 − int8 output on ``windows``."""
+    proto = onnx.load(str(qdq))
+    sites = _sites(proto)
+    ref = next(tensor_batches(onnx.load(str(fp32)), [s.output for s in sites], windows, len(windows)))[0]
+    got = next(tensor_batches(proto, [s.tap for s in sites], windows, len(windows)))[0]
+    return {s.output: (ref[s.output].astype(np.float64) - got[s.tap]).mean(axis=(0, *range(2, got[s.tap].ndim)))
+            for s in sites}
+
+
+@pytest.mark.parametrize("pair", [("plain", "corrected"), ("trt_plain", "trt")])
+def test_correction_brings_conv_output_means_back_to_fp32(exported, calib_windows, pair):
+    before = _mean_error(exported["fp32"], exported[pair[0]], calib_windows)
+    after = _mean_error(exported["fp32"], exported[pair[1]], calib_windows)
+    assert before.keys() == after.keys() and len(before) == _card(exported[pair[1]])["recipe"]["bias_correction"]["convs"]
+    total_before = sum(np.abs(v).sum() for v in before.values())
+    total_after = sum(np.abs(v).sum() for v in after.values())
+    assert total_before > 0
+    # one pass leaves only what upstream corrections move and the bias's own rounding
+    assert total_after < 0.5 * total_before
+
+
+@pytest.mark.parametrize("pair", [("plain", "corrected"), ("trt_plain", "trt")])
+def test_only_the_corrected_biases_change(exported, pair):
+    a, b = (onnx.load(str(exported[k])) for k in pair)
+    assert [(n.op_type, list(n.input), list(n.output)) for n in a.graph.node] == \
+        [(n.op_type, list(n.input), list(n.output)) for n in b.graph.node]
+    ia = {i.name: numpy_helper.to_array(i) for i in a.graph.initializer}
+    ib = {i.name: numpy_helper.to_array(i) for i in b.graph.initializer}
+    assert ia.keys() == ib.keys()
+    changed = {k for k in ia if not np.array_equal(ia[k], ib[k])}
+    biases = {s.bias for s in _sites(b)}
+    assert changed and changed <= biases
+    assert all(ia[k].dtype == ib[k].dtype for k in changed)
+
+
+def test_card_and_label_say_the_graph_is_corrected(exported):
+    card = _card(exported["corrected"])["recipe"]
+    assert card["bias_correction"]["windows"] == CALIB and card["bias_correction"]["max_shift"] > 0
+    assert _card(exported["plain"])["recipe"]["bias_correction"] is None
+    labels = {a.path.name: a.label for a in discover(exported["fp32"].parent)}
+    assert "bias-corrected" in labels[exported["corrected"].name]
+    assert "bias-corrected" not in labels[exported["plain"].name]
+
+
+def test_a_graph_without_int8_convolutions_is_left_alone(exported, tmp_path, calib_windows):
+    copy = tmp_path / "fp32.onnx"
+    shutil.copy(exported["fp32"], copy)
+    res = correct_biases(exported["fp32"], copy, calib_windows[:1])
+    assert res.convs == 0
+    assert copy.read_bytes() == exported["fp32"].read_bytes()
+
+
+def test_a_foreign_fp32_graph_is_refused_and_nothing_is_written(exported, tmp_path, calib_windows):
+    proto = onnx.load(str(exported["fp32"]))
+    for node in proto.graph.node:
+        node.output[:] = [o + "_other" for o in node.output]
+    foreign = tmp_path / "foreign.onnx"
+    onnx.save(proto, str(foreign))
+    target = tmp_path / "int8.onnx"
+    shutil.copy(exported["plain"], target)
+    with pytest.raises(EdgeposeError, match="not the graph this int8 model was quantized from"):
+        correct_biases(foreign, target, calib_windows)
+    assert target.read_bytes() == exported["plain"].read_bytes()
+    assert sorted(p.name for p in tmp_path.iterdir()) == ["foreign.onnx", "int8.onnx"]
+
+
+@pytest.mark.parametrize("kw, message", [
+    (dict(precision="fp32"), "int8 PTQ graph"),
+    (dict(precision="int8", method="qat"), "int8 PTQ graph"),
+    (dict(precision="int8", recipe="auto"), "recipe 'auto'"),
+    (dict(precision="int8", recipe="guarded"), "recipe 'guarded'"),
+    (dict(precision="int8", recipe="safe", max_drop=0.5), "--max-drop"),
+])
+def test_bias_correction_is_refused_where_it_does_not_apply(tmp_path, kw, message):
+    req = ExportRequest(checkpoint=tmp_path / "x.safetensors", out=tmp_path, bias_correction=True, **kw)
+    with pytest.raises(EdgeposeError, match=message):
+        validate(req, PRECISIONS)
