@@ -25,7 +25,7 @@ MACHINE=${MACHINE:-intel-xeon-amx}
 NNCF_PYTHON=${NNCF_PYTHON:-/tmp/nncfenv/bin/python}
 LOG=${RERUN_LOG:-runs/rerun/log.tsv}
 
-STAGES=(dataset reproduce knn run-default guard-lower interval-width quant-table reference-fx calibrators
+STAGES=(dataset reproduce knn run-default guard-lower interval-width quant-table reference-fx calibrators bias-correction
         sensitivity isa-numerics precision-plan plan-export runtime-bench int8-threads tcn-padding tcn-fold
         held-out reports)
 
@@ -90,6 +90,11 @@ stage_interval-width() {
 stage_quant-table() {
     rm -rf runs/qt-v2
     python3 benchmarks/quant_table.py --models wiflow-half --work runs/qt-v2 --qat-max-windows 1024 --out $R/quant-table
+}
+stage_bias-correction() {
+    rm -rf runs/bias-correction
+    python3 benchmarks/bias_correction.py --model wiflow-half --work runs/bias-correction \
+        --out $R/bias-correction-wiflow-half
 }
 stage_reference-fx() { python3 benchmarks/reference_fx_baseline.py wiflow-half --out $R/reference-fx-wiflow-half.json; }
 stage_calibrators() {
