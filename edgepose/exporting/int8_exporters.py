@@ -59,8 +59,8 @@ def export_int8(ctx: ExportContext) -> list[Path]:
         raise EdgeposeError("recipe 'global' is for the ort-cpu target only (TensorRT places Q/DQ on the "
                             "inputs of weighted ops)")
     calib = ctx.calibration()
-    corrected = "-bc" if req.bias_correction else ""  # before the recipe: "…-percentile-safe" names the plain graph
-    tag = f"int8-ptq-{req.calib}{corrected}-{recipe.name}-{target.name}"
+    bc_tag = "-bc" if req.bias_correction else ""  # before the recipe: "…-percentile-safe" names the plain graph
+    tag = f"int8-ptq-{req.calib}{bc_tag}-{recipe.name}-{target.name}"
     ptq_path = ctx.work / f"{ctx.name}.{tag}.onnx"
     params = quantize_ptq(ctx.int8_source_onnx(), ptq_path, calib, recipe, target, req.calib,
                           stats_model=ctx.stats_model(), bias_correction=req.bias_correction)

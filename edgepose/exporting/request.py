@@ -142,10 +142,9 @@ def _validate_bias_correction(req: ExportRequest) -> None:
     if req.max_drop is not None or req.objective is not None:
         raise EdgeposeError("--bias-correction applies to a recipe's PTQ export, not to --max-drop or --objective "
                             "searches")
-    recipe = get_recipe(req.recipe)
-    if recipe.candidates or recipe.int8_groups is not None:
+    if get_recipe(req.recipe).name not in module_recipes():
         raise EdgeposeError(f"--bias-correction applies to the module recipes ({', '.join(module_recipes())}); "
-                            f"recipe {recipe.name!r} chooses its graph by groups or by measurement")
+                            f"recipe {req.recipe!r} chooses its graph by groups or by measurement")
 
 
 def _validate_objective(req: ExportRequest) -> None:

@@ -11,9 +11,10 @@ and ``δ_c`` is added to the convolution's bias (in the bias's own int32 steps w
 quantized). The int8 output is read where the next layer reads it: after the convolution's
 QuantizeLinear/DequantizeLinear pair when it has one, so the correction also covers the output's
 requantization. This is the data-driven variant of the bias correction of Nagel et al., *Data-Free
-Quantization Through Weight Equalization and Bias Correction* (ICCV 2019); all convolutions are
-corrected from one pass each (a layer-by-layer pass that re-measures after every layer was not
-better on the shipped half model, and repeated passes diverge where an output saturates).
+Quantization Through Weight Equalization and Bias Correction* (ICCV 2019). All convolutions are
+corrected from one pass each. In exploratory runs on the shipped half (not committed), a
+layer-by-layer pass that re-measures after every layer was no better, and repeated passes
+diverged where an output saturates, since a clipped mean cannot be moved by its bias.
 
 Only biases change: weights, scales, zero points and the graph's layout stay as ONNX Runtime's
 quantizer wrote them, so the speed of the graph is unchanged.
@@ -31,11 +32,9 @@ from onnx import numpy_helper
 from edgepose.errors import EdgeposeError
 from edgepose.io import atomic_path
 from edgepose.quantization.calibrators import tensor_batches
+from edgepose.quantization.qdq import dequantized_name, reads_int8
 
 __all__ = ["BiasCorrection", "correct_biases"]
-
-_INT32 = (-(2 ** 31), 2 ** 31 - 1)
-
 
 @dataclass(frozen=True)
 class _Site:
@@ -49,52 +48,49 @@ class _Site:
 
 @dataclass(frozen=True)
 class BiasCorrection:
-    """What :func:`correct_biases` changed: convolutions corrected, windows used, the largest shift."""
+    """What :func:`correct_biases` changed: convolutions corrected (and int8 ones it could not correct: no bias
+    of their own), windows used, the largest shift."""
 
     convs: int
+    skipped: int
     windows: int
     max_shift: float  # largest |δ_c| added, in the convolution's output units
 
     def describe(self) -> dict:
         """The card's ``bias_correction`` entry."""
-        return {"convs": self.convs, "windows": self.windows, "max_shift": self.max_shift,
+        return {"convs": self.convs, "skipped": self.skipped, "windows": self.windows, "max_shift": self.max_shift,
                 "rule": "per output channel, mean of (fp32 − int8) conv output on the calibration windows added "
                         "to the bias (one pass; the int8 output read after its requantization)"}
 
 
-def _sites(proto: onnx.ModelProto) -> list[_Site]:
-    """The convolutions fed by a DequantizeLinear whose bias is an initializer (quantized or float) of their own."""
+def _sites(proto: onnx.ModelProto) -> tuple[list[_Site], int]:
+    """The int8 convolutions whose bias is an initializer of their own (int32 through a DequantizeLinear, or
+    float), and how many int8 convolutions could not be corrected (no bias, or a bias shared with another node)."""
     inits = {i.name for i in proto.graph.initializer}
     producer = {o: n for n in proto.graph.node for o in n.output}
-    readers: dict[str, list[onnx.NodeProto]] = {}
+    readers: dict[str, int] = {}
     for node in proto.graph.node:
         for name in node.input:
-            readers.setdefault(name, []).append(node)
-
-    def dequantized(tensor: str) -> str:
-        q = next((n for n in readers.get(tensor, []) if n.op_type == "QuantizeLinear"), None)
-        dq = q and next((n for n in readers.get(q.output[0], []) if n.op_type == "DequantizeLinear"), None)
-        return dq.output[0] if dq else tensor
-
-    sites = []
+            readers[name] = readers.get(name, 0) + 1
+    dequantized = {n.output[0] for n in proto.graph.node if n.op_type == "DequantizeLinear"}
+    sites, skipped = [], 0
     for node in proto.graph.node:
-        if node.op_type != "Conv" or len(node.input) < 3 or not node.input[2]:
-            continue
-        src = producer.get(node.input[0])
-        if src is None or src.op_type != "DequantizeLinear":
-            continue  # a float convolution: nothing to correct
-        bias = node.input[2]
+        if node.op_type != "Conv" or not reads_int8(node, dequantized):
+            continue  # a float convolution (even one reading a dequantized tensor) has nothing to correct
+        bias = node.input[2] if len(node.input) > 2 else ""
         bias_dq = producer.get(bias)
         if bias_dq is not None and bias_dq.op_type == "DequantizeLinear" and bias_dq.input[0] in inits:
             owner, scale = bias_dq.input[0], bias_dq.input[1]
-            if len(readers.get(bias, [])) > 1 or len(readers.get(owner, [])) > 1:
-                continue
-        elif bias in inits and len(readers.get(bias, [])) == 1:
+        elif bias in inits:
             owner, scale = bias, None
         else:
+            skipped += 1
             continue
-        sites.append(_Site(node.output[0], dequantized(node.output[0]), owner, scale))
-    return sites
+        if readers.get(bias, 0) > 1 or readers.get(owner, 0) > 1:
+            skipped += 1
+            continue
+        sites.append(_Site(node.output[0], dequantized_name(proto, node.output[0]), owner, scale))
+    return sites, skipped
 
 
 def correct_biases(fp32_path: Path, qdq_path: Path, windows: np.ndarray, chunk: int = 64) -> BiasCorrection:
@@ -107,15 +103,17 @@ def correct_biases(fp32_path: Path, qdq_path: Path, windows: np.ndarray, chunk: 
     if len(windows) < 1:
         raise EdgeposeError("bias correction needs at least one calibration window", qdq_path)
     proto = onnx.load(str(qdq_path))
-    sites = _sites(proto)
+    sites, skipped = _sites(proto)
     if not sites:
-        return BiasCorrection(0, int(len(windows)), 0.0)
+        return BiasCorrection(0, skipped, int(len(windows)), 0.0)
     fp32 = onnx.load(str(fp32_path))
-    known = {o for n in fp32.graph.node for o in n.output}
-    missing = [s.output for s in sites if s.output not in known]
-    if missing:
-        raise EdgeposeError(f"{fp32_path.name} is not the graph this int8 model was quantized from: it has no tensor "
-                            f"{missing[0]!r}", qdq_path)
+    made_by = {o: n.op_type for n in fp32.graph.node for o in n.output}
+    foreign = [s.output for s in sites if made_by.get(s.output) != "Conv"]
+    if foreign:
+        # also where the quantizer fused an activation into the conv and renamed its output: δ would then be
+        # measured after the activation but added before it
+        raise EdgeposeError(f"{fp32_path.name} is not the graph this int8 model was quantized from: no convolution "
+                            f"there writes {foreign[0]!r}", qdq_path)
     sums: dict[str, np.ndarray] = {}
     counts: dict[str, int] = {}
     float_batches = tensor_batches(fp32, [s.output for s in sites], windows, chunk)
@@ -137,8 +135,9 @@ def correct_biases(fp32_path: Path, qdq_path: Path, windows: np.ndarray, chunk: 
             new = (bias.astype(np.float64) + delta).astype(bias.dtype)
         else:
             steps = np.round(delta / numpy_helper.to_array(inits[s.bias_scale]).astype(np.float64))
-            new = np.clip(bias.astype(np.int64) + steps.astype(np.int64), *_INT32).astype(bias.dtype)
+            limits = np.iinfo(bias.dtype)
+            new = np.clip(bias.astype(np.int64) + steps.astype(np.int64), limits.min, limits.max).astype(bias.dtype)
         held.CopyFrom(numpy_helper.from_array(new, held.name))
     with atomic_path(qdq_path) as tmp:
         onnx.save(proto, str(tmp))
-    return BiasCorrection(len(sites), int(len(windows)), largest)
+    return BiasCorrection(len(sites), skipped, int(len(windows)), largest)

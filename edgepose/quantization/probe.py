@@ -21,6 +21,7 @@ import onnx
 from edgepose.quantization.calibrators import compute_ranges
 from edgepose.quantization.groups import Group, nodes_of, target_op_types
 from edgepose.quantization.ptq import check_quantizer, quantize_nodes
+from edgepose.quantization.qdq import dequantized_name
 from edgepose.quantization.targets import Target
 from edgepose.data.split import evenly_spaced
 from edgepose.metrics import mpjpe, pck
@@ -140,7 +141,7 @@ class QuantProbe:
         xs = evenly_spaced(self.x, self.sqnr_windows)
         ref = _tap(onnx.load(str(self.fp32_path)), group.output, xs, self.threads)
         q = onnx.load(str(quant_path))
-        tensor = _dequantized_name(q, group.output)
+        tensor = dequantized_name(q, group.output)
         got = _tap(q, tensor, xs, self.threads)
         noise = float(np.sum((ref.astype(np.float64) - got) ** 2))
         signal = float(np.sum(ref.astype(np.float64) ** 2))
@@ -149,16 +150,6 @@ class QuantProbe:
         if signal == 0.0:
             return float("-inf")
         return 10.0 * np.log10(signal / noise)
-
-
-def _dequantized_name(proto: onnx.ModelProto, tensor: str) -> str:
-    """The output of the DequantizeLinear that re-reads ``tensor`` after a QuantizeLinear, if any."""
-    q_out = next((n.output[0] for n in proto.graph.node if n.op_type == "QuantizeLinear" and n.input[0] == tensor),
-                 None)
-    if q_out is None:
-        return tensor
-    return next((n.output[0] for n in proto.graph.node if n.op_type == "DequantizeLinear" and n.input[0] == q_out),
-                tensor)
 
 
 def _tap(proto: onnx.ModelProto, tensor: str, x: np.ndarray, threads: int) -> np.ndarray:

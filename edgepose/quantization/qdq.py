@@ -133,3 +133,14 @@ def reads_int8(node: onnx.NodeProto, dequantized: set[str]) -> bool:
     dequantized; a float-weight conv that reads a dequantized tensor at the edge of an int8
     region runs in fp32. ``dequantized``: the output names of the graph's DequantizeLinear nodes."""
     return len(node.input) >= 2 and node.input[0] in dequantized and node.input[1] in dequantized
+
+
+def dequantized_name(proto: onnx.ModelProto, tensor: str) -> str:
+    """The output of the DequantizeLinear that re-reads ``tensor`` after a QuantizeLinear, if any, else ``tensor``:
+    in a QDQ graph, the name under which downstream nodes read a quantized tensor."""
+    q_out = next((n.output[0] for n in proto.graph.node if n.op_type == "QuantizeLinear" and n.input[0] == tensor),
+                 None)
+    if q_out is None:
+        return tensor
+    return next((n.output[0] for n in proto.graph.node if n.op_type == "DequantizeLinear" and n.input[0] == q_out),
+                tensor)

@@ -59,7 +59,7 @@ def calib_windows(tiny_data, exported):
 def _mean_error(fp32: Path, qdq: Path, windows: np.ndarray) -> dict[str, np.ndarray]:
     """Per corrected convolution, the per-channel mean of fp32 − int8 output on ``windows``."""
     proto = onnx.load(str(qdq))
-    sites = _sites(proto)
+    sites, _ = _sites(proto)
     ref = next(tensor_batches(onnx.load(str(fp32)), [s.output for s in sites], windows, len(windows)))[0]
     got = next(tensor_batches(proto, [s.tap for s in sites], windows, len(windows)))[0]
     return {s.output: (ref[s.output].astype(np.float64) - got[s.tap]).mean(axis=(0, *range(2, got[s.tap].ndim)))
@@ -78,6 +78,14 @@ def test_correction_brings_conv_output_means_back_to_fp32(exported, calib_window
     assert total_after < 0.5 * total_before
 
 
+def test_correction_also_holds_on_windows_it_was_not_measured_on(exported, tiny_data):
+    ds = open_dataset(tiny_data)
+    x, _ = ds.read(ds.indices("test", clean=True))
+    before = _mean_error(exported["fp32"], exported["plain"], x)
+    after = _mean_error(exported["fp32"], exported["corrected"], x)
+    assert sum(np.abs(v).sum() for v in after.values()) < sum(np.abs(v).sum() for v in before.values())
+
+
 @pytest.mark.parametrize("pair", [("plain", "corrected"), ("trt_plain", "trt")])
 def test_only_the_corrected_biases_change(exported, pair):
     a, b = (onnx.load(str(exported[k])) for k in pair)
@@ -87,7 +95,10 @@ def test_only_the_corrected_biases_change(exported, pair):
     ib = {i.name: numpy_helper.to_array(i) for i in b.graph.initializer}
     assert ia.keys() == ib.keys()
     changed = {k for k in ia if not np.array_equal(ia[k], ib[k])}
-    biases = {s.bias for s in _sites(b)}
+    # the bias initializers, found here without the module's site search: a Conv's third input, or what its
+    # DequantizeLinear reads
+    dq_input = {n.output[0]: n.input[0] for n in b.graph.node if n.op_type == "DequantizeLinear"}
+    biases = {dq_input.get(n.input[2], n.input[2]) for n in b.graph.node if n.op_type == "Conv" and len(n.input) > 2}
     assert changed and changed <= biases
     assert all(ia[k].dtype == ib[k].dtype for k in changed)
 
@@ -95,6 +106,7 @@ def test_only_the_corrected_biases_change(exported, pair):
 def test_card_and_label_say_the_graph_is_corrected(exported):
     card = _card(exported["corrected"])["recipe"]
     assert card["bias_correction"]["windows"] == CALIB and card["bias_correction"]["max_shift"] > 0
+    assert card["bias_correction"]["skipped"] == 0  # every int8 conv of the tiny model has a bias of its own
     assert _card(exported["plain"])["recipe"]["bias_correction"] is None
     labels = {a.path.name: a.label for a in discover(exported["fp32"].parent)}
     assert "bias-corrected" in labels[exported["corrected"].name]
@@ -105,11 +117,11 @@ def test_a_graph_without_int8_convolutions_is_left_alone(exported, tmp_path, cal
     copy = tmp_path / "fp32.onnx"
     shutil.copy(exported["fp32"], copy)
     res = correct_biases(exported["fp32"], copy, calib_windows[:1])
-    assert res.convs == 0
+    assert (res.convs, res.skipped) == (0, 0)
     assert copy.read_bytes() == exported["fp32"].read_bytes()
 
 
-def test_a_foreign_fp32_graph_is_refused_and_nothing_is_written(exported, tmp_path, calib_windows):
+def test_a_foreign_fp32_graph_is_refused(exported, tmp_path, calib_windows):
     proto = onnx.load(str(exported["fp32"]))
     for node in proto.graph.node:
         node.output[:] = [o + "_other" for o in node.output]
@@ -119,16 +131,32 @@ def test_a_foreign_fp32_graph_is_refused_and_nothing_is_written(exported, tmp_pa
     shutil.copy(exported["plain"], target)
     with pytest.raises(EdgeposeError, match="not the graph this int8 model was quantized from"):
         correct_biases(foreign, target, calib_windows)
+
+
+def test_a_failed_write_leaves_the_int8_graph_as_it_was(exported, tmp_path, calib_windows, monkeypatch):
+    target = tmp_path / "int8.onnx"
+    shutil.copy(exported["plain"], target)
+
+    def half_written(proto, path):
+        Path(path).write_bytes(b"partial")
+        raise OSError("disk full")
+
+    monkeypatch.setattr(onnx, "save", half_written)
+    with pytest.raises(OSError, match="disk full"):
+        correct_biases(exported["fp32"], target, calib_windows)
     assert target.read_bytes() == exported["plain"].read_bytes()
-    assert sorted(p.name for p in tmp_path.iterdir()) == ["foreign.onnx", "int8.onnx"]
+    assert [p.name for p in tmp_path.iterdir()] == ["int8.onnx"]
 
 
 @pytest.mark.parametrize("kw, message", [
     (dict(precision="fp32"), "int8 PTQ graph"),
     (dict(precision="int8", method="qat"), "int8 PTQ graph"),
-    (dict(precision="int8", recipe="auto"), "recipe 'auto'"),
-    (dict(precision="int8", recipe="guarded"), "recipe 'guarded'"),
-    (dict(precision="int8", recipe="safe", max_drop=0.5), "--max-drop"),
+    (dict(precision="int8", recipe="auto"), "recipe 'auto' chooses its graph"),
+    (dict(precision="int8", recipe="checked"), "recipe 'checked' chooses its graph"),
+    (dict(precision="int8", recipe="guarded"), "recipe 'guarded' chooses its graph"),
+    (dict(precision="int8", recipe="attention-float"), "recipe 'attention-float' chooses its graph"),
+    (dict(precision="int8", recipe="safe", max_drop=0.5), "not to --max-drop or --objective"),
+    (dict(precision="int8", recipe="safe", objective="latency"), "not to --max-drop or --objective"),
 ])
 def test_bias_correction_is_refused_where_it_does_not_apply(tmp_path, kw, message):
     req = ExportRequest(checkpoint=tmp_path / "x.safetensors", out=tmp_path, bias_correction=True, **kw)
