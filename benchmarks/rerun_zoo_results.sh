@@ -92,9 +92,11 @@ stage_quant-table() {
     python3 benchmarks/quant_table.py --models wiflow-half --work runs/qt-v2 --qat-max-windows 1024 --out $R/quant-table
 }
 stage_bias-correction() {
-    rm -rf runs/bias-correction
-    python3 benchmarks/bias_correction.py --model wiflow-half --work runs/bias-correction \
-        --out $R/bias-correction-wiflow-half
+    for m in half quarter tiny; do
+        rm -rf runs/bias-correction-$m
+        python3 benchmarks/bias_correction.py --model wiflow-$m --work runs/bias-correction-$m \
+            --out $R/bias-correction-wiflow-$m
+    done
 }
 stage_reference-fx() { python3 benchmarks/reference_fx_baseline.py wiflow-half --out $R/reference-fx-wiflow-half.json; }
 stage_calibrators() {

@@ -98,9 +98,10 @@ from edgepose.metrics import ACCURACY_GATE_PP
 @click.option("--bias-correction", is_flag=True, default=request_default("bias_correction"), cls=LazyDefaultOption,
               help="After PTQ with a module recipe (safe, convs, global), add to every int8 convolution's bias the "
                    "mean of its fp32 − int8 output on the calibration windows (one more pass; only biases change, so "
-                   "speed does not). Off by default: on the shipped half it helped global clearly, safe and convs "
-                   "within noise (docs/quantization.md). Refused for recipes that choose by groups or by timing "
-                   "(auto, checked, guarded, attention-float), --max-drop and --objective.")
+                   "speed does not). Off by default: across the shipped zoo it helped some recipes and models and "
+                   "cost others (docs/quantization.md), so compare both on validation. Refused for recipes that "
+                   "choose by groups or by timing (auto, checked, guarded, attention-float), --max-drop and "
+                   "--objective.")
 @click.option("--opset", type=int, default=request_default("opset"), show_default=True, cls=LazyDefaultOption)
 @click.option("--out", required=True, type=path_arg(), help="Artifact folder.")
 def export_cmd(checkpoint: str, precision: str, method: str | None, calib: str, target: str, weight_bits: str, recipe: str,

@@ -66,16 +66,19 @@ def _mean_error(fp32: Path, qdq: Path, windows: np.ndarray) -> dict[str, np.ndar
             for s in sites}
 
 
-@pytest.mark.parametrize("pair", [("plain", "corrected"), ("trt_plain", "trt")])
-def test_correction_brings_conv_output_means_back_to_fp32(exported, calib_windows, pair):
+# The TensorRT layout's conv outputs stay float and its bias is float: each mean comes back exactly.
+# ort-cpu reads each output after its 8-bit requantization, whose rounding and clipping a bias shift moves only
+# approximately. Correcting every conv from one pass (double-counting what upstream layers pass on) left
+# 0.39 / 0.26 of the error on these graphs; one conv at a time in graph order leaves 0.14 / 7e-6.
+@pytest.mark.parametrize("pair, left", [(("plain", "corrected"), 0.25), (("trt_plain", "trt"), 1e-3)])
+def test_correction_brings_conv_output_means_back_to_fp32(exported, calib_windows, pair, left):
     before = _mean_error(exported["fp32"], exported[pair[0]], calib_windows)
     after = _mean_error(exported["fp32"], exported[pair[1]], calib_windows)
     assert before.keys() == after.keys() and len(before) == _card(exported[pair[1]])["recipe"]["bias_correction"]["convs"]
     total_before = sum(np.abs(v).sum() for v in before.values())
     total_after = sum(np.abs(v).sum() for v in after.values())
     assert total_before > 0
-    # one pass leaves only what upstream corrections move and the bias's own rounding
-    assert total_after < 0.5 * total_before
+    assert total_after < left * total_before
 
 
 def test_correction_also_holds_on_windows_it_was_not_measured_on(exported, tiny_data):
