@@ -97,8 +97,8 @@ from edgepose.metrics import ACCURACY_GATE_PP
                    "on the AMX box measured it did not pay end to end (docs/int8-threads.md).")
 @click.option("--bias-correction", is_flag=True, default=request_default("bias_correction"), cls=LazyDefaultOption,
               help="After PTQ with a module recipe (safe, convs, global), add to every int8 convolution's bias the "
-                   "mean of its fp32 − int8 output on the calibration windows (one more pass; only biases change, so "
-                   "speed does not). Off by default: across the shipped zoo it helped some recipes and models and "
+                   "mean of its fp32 − int8 output on the calibration windows, one convolution at a time in graph order "
+                   "(one int8 pass per convolution; only biases change, so speed does not). Off by default: across the shipped zoo it helped some recipes and models and "
                    "cost others (docs/quantization.md), so compare both on validation. Refused for recipes that "
                    "choose by groups or by timing (auto, checked, guarded, attention-float), --max-drop and "
                    "--objective.")

@@ -1,17 +1,16 @@
 """Empirical bias correction of a QDQ graph: give every int8 convolution's output the fp32 mean again.
 
 Rounding and clipping the inputs, weights and output of a convolution shift the *mean* of what
-the next layer reads, per output channel, and the shifts add up through the network. The mean
-shift is cheap to remove: one pass over the calibration windows through the fp32 graph and one
-through the int8 graph gives, for every convolution whose input is dequantized int8,
+the next layer reads, per output channel, and the shifts add up through the network. For every
+convolution that runs int8 (data input and weight both dequantized), the calibration windows give
 
     δ_c = mean over windows and positions of (fp32 output_c − int8 output_c),
 
 and ``δ_c`` is added to the convolution's bias (in the bias's own int32 steps when the bias is
 quantized). The convolutions are corrected one at a time in graph order, each measured with every
 earlier correction in place: a layer's measured shift includes what the layers before it pass on,
-so correcting all of them from one pass counts that shift twice; on the shipped quarter and tiny
-models that one-pass form lost many times what the plain graph lost
+so correcting all of them from one pass roughly counts that shift twice; on the shipped quarter and
+tiny models that one-pass form lost several times what the plain graph lost
 (``benchmarks/results/bias-correction-one-pass/``). The int8 output is read where the next layer reads it: after the convolution's
 QuantizeLinear/DequantizeLinear pair when it has one, so the correction also covers the output's
 requantization. This is the data-driven variant of the bias correction of Nagel et al., *Data-Free
