@@ -50,7 +50,8 @@ def measure(model: str, work: Path, threads: int, calib: str) -> dict:
     for recipe in RECIPES:
         for corrected in (False, True):
             t0 = time.perf_counter()
-            (art,) = ep.export(model, precision="int8", recipe=recipe, calib=calib, bias_correction=corrected, **quiet)
+            (art,) = ep.export(model, precision="int8", recipe=recipe, calib=calib,
+                               bias_correction="on" if corrected else "off", **quiet)
             graphs[(recipe, corrected)] = art
             seconds[(recipe, corrected)] = time.perf_counter() - t0
     splits = []

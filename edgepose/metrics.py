@@ -89,6 +89,16 @@ def pck(pred, gt, thresholds: Sequence[float] = THRESHOLDS, torso: tuple[int, in
     return {float(t): float(np.mean(ratio <= t)) for t in thresholds}
 
 
+def window_pck(pred, gt, t: float = 0.2, torso: tuple[int, int] = (2, 12)) -> np.ndarray:
+    """Per window, the fraction of its joints within ``t`` of the torso size (the locked rule): ``[N]``.
+
+    Its mean is PCK@t; paired per-window values are what the recording bootstrap resamples.
+    """
+    dist, d = joint_errors(pred, gt, torso)
+    with np.errstate(invalid="ignore"):
+        return np.mean(dist / d[:, None] <= t, axis=1)
+
+
 def mpjpe(pred, gt) -> float:
     """Mean 2-D joint distance in the label's units; non-finite predictions make it ``inf``."""
     p, g = _as_numpy(pred), _as_numpy(gt)

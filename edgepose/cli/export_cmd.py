@@ -95,11 +95,14 @@ from edgepose.metrics import ACCURACY_GATE_PP
               help="int8 PTQ (ort-cpu) from an exact rewrite whose TCN widths are multiples of 4 (270 → 280, 170 → 180 "
                    "in wiflow-half), so its pointwise int8 convolutions split the batch across threads. Off by default: "
                    "on the AMX box measured it did not pay end to end (docs/int8-threads.md).")
-@click.option("--bias-correction", is_flag=True, default=request_default("bias_correction"), cls=LazyDefaultOption,
+@click.option("--bias-correction", type=RegistryChoice("edgepose.exporting.request", "BIAS_CORRECTION_MODES"), default=request_default("bias_correction"),
+              show_default=True, cls=LazyDefaultOption,
               help="After PTQ with a module recipe (safe, convs, global), add to every int8 convolution's bias the "
                    "mean of its fp32 − int8 output on the calibration windows, one convolution at a time in graph order "
-                   "(one int8 pass per convolution; only biases change, so speed does not). Off by default: across the shipped zoo it helped some recipes and models and "
-                   "cost others (docs/quantization.md), so compare both on validation. Refused for recipes that "
+                   "(one int8 pass per convolution; only biases change, so speed does not). 'on' ships the corrected "
+                   "graph; 'checked' ships it only when its PCK@20 on the clean validation split is higher than the "
+                   "plain graph's. Off by default: across the shipped zoo it helped some recipes and models and cost "
+                   "others (docs/quantization.md). Refused for recipes that "
                    "choose by groups or by timing (auto, checked, guarded, attention-float), --max-drop and "
                    "--objective.")
 @click.option("--opset", type=int, default=request_default("opset"), show_default=True, cls=LazyDefaultOption)
@@ -108,7 +111,7 @@ def export_cmd(checkpoint: str, precision: str, method: str | None, calib: str, 
                engine: bool, data_dir: Path | None, calib_count: int, calib_seed: int, qat_epochs: int,
                qat_lr: float, qat_loss: str, qat_select: str, qat_schedule: str, qat_device: str, max_drop: float | None, guard_criterion: str, guard_strategy: str, best_effort: bool, objective: str | None,
                batches: tuple[int, ...], threads: int, runtime: str, search_minutes: float, search: str,
-               no_profile_cache: bool, pad_channels: bool, bias_correction: bool, opset: int, out: Path) -> None:
+               no_profile_cache: bool, pad_channels: bool, bias_correction: str, opset: int, out: Path) -> None:
     """Export a checkpoint to ONNX (fp32, fp16, int8 PTQ/QAT as QDQ) and optionally a TensorRT engine.
 
     Each artifact gets a JSON card beside it (precision, recipe, parent hash, calibration

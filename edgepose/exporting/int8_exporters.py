@@ -9,6 +9,7 @@ import onnx
 from edgepose.errors import EdgeposeError
 from edgepose.exporting.card import write_card
 from edgepose.exporting.context import ExportContext
+from edgepose.exporting.corrected import correct_ptq
 from edgepose.exporting.objective import export_planned
 from edgepose.exporting.parity import ort_predict, ort_session, parity
 from edgepose.exporting.qat_export import export_qat
@@ -59,11 +60,12 @@ def export_int8(ctx: ExportContext) -> list[Path]:
         raise EdgeposeError("recipe 'global' is for the ort-cpu target only (TensorRT places Q/DQ on the "
                             "inputs of weighted ops)")
     calib = ctx.calibration()
-    bc_tag = "-bc" if req.bias_correction else ""  # before the recipe: "…-percentile-safe" names the plain graph
-    tag = f"int8-ptq-{req.calib}{bc_tag}-{recipe.name}-{target.name}"
-    ptq_path = ctx.work / f"{ctx.name}.{tag}.onnx"
+    ptq_path = ctx.work / f"{ctx.name}.int8-ptq-{req.calib}-{recipe.name}-{target.name}.onnx"
     params = quantize_ptq(ctx.int8_source_onnx(), ptq_path, calib, recipe, target, req.calib,
-                          stats_model=ctx.stats_model(), bias_correction=req.bias_correction)
+                          stats_model=ctx.stats_model())
+    if req.bias_correction != "off":  # "-bc-" before the recipe: "…-percentile-safe" names the plain graph
+        twin = ctx.work / f"{ctx.name}.int8-ptq-{req.calib}-bc-{recipe.name}-{target.name}.onnx"
+        ptq_path, params["bias_correction"] = correct_ptq(ctx, ptq_path, twin, calib, req.bias_correction)
     x, y = ctx.parity_set()
     torso = ctx.dataset.layout.torso
     ref = ctx.torch_reference(x)

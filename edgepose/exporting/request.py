@@ -31,8 +31,8 @@ class ExportRequest:
     plan (``objective``, ``batches``, ``threads``, ``runtime``, ``search_minutes``,
     ``timing_seconds``, ``profile_cache``); ``pad_channels`` (int8 PTQ from a graph whose TCN widths
     are padded to multiples of 4, the same function: :mod:`edgepose.models.padding`); ``bias_correction``
-    (a module recipe's PTQ graph with its convolutions' fp32 output means restored:
-    :mod:`edgepose.quantization.bias_correction`); ONNX (``opset``, ``keep_io_types``,
+    (``off``, ``on`` or ``checked``: a module recipe's PTQ graph with its convolutions' fp32 output
+    means restored, ``checked`` only when validation PCK@20 is higher: :mod:`edgepose.exporting.corrected`); ONNX (``opset``, ``keep_io_types``,
     ``fp16_block_list``). :func:`validate` checks them against the registries.
     """
 
@@ -73,8 +73,13 @@ class ExportRequest:
     timing_seconds: float = 0.8
     profile_cache: bool = True
     pad_channels: bool = False
-    bias_correction: bool = False
+    bias_correction: str = "off"
     log: Callable[[str], None] = field(default=print, repr=False)
+
+
+#: ``--bias-correction``: ``on`` ships the corrected graph, ``checked`` only when it scores higher on validation
+#: (:mod:`edgepose.exporting.corrected`)
+BIAS_CORRECTION_MODES = ("off", "on", "checked")
 
 
 def validate(req: ExportRequest, precisions: Iterable[str]) -> None:
@@ -133,9 +138,13 @@ def validate(req: ExportRequest, precisions: Iterable[str]) -> None:
 
 def _validate_bias_correction(req: ExportRequest) -> None:
     """``--bias-correction`` corrects the graph of a module recipe's PTQ export, nothing else."""
-    if not req.bias_correction:
-        return
     from edgepose.quantization.recipes import get_recipe, module_recipes
+
+    if req.bias_correction not in BIAS_CORRECTION_MODES:
+        raise EdgeposeError(f"unknown --bias-correction {req.bias_correction!r}; choose from "
+                            f"{', '.join(BIAS_CORRECTION_MODES)}")
+    if req.bias_correction == "off":
+        return
 
     if req.precision != "int8" or (req.method or "ptq") != "ptq":
         raise EdgeposeError("--bias-correction corrects an int8 PTQ graph: use it with --precision int8 (method ptq)")

@@ -121,15 +121,11 @@ class QuantProbe:
         Returns (delta, low, high).
         """
         from edgepose.stats import paired_bootstrap_delta
-        from edgepose.metrics import joint_errors
-
-        def hits(pred: np.ndarray) -> np.ndarray:
-            dist, d = joint_errors(pred, self.y, self.torso)
-            with np.errstate(invalid="ignore"):
-                return np.mean(dist / d[:, None] <= 0.2, axis=1)
+        from edgepose.metrics import window_pck
 
         recs = self.recordings if self.recordings is not None else np.arange(len(self.x))
-        ci = paired_bootstrap_delta(hits(self.predict(path)), hits(self._ref_pred), recs, level=level)
+        ci = paired_bootstrap_delta(window_pck(self.predict(path), self.y, 0.2, self.torso),
+                                    window_pck(self._ref_pred, self.y, 0.2, self.torso), recs, level=level)
         return ci.delta_pp, ci.low_pp, ci.high_pp
 
     def sqnr_db(self, quant_path: Path, group: Group) -> float:

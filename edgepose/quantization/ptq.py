@@ -20,7 +20,6 @@ from onnxruntime.quantization import CalibrationMethod, QuantFormat, quantize_st
 from onnxruntime.quantization.calibrate import TensorData, TensorsData, save_tensors_data
 
 from edgepose.errors import EdgeposeError
-from edgepose.quantization.bias_correction import correct_biases
 from edgepose.quantization.calibration import CalibrationSet
 from edgepose.quantization.calibrators import CALIBRATORS, DEFAULT_PERCENTILE, compute_ranges, get_calibrator
 from edgepose.quantization.recipes import Recipe, conv_nodes_by_module
@@ -42,15 +41,12 @@ def ranges_to_tensors_data(ranges: dict[str, tuple[float, float]], calibrator: s
 
 
 def quantize_ptq(fp32_path: Path, out_path: Path, calib: CalibrationSet, recipe: Recipe, target: Target,
-                 calibrator: str = "percentile", chunk: int = 64, stats_model: Path | None = None,
-                 bias_correction: bool = False) -> dict:
+                 calibrator: str = "percentile", chunk: int = 64, stats_model: Path | None = None) -> dict:
     """Write a QDQ int8 model calibrated on ``calib``; returns the recipe parameters used.
 
     ``chunk`` (windows per calibration inference) changes memory use only, never the ranges.
     ``stats_model``: the graph the activation statistics are collected on (see
-    :func:`~edgepose.quantization.calibrators.compute_ranges`). ``bias_correction``: then give every
-    int8 convolution its fp32 output mean back on the calibration windows
-    (:mod:`edgepose.quantization.bias_correction`).
+    :func:`~edgepose.quantization.calibrators.compute_ranges`).
     """
     get_calibrator(calibrator)
     check_quantizer()
@@ -64,10 +60,9 @@ def quantize_ptq(fp32_path: Path, out_path: Path, calib: CalibrationSet, recipe:
         quantize_nodes(fp32_path, out_path, ranges, target, calibrator, nodes=None, op_types=None)
     else:
         quantize_nodes(fp32_path, out_path, ranges, target, calibrator, nodes=nodes, op_types=["Conv"])
-    corrected = correct_biases(fp32_path, out_path, calib.windows, chunk) if bias_correction else None
     return {
         **scheme_params(target, calibrator),
-        "bias_correction": corrected.describe() if corrected else None,
+        "bias_correction": None,
         "recipe": recipe.name,
         "float_convs": excluded,
         "int8_convs": len(nodes) if not recipe.quantize_all_ops else len(by_module),

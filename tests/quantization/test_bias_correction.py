@@ -39,13 +39,16 @@ def exported(tmp_path_factory, tiny_run, tiny_data):
     (plain,) = export(ExportRequest(precision="int8", recipe="safe", calib="minmax", **common))
     res = CliRunner().invoke(cli, ["export", str(tiny_run), "--precision", "int8", "--recipe", "safe", "--calib",
                                    "minmax", "--calib-count", str(CALIB), "--data", str(tiny_data), "--bias-correction",
-                                   "--out", str(out)])
+                                   "on", "--out", str(out)])
     assert res.exit_code == 0, res.output
     (corrected,) = out.glob("*int8-ptq-minmax-bc-safe-ort-cpu.onnx")
     (trt,) = export(ExportRequest(precision="int8", recipe="safe", calib="minmax", target="tensorrt",
-                                  bias_correction=True, **common))
+                                  bias_correction="on", **common))
     (trt_plain,) = export(ExportRequest(precision="int8", recipe="safe", calib="minmax", target="tensorrt", **common))
-    return {"fp32": fp32, "plain": plain, "corrected": corrected, "trt": trt, "trt_plain": trt_plain}
+    (checked,) = export(ExportRequest(precision="int8", recipe="safe", calib="minmax", bias_correction="checked",
+                                      **{**common, "out": out / "checked"}))
+    return {"fp32": fp32, "plain": plain, "corrected": corrected, "trt": trt, "trt_plain": trt_plain,
+            "checked": checked}
 
 
 @pytest.fixture(scope="module")
@@ -108,12 +111,33 @@ def test_only_the_corrected_biases_change(exported, pair):
 
 def test_card_and_label_say_the_graph_is_corrected(exported):
     card = _card(exported["corrected"])["recipe"]
+    assert card["bias_correction"]["mode"] == "on"
     assert card["bias_correction"]["windows"] == CALIB and card["bias_correction"]["max_shift"] > 0
     assert card["bias_correction"]["skipped"] == 0  # every int8 conv of the tiny model has a bias of its own
     assert _card(exported["plain"])["recipe"]["bias_correction"] is None
     labels = {a.path.name: a.label for a in discover(exported["fp32"].parent)}
     assert "bias-corrected" in labels[exported["corrected"].name]
     assert "bias-corrected" not in labels[exported["plain"].name]
+
+
+def test_checked_ships_the_graph_that_scores_higher_on_validation(exported, tiny_data):
+    from edgepose.metrics import window_pck
+    from edgepose.runtime.session import ort_predict, ort_session
+
+    check = _card(exported["checked"])["recipe"]["bias_correction"]["check"]
+    ds = open_dataset(tiny_data)
+    idx = ds.indices("val", clean=True)
+    x, y = ds.read(idx)
+    scores = {k: float(window_pck(ort_predict(ort_session(exported[k]), x), y, 0.2, ds.layout.torso).mean())
+              for k in ("plain", "corrected")}
+    assert check["windows"] == len(idx)
+    assert check["plain_pck20"] == pytest.approx(scores["plain"]) and \
+        check["corrected_pck20"] == pytest.approx(scores["corrected"])
+    ships = "corrected" if scores["corrected"] > scores["plain"] else "plain"
+    assert check["ships"] == ships
+    # the shipped bytes are that graph's, under its own name
+    assert exported["checked"].read_bytes() == exported[ships].read_bytes()
+    assert ("-bc-" in exported["checked"].name) == (ships == "corrected")
 
 
 def test_a_graph_without_int8_convolutions_is_left_alone(exported, tmp_path, calib_windows):
@@ -152,6 +176,7 @@ def test_a_failed_write_leaves_the_int8_graph_as_it_was(exported, tmp_path, cali
 
 
 @pytest.mark.parametrize("kw, message", [
+    (dict(precision="int8", recipe="safe", bias_correction="maybe"), "unknown --bias-correction 'maybe'"),
     (dict(precision="fp32"), "int8 PTQ graph"),
     (dict(precision="int8", method="qat"), "int8 PTQ graph"),
     (dict(precision="int8", recipe="auto"), "recipe 'auto' chooses its graph"),
@@ -162,6 +187,6 @@ def test_a_failed_write_leaves_the_int8_graph_as_it_was(exported, tmp_path, cali
     (dict(precision="int8", recipe="safe", objective="latency"), "not to --max-drop or --objective"),
 ])
 def test_bias_correction_is_refused_where_it_does_not_apply(tmp_path, kw, message):
-    req = ExportRequest(checkpoint=tmp_path / "x.safetensors", out=tmp_path, bias_correction=True, **kw)
+    req = ExportRequest(checkpoint=tmp_path / "x.safetensors", out=tmp_path, **{"bias_correction": "on", **kw})
     with pytest.raises(EdgeposeError, match=message):
         validate(req, PRECISIONS)
