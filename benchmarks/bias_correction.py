@@ -1,7 +1,7 @@
 """What bias correction buys each module recipe: ΔPCK@20 with and without it, on validation and test.
 
 Exports a zoo model's fp32 graph and, for each module recipe (``safe``, ``convs``, ``global``), its
-int8 PTQ graph twice — plain and with ``--bias-correction`` (same calibration windows, same
+int8 PTQ graph twice — plain and with ``--bias-correction on`` (same calibration windows, same
 ranges; only the convolutions' biases differ) — then scores every graph on the clean validation
 and test splits with ONNX Runtime on this CPU. For each split and graph: ΔPCK@20 against the fp32
 graph with the 95 % paired bootstrap interval over recordings (the statistic every edgepose row

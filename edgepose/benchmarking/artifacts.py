@@ -29,7 +29,7 @@ class ArtifactFile:
         if self.method == "ptq" and calib:
             bits.append(calib)
         recipe = self.card.get("recipe", {})
-        if recipe.get("bias_correction"):
+        if (recipe.get("bias_correction") or {}).get("shipped"):
             bits.append("bias-corrected")
         if recipe.get("chosen"):  # a recipe that chose (auto, checked): what it chose
             bits.append(f"{recipe.get('recipe')}:{recipe['chosen']}")

@@ -141,8 +141,9 @@ def _validate_bias_correction(req: ExportRequest) -> None:
     from edgepose.quantization.recipes import get_recipe, module_recipes
 
     if req.bias_correction not in BIAS_CORRECTION_MODES:
+        hint = " (True is 'on', False is 'off')" if isinstance(req.bias_correction, bool) else ""
         raise EdgeposeError(f"unknown --bias-correction {req.bias_correction!r}; choose from "
-                            f"{', '.join(BIAS_CORRECTION_MODES)}")
+                            f"{', '.join(BIAS_CORRECTION_MODES)}{hint}")
     if req.bias_correction == "off":
         return
 
@@ -151,6 +152,9 @@ def _validate_bias_correction(req: ExportRequest) -> None:
     if req.max_drop is not None or req.objective is not None:
         raise EdgeposeError("--bias-correction applies to a recipe's PTQ export, not to --max-drop or --objective "
                             "searches")
+    if req.bias_correction == "checked" and req.target != "ort-cpu":
+        raise EdgeposeError("--bias-correction checked scores both graphs with ONNX Runtime CPU, not the "
+                            f"{req.target} target's kernels: use on or off there")
     if get_recipe(req.recipe).name not in module_recipes():
         raise EdgeposeError(f"--bias-correction applies to the module recipes ({', '.join(module_recipes())}); "
                             f"recipe {req.recipe!r} chooses its graph by groups or by measurement")

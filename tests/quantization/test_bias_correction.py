@@ -115,9 +115,12 @@ def test_card_and_label_say_the_graph_is_corrected(exported):
     assert card["bias_correction"]["windows"] == CALIB and card["bias_correction"]["max_shift"] > 0
     assert card["bias_correction"]["skipped"] == 0  # every int8 conv of the tiny model has a bias of its own
     assert _card(exported["plain"])["recipe"]["bias_correction"] is None
-    labels = {a.path.name: a.label for a in discover(exported["fp32"].parent)}
-    assert "bias-corrected" in labels[exported["corrected"].name]
-    assert "bias-corrected" not in labels[exported["plain"].name]
+    assert card["bias_correction"]["shipped"] is True
+    labels = {a.path: a.label for a in discover(exported["fp32"].parent)}
+    assert "bias-corrected" in labels[exported["corrected"]]
+    assert "bias-corrected" not in labels[exported["plain"]]
+    checked = _card(exported["checked"])["recipe"]["bias_correction"]
+    assert ("bias-corrected" in labels[exported["checked"]]) == checked["shipped"]
 
 
 def test_checked_ships_the_graph_that_scores_higher_on_validation(exported, tiny_data):
@@ -128,7 +131,7 @@ def test_checked_ships_the_graph_that_scores_higher_on_validation(exported, tiny
     ds = open_dataset(tiny_data)
     idx = ds.indices("val", clean=True)
     x, y = ds.read(idx)
-    scores = {k: float(window_pck(ort_predict(ort_session(exported[k]), x), y, 0.2, ds.layout.torso).mean())
+    scores = {k: float(window_pck(ort_predict(ort_session(exported[k], threads=2), x), y, 0.2, ds.layout.torso).mean())
               for k in ("plain", "corrected")}
     assert check["windows"] == len(idx)
     assert check["plain_pck20"] == pytest.approx(scores["plain"]) and \
@@ -138,6 +141,74 @@ def test_checked_ships_the_graph_that_scores_higher_on_validation(exported, tiny
     # the shipped bytes are that graph's, under its own name
     assert exported["checked"].read_bytes() == exported[ships].read_bytes()
     assert ("-bc-" in exported["checked"].name) == (ships == "corrected")
+
+
+def _context(ds, fp32: Path):
+    """The parts of an export context that the correction and its check read."""
+    from types import SimpleNamespace
+
+    from edgepose.data import SplitSpec
+
+    return SimpleNamespace(dataset=ds, spec=SplitSpec(), int8_source_onnx=lambda: fp32,
+                           req=SimpleNamespace(threads=2, log=lambda s: None))
+
+
+@pytest.mark.parametrize("plain, corrected, ships", [(0.5, 0.6, "corrected"), (0.6, 0.5, "plain"),
+                                                      (0.5, 0.5, "plain")])
+def test_the_check_ships_the_corrected_graph_only_when_it_scores_higher(exported, tiny_data, monkeypatch, plain,
+                                                                         corrected, ships):
+    import edgepose.exporting.corrected as mod
+
+    ds = open_dataset(tiny_data)
+    n = len(ds.indices("val", clean=True))
+    scores = iter([np.full(n, plain), np.full(n, corrected)])  # the check scores plain first
+    monkeypatch.setattr(mod, "window_pck", lambda *a, **k: next(scores))
+    check = mod.validation_check(_context(ds, exported["fp32"]), exported["plain"], exported["corrected"])
+    assert check["ships"] == ships and check["windows"] == n
+    assert check["corrected_minus_plain_pp"]["delta"] == pytest.approx(100 * (corrected - plain))
+    assert check["scored_on"]["cpu_flags"] and check["threads"] == 2
+
+
+@pytest.mark.parametrize("ships", ["corrected", "plain"])
+def test_correct_ptq_returns_the_graph_the_check_chose(exported, tiny_data, tmp_path, calib_windows, monkeypatch,
+                                                       ships):
+    from types import SimpleNamespace
+
+    import edgepose.exporting.corrected as mod
+
+    monkeypatch.setattr(mod, "validation_check", lambda *a: {"ships": ships, "plain_pck20": 0.5,
+                                                              "corrected_pck20": 0.6 if ships == "corrected" else 0.4})
+    plain, twin = tmp_path / "plain.onnx", tmp_path / "twin.onnx"
+    shutil.copy(exported["plain"], plain)
+    path, entry = mod.correct_ptq(_context(open_dataset(tiny_data), exported["fp32"]), plain, twin,
+                                  SimpleNamespace(windows=calib_windows), "checked")
+    assert path == (twin if ships == "corrected" else plain) and entry["shipped"] == (ships == "corrected")
+    assert plain.read_bytes() == exported["plain"].read_bytes()  # the plain graph is never corrected in place
+    assert twin.read_bytes() == exported["corrected"].read_bytes()  # the twin is what --bias-correction on ships
+
+
+def test_checked_refuses_a_split_without_clean_validation_windows(exported, tmp_path):
+    from types import SimpleNamespace
+
+    import edgepose.exporting.corrected as mod
+
+    empty = SimpleNamespace(indices=lambda *a, **k: np.array([], dtype=int), path=tmp_path / "data")
+    ctx = SimpleNamespace(dataset=empty, spec=None, req=SimpleNamespace(threads=2, log=lambda s: None))
+    with pytest.raises(EdgeposeError, match="has none: use on or off"):
+        mod.correct_ptq(ctx, exported["plain"], tmp_path / "twin.onnx", SimpleNamespace(windows=None), "checked")
+    assert not (tmp_path / "twin.onnx").exists()
+
+
+def test_the_label_follows_the_graph_that_shipped():
+    from edgepose.benchmarking.artifacts import ArtifactFile
+
+    def label(entry):
+        card = {"recipe": {"calibrator": "minmax", "recipe": "safe", "bias_correction": entry}}
+        return ArtifactFile(Path("a.onnx"), "onnx", "int8", "ptq", card).label
+
+    assert "bias-corrected" in label({"mode": "on", "shipped": True})
+    assert "bias-corrected" not in label({"mode": "checked", "shipped": False})
+    assert "bias-corrected" not in label(None)
 
 
 def test_a_graph_without_int8_convolutions_is_left_alone(exported, tmp_path, calib_windows):
@@ -177,6 +248,8 @@ def test_a_failed_write_leaves_the_int8_graph_as_it_was(exported, tmp_path, cali
 
 @pytest.mark.parametrize("kw, message", [
     (dict(precision="int8", recipe="safe", bias_correction="maybe"), "unknown --bias-correction 'maybe'"),
+    (dict(precision="int8", recipe="safe", bias_correction=True), r"True is 'on', False is 'off'"),
+    (dict(precision="int8", recipe="safe", bias_correction="checked", target="tensorrt"), "use on or off there"),
     (dict(precision="fp32"), "int8 PTQ graph"),
     (dict(precision="int8", method="qat"), "int8 PTQ graph"),
     (dict(precision="int8", recipe="auto"), "recipe 'auto' chooses its graph"),
