@@ -25,6 +25,7 @@ from edgepose.quantization.calibration import CalibrationSet
 from edgepose.runtime.cpu import cpu_summary
 from edgepose.stats import paired_bootstrap_delta
 
+
 def correct_ptq(ctx: ExportContext, plain: Path, corrected: Path, calib: CalibrationSet, mode: str) -> tuple[Path, dict]:
     """Write the corrected twin of ``plain`` at ``corrected``; returns the graph to ship and the card entry."""
     if mode == "checked" and not len(ctx.dataset.indices("val", clean=True, spec=ctx.spec)):
