@@ -11,9 +11,9 @@ quantized). The convolutions are corrected one at a time in graph order, each me
 earlier correction in place: a layer's measured shift includes what the layers before it pass on,
 so correcting all of them from one pass roughly counts that shift twice; on the shipped quarter and
 tiny models that one-pass form lost several times what the plain graph lost
-(``benchmarks/results/bias-correction-one-pass/``). The int8 output is read where the next layer reads it: after the convolution's
-QuantizeLinear/DequantizeLinear pair when it has one, so the correction also covers the output's
-requantization. This is the data-driven variant of the bias correction of Nagel et al., *Data-Free
+(``benchmarks/results/bias-correction-one-pass/``). The int8 output is read where the next layer
+reads it: after the convolution's QuantizeLinear/DequantizeLinear pair when it has one, so the
+correction also covers the output's requantization. This is the data-driven variant of the bias correction of Nagel et al., *Data-Free
 Quantization Through Weight Equalization and Bias Correction* (ICCV 2019). The cost is one
 pass of the int8 graph over the calibration windows per corrected convolution.
 
@@ -36,6 +36,7 @@ from edgepose.quantization.calibrators import tensor_batches
 from edgepose.quantization.qdq import dequantized_name, reads_int8
 
 __all__ = ["BiasCorrection", "correct_biases"]
+
 
 @dataclass(frozen=True)
 class _Site:

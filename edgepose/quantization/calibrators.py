@@ -97,10 +97,10 @@ def _augmented(proto: onnx.ModelProto, names: list[str]) -> bytes:
     return model.SerializeToString()
 
 
-def tensor_batches(proto: onnx.ModelProto, names: list[str], windows: np.ndarray, chunk: int):
+def tensor_batches(proto: onnx.ModelProto, names: list[str], windows: np.ndarray, chunk: int, threads: int = 0):
     """Yield ``({name: array}, x)`` for consecutive chunks ``x`` of ``windows``: the tensors ``names`` of
-    ``proto`` (any inner tensor, exposed as an extra output) on that chunk."""
-    sess = ort_session(_augmented(proto, names))
+    ``proto`` (any inner tensor, exposed as an extra output) on that chunk; ``threads`` as in ``ort_session``."""
+    sess = ort_session(_augmented(proto, names), threads=threads)
     input_name = sess.get_inputs()[0].name
     wanted = set(names)
     outputs = [o.name for o in sess.get_outputs() if o.name in wanted]

@@ -18,7 +18,7 @@ from typing import Iterable
 import numpy as np
 import onnx
 
-from edgepose.quantization.calibrators import compute_ranges
+from edgepose.quantization.calibrators import compute_ranges, tensor_batches
 from edgepose.quantization.groups import Group, nodes_of, target_op_types
 from edgepose.quantization.ptq import check_quantizer, quantize_nodes
 from edgepose.quantization.qdq import dequantized_name
@@ -150,14 +150,7 @@ class QuantProbe:
 
 def _tap(proto: onnx.ModelProto, tensor: str, x: np.ndarray, threads: int) -> np.ndarray:
     """Values of an inner tensor on windows ``x`` (the tensor exposed as an extra graph output)."""
-    model = onnx.ModelProto()
-    model.CopyFrom(proto)
-    if tensor not in {o.name for o in model.graph.output}:
-        model.graph.output.append(onnx.helper.make_tensor_value_info(tensor, onnx.TensorProto.FLOAT, None))
-    sess = ort_session(model.SerializeToString(), threads=threads)
-    name = sess.get_inputs()[0].name
-    return np.concatenate([sess.run([tensor], {name: x[i : i + 64]})[0] for i in range(0, len(x), 64)]).astype(
-        np.float64)
+    return np.concatenate([b[tensor] for b, _ in tensor_batches(proto, [tensor], x, 64, threads)]).astype(np.float64)
 
 
 __all__ = ["QuantProbe", "Score"]
