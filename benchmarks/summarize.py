@@ -88,7 +88,7 @@ class Summary:
 def _machine_line(res: dict) -> str:
     from edgepose.benchmarking.machine import describe_machine
 
-    return describe_machine(res["machine"], res.get("threads"), res.get("spinning"))
+    return describe_machine(res["machine"], res.get("threads"), res.get("spinning"), res.get("parallel"))
 
 
 def _training(s: Summary, res: dict) -> None:
@@ -182,7 +182,8 @@ def _speed(s: Summary, runs: list[tuple[str, dict]]) -> None:
             probe = f"probe moved {moved}; margin {100 * (doc.get('probe') or {}).get('margin', 0):.0f} %"
         s.add(f"- {tag}: {doc['rounds']} rounds, {doc['rounds_disturbed']} disturbed ({probe}), medians over "
               f"{doc['rounds_used']}; threads {doc.get('threads') or 'default'}, "
-              f"spinning {'on' if doc.get('spinning') else 'off'}.")
+              f"spinning {'on' if doc.get('spinning') else 'off'}"
+              + (f", {doc['parallel']}-parallel." if doc.get("parallel") else "."))
     s.add("")
 
 

@@ -16,6 +16,7 @@ from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Callable
 
+from edgepose.runtime.parallel import DEFAULT_PARALLEL
 from edgepose.timing.rounds import DEFAULT_TIME_BUDGET_S, MIN_ROUNDS
 
 #: Paired rounds the pipeline's bench starts with and needs undisturbed: the verdict rule's minimum.
@@ -67,7 +68,7 @@ def run(out: str | Path = "runs/default", data: str | Path | None = None, model:
         epochs: int | None = None, threads: int | None = None, rounds: int | None = RUN_ROUNDS,
         exports: tuple = EXPORTS, batches: tuple[int, ...] = (1, 64), resume: bool = False,
         timing=None, isolate: bool = True, log: Callable[[str], None] | None = None,
-        time_budget: float | None = DEFAULT_TIME_BUDGET_S) -> PipelineResult:
+        time_budget: float | None = DEFAULT_TIME_BUDGET_S, parallel: str = DEFAULT_PARALLEL) -> PipelineResult:
     """Run the pipeline into ``out``; every stage's files stay there.
 
     Starting point, in order: ``from_checkpoint`` (a path or zoo name) → with no ``data`` and no
@@ -76,6 +77,8 @@ def run(out: str | Path = "runs/default", data: str | Path | None = None, model:
     ``rounds`` (:data:`RUN_ROUNDS` when None: the initial and minimum undisturbed paired rounds), ``timing``
     (a :class:`edgepose.benchmarking.TimingPlan`), ``isolate`` and ``time_budget`` (seconds of
     paired rounds, see :mod:`edgepose.benchmarking.adaptive`; None: exactly ``rounds``) go to the bench stage.
+    ``threads`` and ``parallel`` (:data:`edgepose.runtime.parallel.PARALLEL_MODES`) are how the default int8's
+    plan is timed and how the bench runs every artifact.
     """
     from edgepose.benchmarking import TimingPlan, bench, write_results
     from edgepose.evaluation import format_table
@@ -146,7 +149,7 @@ def run(out: str | Path = "runs/default", data: str | Path | None = None, model:
         # the default int8 (a plan) is timed as the bench will run it
         req = ExportRequest(checkpoint=ckpt, out=art, precision=precision, method=method, calib=calib,
                             recipe=recipe, data=data_dir, log=lambda s: log(f"      {s}"), batches=tuple(batches),
-                            threads=bench_threads, **(extra[0] if extra else {}))
+                            threads=bench_threads, parallel=parallel, **(extra[0] if extra else {}))
         for p in export(req):
             paths.append(p)
             log(f"      wrote {p.name}")
@@ -156,7 +159,7 @@ def run(out: str | Path = "runs/default", data: str | Path | None = None, model:
     plan = timing or TimingPlan(warmup=5, iters=30, min_seconds=1.0)
     res = bench(art, "cpu", tuple(batches), bench_threads, plan, data_dir,
                 log=lambda s: log(f"      {s}"), isolate=isolate, time_budget=time_budget,
-                rounds=RUN_ROUNDS if rounds is None else rounds)
+                rounds=RUN_ROUNDS if rounds is None else rounds, parallel=parallel)
     write_results(res, results)
     log("[5/5] report")
     md, page = build_report([results], out / "report")

@@ -163,7 +163,7 @@ def test_the_main_job_exports_the_default_int8_plan_timed_as_the_bench_runs(tmp_
     stale.write_bytes(b"old")
     with pytest.raises(Stop):
         run(tmp_path / "run", data=tiny_data, model="wiflow-tiny", epochs=1, batches=(1, 3), threads=1,
-            isolate=False, log=lambda s: None)
+            isolate=False, log=lambda s: None, parallel="intra")
     assert not stale.exists()  # the bench would have timed it beside this run's artifacts
     by = {(r.precision, r.method, r.recipe, r.objective): r for r in seen}
     assert ("int8", "ptq", "auto", None) in by and get_recipe("auto").plan == "latency"
@@ -172,4 +172,4 @@ def test_the_main_job_exports_the_default_int8_plan_timed_as_the_bench_runs(tmp_
     assert qat.qat_max_windows == pipeline.RUN_QAT_WINDOWS and by[("int8", "ptq", "safe", None)].qat_max_windows is None
     assert ("fp16", None, "safe", None) in by
     for r in seen:
-        assert r.threads == 1 and r.batches == (1, 3)
+        assert r.threads == 1 and r.batches == (1, 3) and r.parallel == "intra"  # not the default, batch

@@ -35,8 +35,10 @@ class Backend:
     def accepts(self, art: ArtifactFile) -> bool:
         raise NotImplementedError
 
-    def load(self, art: ArtifactFile, threads: int, spinning: bool | None = None) -> Runner:
-        """Load ``art`` with ``threads`` intra-op threads; ``spinning`` applies to thread pools that spin."""
+    def load(self, art: ArtifactFile, threads: int, spinning: bool | None = None, parallel: str = "intra") -> Runner:
+        """Load ``art`` to run on ``threads`` cores; ``spinning`` applies to thread pools that spin,
+        ``parallel`` (:data:`edgepose.runtime.parallel.PARALLEL_MODES`) to backends that can shard a batch
+        (ONNX Runtime on the CPU); the others run ``intra`` whatever it says."""
         raise NotImplementedError
 
 
@@ -57,7 +59,7 @@ class TorchEager(Backend):
     def accepts(self, art):
         return art.kind == "torch"
 
-    def load(self, art, threads, spinning=None):
+    def load(self, art, threads, spinning=None, parallel="intra"):
         import torch
 
         from edgepose.training.checkpoint import load_checkpoint
@@ -108,22 +110,13 @@ class OrtBackend(Backend):
     def accepts(self, art):
         return art.kind == "onnx"
 
-    def load(self, art, threads, spinning=None):
-        from edgepose.runtime.session import INPUT_NAME, ort_predict, ort_session
+    def load(self, art, threads, spinning=None, parallel="intra"):
+        from edgepose.runtime.session import OrtRunner, ort_predict
 
         providers = [self.provider] + (["CPUExecutionProvider"] if self.provider != "CPUExecutionProvider" else [])
-        sess = ort_session(art.path, threads=threads if self.device == "cpu" else 0, providers=providers,
-                           spinning=spinning)
-
-        def prepare(x):
-            feed = {INPUT_NAME: np.ascontiguousarray(x, dtype=np.float32)}
-
-            def call():
-                sess.run(None, feed)
-
-            return call
-
-        return Runner(lambda x: ort_predict(sess, x), prepare, _noop)
+        runner = OrtRunner(art.path, threads=threads if self.device == "cpu" else 0, providers=providers,
+                           spinning=spinning, parallel=parallel if self.device == "cpu" else "intra")
+        return Runner(lambda x: ort_predict(runner, x), runner.bind, _noop)
 
 
 class TensorRTNative(Backend):
@@ -147,7 +140,7 @@ class TensorRTNative(Backend):
     def accepts(self, art):
         return art.kind == "plan"
 
-    def load(self, art, threads, spinning=None):
+    def load(self, art, threads, spinning=None, parallel="intra"):
         import tensorrt as trt
         import torch
 

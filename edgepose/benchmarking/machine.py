@@ -36,8 +36,9 @@ def machine_info() -> dict:
     return info
 
 
-def describe_machine(machine: dict, threads: int | None = None, spinning: bool | None = None) -> str:
-    """One readable line: CPU, cores, flags, peak, GPU, threads and library versions."""
+def describe_machine(machine: dict, threads: int | None = None, spinning: bool | None = None,
+                     parallel: str | None = None) -> str:
+    """One readable line: CPU, cores, flags, peak, GPU, threads (and how a call used them) and library versions."""
     flags = ", ".join(f for f, on in machine.get("cpu_flags", {}).items() if on) or "none recognised"
     bits = [f"{machine.get('cpu_model', '?')} ({machine.get('arch', '?')}, {machine.get('cpu_count', '?')} logical cores)",
             f"flags {flags}"]
@@ -50,7 +51,8 @@ def describe_machine(machine: dict, threads: int | None = None, spinning: bool |
         bits.append(f"GPU {gpu['name']} ({gpu.get('memory_gib')} GiB, CUDA {gpu.get('cuda')}, driver {gpu.get('driver')})")
     if threads is not None:
         bits.append(f"threads {threads or 'runtime default'}" + ("" if spinning is None else
-                                                                 f", spinning {'on' if spinning else 'off'}"))
+                                                                 f", spinning {'on' if spinning else 'off'}")
+                    + ("" if parallel is None else f", {parallel}-parallel"))
     versions = machine.get("versions", {})
     bits.append(", ".join(f"{k} {v}" for k, v in versions.items()))
     return "; ".join(bits)

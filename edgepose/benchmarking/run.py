@@ -33,6 +33,7 @@ from edgepose.benchmarking.backends import backends_for
 from edgepose.benchmarking.machine import machine_info
 from edgepose.benchmarking.paired import speed_records
 from edgepose.benchmarking.peak import achieved, machine_peak
+from edgepose.runtime.parallel import DEFAULT_PARALLEL, check_parallel
 from edgepose.timing.disturbance import RULE, DisturbanceProbe, ProbeSpec
 from edgepose.stats import DEFAULT_REPLICATES, bootstrap_grouped
 from edgepose.timing.rounds import TimingPlan, measure, measure_interleaved
@@ -47,7 +48,8 @@ _LOG = logging.getLogger("edgepose.benchmarking")
 def bench(folder: Path, device: str = "cpu", batches: tuple[int, ...] = (1, 64), threads: int = 0,
           plan: TimingPlan = TimingPlan(), data: Path | None = None, accuracy: bool = True,
           log: Callable[[str], None] | None = None, isolate: bool = True, rounds: int = DEFAULT_ROUNDS, *,
-          spinning: bool | None = False, probe: ProbeSpec | None = ProbeSpec(), seed: int = 0,
+          spinning: bool | None = False, parallel: str = DEFAULT_PARALLEL, probe: ProbeSpec | None = ProbeSpec(),
+          seed: int = 0,
           replicates: int = DEFAULT_REPLICATES, time_budget: float | None = None,
           max_rounds: int | None = None) -> dict:
     """Benchmark every artifact in ``folder`` on every ``device`` backend; returns the results document.
@@ -67,6 +69,10 @@ def bench(folder: Path, device: str = "cpu", batches: tuple[int, ...] = (1, 64),
             ``time_budget``, the initial count and the minimum of undisturbed rounds.
         spinning: ONNX Runtime idle-thread spinning (False: threads sleep between calls, which
             matters on a machine whose cores are shared; None: the runtime's default).
+        parallel: how ONNX Runtime on the CPU uses the ``threads`` cores for one call
+            (:data:`edgepose.runtime.parallel.PARALLEL_MODES`): ``batch`` runs a call's windows as one
+            shard per thread at once, ``intra`` as one call on the intra-op pool. Other backends run
+            ``intra``.
         probe: the probe workload and its margin; None disables the probe (no round is marked).
         seed: seed of the per-round shuffles.
         replicates: bootstrap replicates for the ΔPCK@20 interval.
@@ -80,6 +86,7 @@ def bench(folder: Path, device: str = "cpu", batches: tuple[int, ...] = (1, 64),
         raise EdgeposeError(f"time_budget must be ≥ 0 seconds, got {time_budget}")
     if rounds < 1:
         raise EdgeposeError(f"rounds must be ≥ 1, got {rounds}")
+    check_parallel(parallel)
     artifacts = discover(folder)
     if not artifacts:
         raise EdgeposeError("no artifacts with cards found (expected *.safetensors, *.onnx or *.plan)", folder)
@@ -94,7 +101,8 @@ def bench(folder: Path, device: str = "cpu", batches: tuple[int, ...] = (1, 64),
     peak = machine_peak()
     results = {"schema": SCHEMA, "schema_version": SCHEMA_VERSION,
                "created": dt.datetime.now(dt.timezone.utc).isoformat(timespec="seconds"),
-               "device": device, "threads": threads, "spinning": spinning, "batches": list(batches),
+               "device": device, "threads": threads, "spinning": spinning, "parallel": parallel,
+               "batches": list(batches),
                "timing_plan": asdict(plan), "rounds": rounds, "rounds_min": rounds, "time_budget_s": time_budget,
                "seed": seed,
                "machine": {**machine_info(), "peak": peak.to_dict(threads)},
@@ -104,7 +112,7 @@ def bench(folder: Path, device: str = "cpu", batches: tuple[int, ...] = (1, 64),
                "rows": [], "skipped": []}
     if device == "cuda" and results["machine"]["gpu"] is None:
         results["note"] = "no CUDA GPU on this machine: every CUDA backend is listed as skipped"
-    jobs = _jobs(artifacts, device, threads, spinning, inputs, plan, ds_path, spec, results["skipped"], log)
+    jobs = _jobs(artifacts, device, threads, spinning, parallel, inputs, plan, ds_path, spec, results["skipped"], log)
 
     lat, acc, failed, round_log, loop = _run_rounds(jobs, rounds, isolate, probe, threads, seed, log, time_budget,
                                                     max_rounds, replicates)
@@ -197,6 +205,7 @@ class _Job:
     data: Path | None
     spec: SplitSpec
     spinning: bool | None = False
+    parallel: str = "intra"
     score: bool = True
     baseline: ArtifactFile | None = None  # fp32 ONNX timed interleaved with this artifact in the same process
 
@@ -205,7 +214,7 @@ class _Job:
         return f"{self.art.path.name} on {self.backend}"
 
 
-def _jobs(artifacts, device, threads, spinning, inputs, plan, data, spec, skipped: list, log) -> list[_Job]:
+def _jobs(artifacts, device, threads, spinning, parallel, inputs, plan, data, spec, skipped: list, log) -> list[_Job]:
     jobs = []
     for art in artifacts:
         for be in backends_for(device):
@@ -216,7 +225,7 @@ def _jobs(artifacts, device, threads, spinning, inputs, plan, data, spec, skippe
                 skipped.append({"artifact": art.path.name, "backend": be.name, "reason": reason})
                 log(f"skip  {art.label:34s} on {be.name}: {reason}")
                 continue
-            jobs.append(_Job(art, be.name, device, threads, inputs, plan, data, spec, spinning))
+            jobs.append(_Job(art, be.name, device, threads, inputs, plan, data, spec, spinning, parallel))
     base = _baseline(jobs, {})
     for i, job in enumerate(jobs):
         if base is not None and i != base and job.art.kind == "onnx" and job.backend == jobs[base].backend:
@@ -250,14 +259,14 @@ def _run_row(job: _Job) -> dict:
     be = next(b for b in backends_for(job.device) if b.name == job.backend)
     art = job.art
     try:
-        runner = be.load(art, job.threads, spinning=job.spinning)
+        runner = be.load(art, job.threads, spinning=job.spinning, parallel=job.parallel)
     except Exception as exc:  # a backend that cannot load an artifact is reported, not fatal
         return {"skip": {"artifact": art.path.name, "backend": be.name,
                          "reason": f"load failed: {type(exc).__name__}: {exc}"[:500]}}
     base = None
     if job.baseline is not None:
         try:
-            base = be.load(job.baseline, job.threads, spinning=job.spinning)
+            base = be.load(job.baseline, job.threads, spinning=job.spinning, parallel=job.parallel)
         except Exception:  # noqa: BLE001  (the pair is then compared across processes instead)
             base = None
     out: dict = {"latency": {}}

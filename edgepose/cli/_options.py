@@ -7,6 +7,8 @@ from pathlib import Path
 
 import click
 
+from edgepose.runtime.parallel import DEFAULT_PARALLEL
+
 
 def echo_json(data) -> None:
     """Print ``data`` as indented JSON (paths and other objects as strings)."""
@@ -73,3 +75,13 @@ class LazyDefaultOption(click.Option):
 
     def get_default(self, ctx, call: bool = True):
         return super().get_default(ctx, call=True)
+
+
+def parallel_option(what: str):
+    """``--parallel {batch,intra}`` (default :data:`DEFAULT_PARALLEL`); ``what`` starts its help: who runs calls how."""
+    return click.option(
+        "--parallel", type=RegistryChoice("edgepose.runtime.parallel", "PARALLEL_MODES"), default=DEFAULT_PARALLEL,
+        show_default=True,
+        help=f"{what}: 'batch' cuts a call's windows into one shard per thread and runs the shards at once on "
+             "one-thread sessions (a one-window call runs on one thread); 'intra' runs one call on ONNX Runtime's "
+             "intra-op pool of that many threads (benchmarks/results/batch-parallel-*.json).")

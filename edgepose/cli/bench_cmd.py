@@ -6,7 +6,7 @@ from pathlib import Path
 
 import click
 
-from edgepose.cli._options import batches_option, path_arg
+from edgepose.cli._options import batches_option, parallel_option, path_arg
 from edgepose.metrics import ACCURACY_GATE_PP
 from edgepose.timing.disturbance import DEFAULT_MARGIN
 from edgepose.timing.rounds import DEFAULT_TIME_BUDGET_S
@@ -30,6 +30,7 @@ from edgepose.timing.rounds import DEFAULT_TIME_BUDGET_S
                    "artifact, or another round would not fit; 0 runs exactly --rounds.")
 @click.option("--spinning/--no-spinning", default=False, show_default=True,
               help="Let ONNX Runtime's idle threads busy-wait between calls.")
+@parallel_option("How ONNX Runtime CPU runs one call on --threads")
 @click.option("--probe-margin", default=DEFAULT_MARGIN, show_default=True,
               help="Smallest tolerance of the disturbance rule: a round is disturbed (left out and replaced) when "
                    "the median stall factor of its probe readings (mean / median call) is above the run's reference "
@@ -42,7 +43,7 @@ from edgepose.timing.rounds import DEFAULT_TIME_BUDGET_S
 @click.option("--no-accuracy", is_flag=True, help="Latency and size only.")
 @click.option("--out", required=True, type=path_arg(), help="results.json (a .csv is written beside it).")
 def bench_cmd(artifact_dir: Path, device: str, batches, threads: int, warmup: int, iters: int, min_seconds: float,
-              rounds: int, time_budget: float, spinning: bool, probe_margin: float, no_probe: bool, seed: int,
+              rounds: int, time_budget: float, spinning: bool, parallel: str, probe_margin: float, no_probe: bool, seed: int,
               data_dir: Path | None, no_accuracy: bool, out: Path) -> None:
     """Measure size, latency (paired rounds), locked accuracy and distance to peak of every artifact.
 
@@ -57,7 +58,7 @@ def bench_cmd(artifact_dir: Path, device: str, batches, threads: int, warmup: in
 
     plan = TimingPlan(warmup=warmup, iters=iters, min_seconds=min_seconds)
     result = bench(artifact_dir, device=device, batches=batches, threads=threads, data=data_dir, out=out,
-                   accuracy=not no_accuracy, log=click.echo, plan=plan, rounds=rounds, spinning=spinning,
+                   accuracy=not no_accuracy, log=click.echo, plan=plan, rounds=rounds, spinning=spinning, parallel=parallel,
                    probe=None if no_probe else ProbeSpec(margin=probe_margin), seed=seed,
                    time_budget=time_budget or None)
     res = result.doc

@@ -12,7 +12,7 @@ from pathlib import Path
 
 import click
 
-from edgepose.cli._options import echo_json, path_arg
+from edgepose.cli._options import echo_json, parallel_option, path_arg
 
 
 def _providers(value: str | None) -> list[str] | None:
@@ -63,11 +63,14 @@ def package_cmd(artifact: Path, out: Path, data, bench, ort_format: bool, ort_ta
               help="windows.npy [N,C,T], frames.npy [F,C], or - for frames on stdin (one per line).")
 @click.option("--output", "-o", default="-", show_default=True, help="out.jsonl, out.npy or - (JSON lines).")
 @click.option("--hop", type=int, default=None, help="Frames between poses when streaming (default: manifest).")
-@click.option("--threads", type=int, default=None, help="ONNX Runtime intra-op threads.")
+@click.option("--threads", type=int, default=None, help="Cores a call may use (default: the CPUs this process may "
+              "use with --parallel batch, ONNX Runtime's choice with intra).")
+@parallel_option("How a call runs on --threads")
 @click.option("--providers", default=None, help="Comma-separated execution providers (default: best available).")
 @click.option("--ort", "ort_format", is_flag=True, help="Run the bundled ONNX Runtime format model.")
 @click.option("--lenient", is_flag=True, help="Count malformed stdin lines as corrupt frames instead of failing.")
-def infer_cmd(bundle: Path, source: str, output: str, hop, threads, providers, ort_format: bool, lenient: bool) -> None:
+def infer_cmd(bundle: Path, source: str, output: str, hop, threads, parallel: str, providers, ort_format: bool,
+              lenient: bool) -> None:
     """Predict poses with a bundle (same as `python -m edgepose.runtime infer`).
 
     Every result has a status; windows that are corrupt (NaN/inf or max|x| > 1.5) or hold a
@@ -84,18 +87,19 @@ def infer_cmd(bundle: Path, source: str, output: str, hop, threads, providers, o
 
     with terminate_as_interrupt():  # systemctl stop → KeyboardInterrupt → no half-written output file
         counts = infer(bundle, source, output, hop=hop, threads=threads, providers=_providers(providers),
-                       ort_format=ort_format, lenient=lenient)
+                       ort_format=ort_format, lenient=lenient, parallel=parallel)
     click.echo(summary_line(counts, output), err=True)
 
 
 @click.command("verify")
 @click.argument("bundle", type=path_arg(dir_okay=False))
-@click.option("--threads", type=int, default=None, help="ONNX Runtime intra-op threads (default: the CPUs this process may use).")
+@click.option("--threads", type=int, default=None, help="Cores a call may use (default: the CPUs this process may use).")
+@parallel_option("How a call runs on --threads (batch: the batch-1 latency runs on one thread)")
 @click.option("--providers", default=None, help="Comma-separated execution providers (default: best available).")
 @click.option("--seconds", type=float, default=2.0, show_default=True, help="Time spent measuring latency.")
 @click.option("--max-slowdown", type=float, default=None, help="Fail when p50 exceeds this multiple of the manifest's.")
 @click.option("--json", "as_json", is_flag=True, help="Print the full report as JSON.")
-def verify_cmd(bundle: Path, threads, providers, seconds: float, max_slowdown, as_json: bool) -> None:
+def verify_cmd(bundle: Path, threads, parallel: str, providers, seconds: float, max_slowdown, as_json: bool) -> None:
     """Check a bundle on this machine: hashes, golden vectors, latency; exit 1 on any failure.
 
     \b
@@ -106,7 +110,7 @@ def verify_cmd(bundle: Path, threads, providers, seconds: float, max_slowdown, a
     from edgepose.runtime.verify import verify
 
     report = verify(bundle, threads=threads, providers=_providers(providers), seconds=seconds,
-                    max_slowdown=max_slowdown)
+                    max_slowdown=max_slowdown, parallel=parallel)
     if as_json:
         echo_json(report.to_dict())
     else:

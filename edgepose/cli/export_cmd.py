@@ -6,7 +6,8 @@ from pathlib import Path
 
 import click
 
-from edgepose.cli._options import LazyDefaultOption, RegistryChoice, batches_option, path_arg, request_default
+from edgepose.cli._options import (LazyDefaultOption, RegistryChoice, batches_option, parallel_option, path_arg,
+                                   request_default)
 from edgepose.metrics import ACCURACY_GATE_PP
 
 
@@ -78,6 +79,7 @@ from edgepose.metrics import ACCURACY_GATE_PP
 @click.option("--threads", type=int, default=request_default("threads"), show_default=True, cls=LazyDefaultOption,
               help="With --objective latency, the default int8 recipe (auto) or checked: intra-op threads to time with "
                    "(0 = the runtime's default).")
+@parallel_option("How a latency plan (auto, --objective latency) or checked runs each timed call on --threads")
 @click.option("--runtime", type=RegistryChoice("edgepose.timing.adapters", "ADAPTERS"),
               default=request_default("runtime"), show_default=True, cls=LazyDefaultOption,
               help="With --objective latency or the default int8 recipe (auto): the runtime the plan is measured on.")
@@ -110,7 +112,7 @@ from edgepose.metrics import ACCURACY_GATE_PP
 def export_cmd(checkpoint: str, precision: str, method: str | None, calib: str, target: str, weight_bits: str, recipe: str,
                engine: bool, data_dir: Path | None, calib_count: int, calib_seed: int, qat_epochs: int,
                qat_lr: float, qat_loss: str, qat_select: str, qat_schedule: str, qat_device: str, max_drop: float | None, guard_criterion: str, guard_strategy: str, best_effort: bool, objective: str | None,
-               batches: tuple[int, ...], threads: int, runtime: str, search_minutes: float, search: str,
+               batches: tuple[int, ...], threads: int, parallel: str, runtime: str, search_minutes: float, search: str,
                no_profile_cache: bool, pad_channels: bool, bias_correction: str, opset: int, out: Path) -> None:
     """Export a checkpoint to ONNX (fp32, fp16, int8 PTQ/QAT as QDQ) and optionally a TensorRT engine.
 
@@ -139,26 +141,26 @@ def export_cmd(checkpoint: str, precision: str, method: str | None, calib: str, 
         verified = ptq and bool(get_recipe(recipe).candidates)
         planned = verified and bool(get_recipe(recipe).plan) and not pad_channels  # auto: every plan option applies
         plan_only = (() if planned else ("runtime", "search_minutes", "search", "no_profile_cache")) + \
-            (() if verified else ("batches", "threads"))
+            (() if verified else ("batches", "threads", "parallel"))
         given = [f"--{n.replace('_', '-')}" for n in plan_only if src(n) == click.core.ParameterSource.COMMANDLINE]
         if given:
             raise click.UsageError(f"{', '.join(given).replace('--batches', '--batch')} appl"
                                    f"{'ies' if len(given) == 1 else 'y'} to latency plans only (--objective latency, "
                                    "or the default int8 recipe, auto, as PTQ for ort-cpu without --max-drop or "
                                    "--pad-channels)"
-                                   + ("" if verified else "; --batch and --threads also to --recipe checked"))
+                                   + ("" if verified else "; --batch, --threads and --parallel also to --recipe checked"))
         if planned:
-            timed = dict(batches=batches, threads=threads, runtime=runtime, search=search,
+            timed = dict(batches=batches, threads=threads, parallel=parallel, runtime=runtime, search=search,
                          search_minutes=search_minutes, profile_cache=not no_profile_cache)
         elif verified:
-            timed = dict(batches=batches, threads=threads)
+            timed = dict(batches=batches, threads=threads, parallel=parallel)
     for art in export(checkpoint, precision=precision, method=method, data=data_dir, out=out, log=click.echo,
                       calib=calib, target=target, weight_bits=weight_bits, recipe=recipe, engine=engine, calib_count=calib_count,
                       calib_seed=calib_seed, qat_epochs=qat_epochs, qat_lr=qat_lr, qat_loss=qat_loss,
                       qat_select=qat_select, qat_schedule=qat_schedule, qat_device=qat_device, opset=opset,
                       max_drop=max_drop, guard_criterion=guard_criterion, guard_strategy=guard_strategy, best_effort=best_effort,
                       pad_channels=pad_channels, bias_correction=bias_correction,
-                      **(dict(objective=objective, batches=batches, threads=threads, runtime=runtime, search=search,
+                      **(dict(objective=objective, batches=batches, threads=threads, parallel=parallel, runtime=runtime, search=search,
                               search_minutes=search_minutes, profile_cache=not no_profile_cache) if objective else timed)):
         path, card = art.path, art.card
         line = f"wrote {path} ({card['bytes'] / 1e6:.2f} MB)"

@@ -6,7 +6,7 @@ from pathlib import Path
 
 import click
 
-from edgepose.cli._options import batches_option, path_arg
+from edgepose.cli._options import batches_option, parallel_option, path_arg
 from edgepose.pipeline import RUN_ROUNDS
 from edgepose.timing.rounds import DEFAULT_TIME_BUDGET_S
 
@@ -28,9 +28,11 @@ from edgepose.timing.rounds import DEFAULT_TIME_BUDGET_S
                    f"({DEFAULT_TIME_BUDGET_S:.0f} s).")
 @click.option("--batch", "batches", default="1,64", show_default=True, callback=batches_option,
               help="Bench batch sizes, comma-separated.")
+@parallel_option("How the default int8's plan and the bench run each ONNX Runtime CPU call on --threads")
 @click.option("--resume", is_flag=True, help="Reuse finished stages found in OUT.")
 def run(out: Path, data_dir: Path | None, from_checkpoint: str | None, retrain: bool, model: str, preset: str,
-        epochs: int | None, threads: int | None, rounds: int, batches, resume: bool) -> None:
+        epochs: int | None, threads: int | None, rounds: int, batches, parallel: str,
+        resume: bool) -> None:
     """Run the pipeline: data → checkpoint → export every precision → bench → report.
 
     On the embedded default it starts from the shipped models/<model> checkpoint (the default
@@ -45,4 +47,5 @@ def run(out: Path, data_dir: Path | None, from_checkpoint: str | None, retrain: 
     from edgepose.pipeline import run as run_pipeline
 
     run_pipeline(out, data=data_dir, model=model, from_checkpoint=from_checkpoint, train=retrain, preset=preset,
-                 epochs=epochs, threads=threads, rounds=rounds, batches=batches, resume=resume, log=click.echo)
+                 epochs=epochs, threads=threads, rounds=rounds, batches=batches, parallel=parallel,
+                 resume=resume, log=click.echo)

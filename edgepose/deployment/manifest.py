@@ -138,7 +138,7 @@ def bench_section(bench: Path | None, artifact: Path) -> dict | None:
     machine = doc.get("machine") or {}
     keep = {k: machine.get(k) for k in ("cpu_model", "arch", "cpu_count", "cpu_flags", "platform", "versions", "gpu")}
     base = {"source": bench.name, "created": doc.get("created"), "device": doc.get("device"),
-            "threads": doc.get("threads"), "machine": keep}
+            "threads": doc.get("threads"), "parallel": doc.get("parallel", "intra"), "machine": keep}
     if not rows:
         return {**base, "figures": None, "rows": [],
                 "note": f"no row for {artifact.name} in {bench.name}"}

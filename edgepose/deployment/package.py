@@ -146,8 +146,9 @@ def package(artifact: Path, out: Path, *, data: Path | None = None, bench: Path 
             }
             threads = default_threads()
             probe = rb.Bundle(out, {**manifest, "members": {}}, members, "")
-            lat = measure_latency(Predictor.load(probe, threads=threads), seconds=latency_seconds)
-            manifest["build"]["latency"] = {**lat, "threads": threads,
+            pred = Predictor.load(probe, threads=threads)
+            lat = measure_latency(pred, seconds=latency_seconds)
+            manifest["build"]["latency"] = {**lat, "threads": threads, "parallel": pred.runner.parallel,
                                             "note": "this machine at packaging time, through the runtime"}
             with atomic_path(out) as tmp:
                 rb.write_bundle(tmp, manifest, members)

@@ -157,7 +157,8 @@ def _choose_layout(ctx: ExportContext, probe, padded, final: frozenset, ms: dict
             return probe.graph_bytes(config - {_UNPADDED})
         return padded.graph_bytes(config)
 
-    both = GraphTimer(build, timer.adapter, timer.threads, timer.inputs, seconds=timer.seconds, cache=timer.cache)
+    both = GraphTimer(build, timer.adapter, timer.threads, timer.inputs, seconds=timer.seconds, cache=timer.cache,
+                      parallel=timer.parallel)
     plain = frozenset(final) | {_UNPADDED}
     # (padded ms, unpadded ms): the padded graph is the one that has to win
     m = both(frozenset(final), plain, seconds=3 * timer.seconds)
@@ -229,7 +230,7 @@ def export_planned(ctx: ExportContext, objective: str | None = None, recipe: str
     fp32_bytes = Path(ctx.fp32_onnx()).read_bytes()
     log(f"plan: objective {objective}, {len(probe.groups)} groups, {len(probe.x)} clean validation windows "
         f"(fp32 PCK@20 {100 * probe.reference.pck20:.2f} %), budget −{budget} pp ({criterion}), runtime {adapter.name} "
-        f"{adapter.version()}, threads {req.threads or 'default'}, batches {', '.join(map(str, req.batches))}")
+        f"{adapter.version()}, threads {req.threads or 'default'} ({req.parallel}-parallel), batches {', '.join(map(str, req.batches))}")
 
     # 1. accuracy: the most-int8 set within budget; what each group costs alone is measured only when
     #    the all-int8 graph misses the budget (or a restore needs the ranking)
@@ -253,11 +254,11 @@ def export_planned(ctx: ExportContext, objective: str | None = None, recipe: str
     search_probe = padded or probe
     key = profile_key(hashlib.sha256(fp32_bytes).hexdigest(),
                       f"{probe.target.name}/{req.calib}" + (f"/{PADDED_LAYOUT}" if padded else ""), adapter,
-                      req.threads)
+                      req.threads, req.parallel)
     cache = ProfileCache(key, enabled=req.profile_cache)
     timer = GraphTimer(lambda c: search_probe.graph_bytes(c) if c else probe.graph_bytes(c), adapter, req.threads,
                        batch_inputs(probe.x, req.batches),
-                       seconds=req.timing_seconds, cache=cache)
+                       seconds=req.timing_seconds, cache=cache, parallel=req.parallel)
     search_doc: dict = {}
     gains: dict = {}
     fell_back = False
@@ -370,6 +371,7 @@ def export_planned(ctx: ExportContext, objective: str | None = None, recipe: str
                        "pck_cost_pp": cost})
     plan = {
         "objective": objective, "max_drop_pp": budget, "batches": list(req.batches), "threads": req.threads,
+        "parallel": req.parallel,
         "runtime": adapter.describe(), "machine": cpu_summary(), "int8": is_int8,
         "int8_groups": sorted(final), "float_groups": [g.name for g in probe.groups if g.name not in final],
         "restored_for_accuracy": restored, "allowed_by_guard": list(allowed),

@@ -14,6 +14,7 @@ from edgepose.quantization.calibrators import CALIBRATORS
 from edgepose.quantization.guard import CRITERIA, STRATEGIES
 from edgepose.quantization.qat import QAT_LOSSES, QAT_SCHEDULES, QAT_SELECTIONS
 from edgepose.quantization.targets import DEFAULT_WEIGHT_BITS, TARGETS, check_weight_bits
+from edgepose.runtime.parallel import DEFAULT_PARALLEL, PARALLEL_MODES
 
 #: int8 methods: post-training quantization, quantization-aware fine-tuning
 METHODS = ("ptq", "qat")
@@ -28,7 +29,7 @@ class ExportRequest:
     Groups of fields: what to make (``precision``, ``method``, ``calib``, ``target``, ``recipe``,
     ``engine``); data (``data``, ``calib_count``, ``calib_seed``, ``parity_windows``); QAT
     (``qat_*``); the accuracy guard (``max_drop``, ``best_effort``, ``guard_*``); the precision
-    plan (``objective``, ``batches``, ``threads``, ``runtime``, ``search_minutes``,
+    plan (``objective``, ``batches``, ``threads``, ``parallel``, ``runtime``, ``search_minutes``,
     ``timing_seconds``, ``profile_cache``); ``pad_channels`` (int8 PTQ from a graph whose TCN widths
     are padded to multiples of 4, the same function: :mod:`edgepose.models.padding`); ``bias_correction``
     (``off``, ``on`` or ``checked``: a module recipe's PTQ graph with its convolutions' fp32 output
@@ -67,6 +68,7 @@ class ExportRequest:
     objective: str | None = None
     batches: tuple[int, ...] = (1, 64)
     threads: int = 0
+    parallel: str = DEFAULT_PARALLEL
     runtime: str = "onnxruntime"
     search_minutes: float = 4.0
     search: str = "blocks"
@@ -89,6 +91,8 @@ def validate(req: ExportRequest, precisions: Iterable[str]) -> None:
         raise EdgeposeError(f"unknown precision {req.precision!r}; choose from {', '.join(precisions)}")
     if req.precision != "int8" and req.method:
         raise EdgeposeError(f"--method {req.method} applies to int8 only, not {req.precision}")
+    if req.parallel not in PARALLEL_MODES:
+        raise EdgeposeError(f"unknown --parallel {req.parallel!r}; choose from {', '.join(PARALLEL_MODES)}")
     if req.calib not in CALIBRATORS:
         raise EdgeposeError(f"unknown calibrator {req.calib!r}; choose from {', '.join(CALIBRATORS)}")
     if req.target not in TARGETS:

@@ -46,16 +46,16 @@ VERIFY_SECONDS = 3.0
 
 
 def time_against_fp32(path: Path, fp32: Path, windows, batches, threads: int,
-                      seconds: float = VERIFY_SECONDS) -> dict[str, dict]:
+                      seconds: float = VERIFY_SECONDS, parallel: str = "intra") -> dict[str, dict]:
     """Per batch: median ms of ``path`` and of ``fp32``, alternated call by call, and the speedup."""
     from edgepose.quantization.planning.timer import batch_inputs, paired_medians
-    from edgepose.runtime.session import ort_session
+    from edgepose.runtime.session import OrtRunner
 
-    sa, sb = ort_session(path, threads=threads, spinning=False), ort_session(fp32, threads=threads, spinning=False)
-    name = sa.get_inputs()[0].name
+    sa = OrtRunner(path, threads=threads, parallel=parallel, spinning=False)
+    sb = OrtRunner(fp32, threads=threads, parallel=parallel, spinning=False)
     out = {}
     for b, x in batch_inputs(windows, batches).items():
-        a_ms, f_ms = paired_medians(lambda: sa.run(None, {name: x}), lambda: sb.run(None, {name: x}), seconds)
+        a_ms, f_ms = paired_medians(sa.bind(x), sb.bind(x), seconds)
         out[str(b)] = {"int8_ms": a_ms, "fp32_ms": f_ms, "speedup": f_ms / a_ms}
     return out
 
@@ -76,14 +76,14 @@ def export_verified(ctx: ExportContext, recipe: Recipe) -> Path:
         log(f"int8 {recipe.name}: {why} — the artifact is the fp32 graph")
         target = get_target(req.target, req.weight_bits).name
         verified = {"candidates": list(recipe.candidates), "gate_pp": ACCURACY_GATE_PP, "batches": list(req.batches),
-                    "threads": req.threads, "machine": cpu_summary(), "validation_windows": 0, "attempts": [],
+                    "threads": req.threads, "parallel": req.parallel, "machine": cpu_summary(), "validation_windows": 0, "attempts": [],
                     "why": why}
         return _ship_fp32(ctx, recipe.name, target, calib, verified, t0)
     probe = ctx.probe(val_windows=req.guard_val_windows, calib=calib, threads=req.threads or 2)
     fp32 = Path(ctx.fp32_onnx())
     log(f"int8 {recipe.name}: {len(probe.groups)} groups, {len(probe.x)} clean validation windows (fp32 PCK@20 "
         f"{100 * probe.reference.pck20:.2f} %), gate −{ACCURACY_GATE_PP:g} pp, timed at batch "
-        f"{', '.join(map(str, req.batches))}, threads {req.threads or 'default'}")
+        f"{', '.join(map(str, req.batches))}, threads {req.threads or 'default'} ({req.parallel}-parallel)")
     attempts: list[dict] = []
     chosen: tuple[str, Path, dict] | None = None
     for name in recipe.candidates:
@@ -129,7 +129,7 @@ def export_verified(ctx: ExportContext, recipe: Recipe) -> Path:
         if not dp >= -ACCURACY_GATE_PP:  # NaN is outside too
             rec["shipped"], rec["why"] = False, f"validation ΔPCK@20 {dp:+.2f} pp is outside the gate"
         else:
-            rec["speed"] = time_against_fp32(path, fp32, probe.x, req.batches, req.threads)
+            rec["speed"] = time_against_fp32(path, fp32, probe.x, req.batches, req.threads, parallel=req.parallel)
             slow = [b for b, v in rec["speed"].items() if v["speedup"] < 1.0]
             rec["shipped"] = not slow
             rec["why"] = ("within the gate and not slower than fp32 at any batch" if not slow
@@ -144,7 +144,8 @@ def export_verified(ctx: ExportContext, recipe: Recipe) -> Path:
         path.unlink(missing_ok=True)
 
     verified = {"candidates": list(recipe.candidates), "gate_pp": ACCURACY_GATE_PP, "batches": list(req.batches),
-                "threads": req.threads, "machine": cpu_summary(), "validation_windows": int(len(probe.x)),
+                "threads": req.threads, "parallel": req.parallel, "machine": cpu_summary(),
+                "validation_windows": int(len(probe.x)),
                 "fp32_val_pck20": probe.reference.pck20, "attempts": attempts}
     if chosen is None:
         log(f"int8 {recipe.name}: no candidate was within the gate and not slower than fp32 here — the artifact "

@@ -25,7 +25,9 @@ def machine_name(doc: dict) -> str:
     m = doc["machine"]
     gpu = f" + {m['gpu']['name']}" if doc["device"] == "cuda" and m.get("gpu") else ""
     threads = doc.get("threads")
-    return f"{m['cpu_model']} ({m['cpu_count']} cores){gpu}, {threads or 'default'} thread{'s' if threads != 1 else ''}"
+    sharded = ", batch-parallel" if doc.get("parallel") == "batch" else ""  # absent in results made before the mode
+    return (f"{m['cpu_model']} ({m['cpu_count']} cores){gpu}, {threads or 'default'} "
+            f"thread{'s' if threads != 1 else ''}{sharded}")
 
 
 def verdicts(docs: list[dict], max_drop_pp: float = MAX_DROP_PP) -> list[str]:
@@ -271,7 +273,7 @@ def build_report(paths: list[Path], out_dir: Path, max_drop_pp: float = MAX_DROP
     if notes:
         blocks += [Block("h2", "Notes"), Block("ul", items=notes)]
     blocks += [Block("h2", "Machines"), Block("ul", items=[
-        f"{Path(d['_source']).name}: {describe_machine(d['machine'], d.get('threads'), d.get('spinning'))}" for d in docs])]
+        f"{Path(d['_source']).name}: {describe_machine(d['machine'], d.get('threads'), d.get('spinning'), d.get('parallel'))}" for d in docs])]
 
     out_dir = Path(out_dir)
     out_dir.mkdir(parents=True, exist_ok=True)

@@ -12,6 +12,7 @@ import sys
 
 from edgepose.interrupt import terminate_as_interrupt
 from edgepose.runtime.errors import EdgeposeError
+from edgepose.runtime.parallel import DEFAULT_PARALLEL, PARALLEL_MODES
 
 EXIT_FAILED, EXIT_BAD_INPUT, EXIT_INTERRUPTED = 1, 2, 130
 
@@ -33,7 +34,11 @@ def build_parser() -> argparse.ArgumentParser:
 
     def common(p: argparse.ArgumentParser) -> None:
         p.add_argument("bundle", help="the .edgepose file")
-        p.add_argument("--threads", type=int, default=None, help="ONNX Runtime intra-op threads")
+        p.add_argument("--threads", type=int, default=None, help="cores a call may use (default: the CPUs this "
+                       "process may use in batch mode, ONNX Runtime's choice in intra mode)")
+        p.add_argument("--parallel", choices=list(PARALLEL_MODES), default=DEFAULT_PARALLEL,
+                       help="batch: a call's windows run as one shard per thread at once; intra: one call on "
+                            "ONNX Runtime's intra-op pool (default: %(default)s)")
         p.add_argument("--providers", default=None, help="comma-separated execution providers (default: best available)")
 
     p = sub.add_parser("infer", help="predict poses from windows, frames or a stream on stdin")
@@ -79,13 +84,14 @@ def _dispatch(args: argparse.Namespace) -> int:
         from edgepose.runtime.commands import infer, summary_line
 
         counts = infer(args.bundle, args.input, args.output, hop=args.hop, threads=args.threads,
-                       providers=_providers(args.providers), ort_format=args.ort, lenient=args.lenient)
+                       providers=_providers(args.providers), ort_format=args.ort, lenient=args.lenient,
+                       parallel=args.parallel)
         print(summary_line(counts, args.output), file=sys.stderr)
         return 0
     if args.command == "verify":
         from edgepose.runtime.commands import run_verify
 
-        return run_verify(args.bundle, threads=args.threads, providers=_providers(args.providers),
+        return run_verify(args.bundle, threads=args.threads, providers=_providers(args.providers), parallel=args.parallel,
                           seconds=args.seconds, max_slowdown=args.max_slowdown, as_json=args.json)
     if args.command == "inspect":
         from edgepose.runtime.bundle import Bundle

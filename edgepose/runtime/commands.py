@@ -27,6 +27,7 @@ from typing import IO, Callable
 import numpy as np
 
 from edgepose.runtime.errors import InputError
+from edgepose.runtime.parallel import DEFAULT_PARALLEL
 from edgepose.runtime.predictor import Predictor
 from edgepose.runtime.verify import verify
 
@@ -121,14 +122,14 @@ def _records(pred: Predictor, source: str, stdin: IO[str], hop: int | None, leni
 
 def infer(bundle: str | Path, source: str, output: str, hop: int | None = None, threads: int | None = None,
           providers: list[str] | None = None, ort_format: bool = False, lenient: bool = False,
-          stdin: IO[str] | None = None, stdout: IO[str] | None = None) -> dict:
+          stdin: IO[str] | None = None, stdout: IO[str] | None = None, parallel: str = DEFAULT_PARALLEL) -> dict:
     """Run a bundle over windows, frames or stdin and write the results; returns counts by status."""
     stdin = stdin or sys.stdin
     stdout = stdout or sys.stdout
     out_path = None if output == "-" else Path(output)
     if out_path is not None and not out_path.name.endswith(NPY_SUFFIXES + JSONL_SUFFIXES):
         raise InputError("output must end in .npy or .jsonl (or be - for standard output)", out_path)
-    pred = Predictor.load(bundle, providers=providers, threads=threads, ort_format=ort_format)
+    pred = Predictor.load(bundle, providers=providers, threads=threads, ort_format=ort_format, parallel=parallel)
     counts: dict[str, int] = {}
 
     def tally(rec: dict) -> dict:
@@ -165,10 +166,11 @@ def summary_line(counts: dict, output: str) -> str:
 
 def run_verify(bundle: str | Path, threads: int | None = None, providers: list[str] | None = None,
                seconds: float = 2.0, max_slowdown: float | None = None, as_json: bool = False,
-               out: IO[str] | None = None) -> int:
+               out: IO[str] | None = None, parallel: str = DEFAULT_PARALLEL) -> int:
     """Verify and print (checks then the verdict line, or JSON); returns the exit code (0 pass, 1 fail)."""
     out = out or sys.stdout
-    report = verify(bundle, threads=threads, providers=providers, seconds=seconds, max_slowdown=max_slowdown)
+    report = verify(bundle, threads=threads, providers=providers, seconds=seconds, max_slowdown=max_slowdown,
+                    parallel=parallel)
     if as_json:
         out.write(json.dumps(report.to_dict(), indent=2) + "\n")
     else:

@@ -11,7 +11,6 @@ A window that fails the corruption rule gets a status and no keypoints: the mode
 
 from __future__ import annotations
 
-import os
 from collections.abc import Iterable, Iterator, Sequence
 from dataclasses import dataclass
 from pathlib import Path
@@ -21,7 +20,8 @@ import onnxruntime as ort
 
 from edgepose.runtime.bundle import Bundle, Limits
 from edgepose.runtime.errors import BundleError, InputError
-from edgepose.runtime.session import INPUT_NAME, ort_session
+from edgepose.runtime.parallel import DEFAULT_PARALLEL, check_parallel, usable_cpus
+from edgepose.runtime.session import INPUT_NAME, OrtRunner
 from edgepose.runtime.window import CORRUPT_ABS_LIMIT, OK, FrameRing, as_windows, statuses, window_ok
 
 #: Execution providers tried in order when none is asked for, per precision. int8 QDQ graphs
@@ -58,10 +58,7 @@ def choose_providers(precision: str, asked: Sequence[str] | None = None) -> list
 
 def default_threads() -> int:
     """The CPUs this process may run on (respects ``taskset``/cgroup affinity)."""
-    try:
-        return len(os.sched_getaffinity(0))
-    except (AttributeError, OSError):
-        return os.cpu_count() or 1
+    return usable_cpus()
 
 
 @dataclass
@@ -119,14 +116,15 @@ class StreamPose:
 class Predictor:
     """A model from a verified bundle, ready to predict windows or follow a frame stream."""
 
-    def __init__(self, bundle: Bundle, session: ort.InferenceSession, providers: list[str],
+    def __init__(self, bundle: Bundle, runner: OrtRunner, providers: list[str],
                  threads: int | None, model_member: str) -> None:
         self.bundle = bundle
-        self.session = session
+        self.runner = runner
+        self.session = runner.session
         self.providers = providers
         self.threads = threads
         self.model_member = model_member
-        self._float_out = session.get_outputs()[0].type == "tensor(float)"
+        self._float_out = self.session.get_outputs()[0].type == "tensor(float)"
         m = bundle.manifest
         window = m["input"]["window"]
         self.window_shape = (int(window["values_per_frame"]), int(window["frames"]))
@@ -148,13 +146,16 @@ class Predictor:
 
     @classmethod
     def load(cls, bundle: str | Path | Bundle, providers: Sequence[str] | None = None, threads: int | None = None,
-             ort_format: bool = False, limits: Limits = Limits()) -> "Predictor":
+             ort_format: bool = False, limits: Limits = Limits(), parallel: str = DEFAULT_PARALLEL) -> "Predictor":
         """Verify ``bundle`` (seal, every member's SHA-256) and open a session on its model.
 
         Nothing is handed to ONNX Runtime before every hash has matched. ``providers`` picks
         execution providers (default: the best available for the precision, see
-        :data:`AUTO_PROVIDERS`); ``threads`` fixes ONNX Runtime's intra-op pool (default: its own
-        choice); ``ort_format`` runs the bundled ``.ort`` model instead of the ONNX one.
+        :data:`AUTO_PROVIDERS`); ``threads`` is how many cores a call may use and ``parallel`` how
+        (:data:`edgepose.runtime.parallel.PARALLEL_MODES`): ``batch`` (default) runs a call's windows as one
+        shard per thread at once (``threads`` default: the CPUs this process may use), ``intra`` as one call
+        on ONNX Runtime's intra-op pool (``threads`` default: its own choice); ``ort_format`` runs the
+        bundled ``.ort`` model instead of the ONNX one.
         """
         b = bundle if isinstance(bundle, Bundle) else Bundle.open(bundle, limits)
         model = b.manifest.get("model", {})
@@ -163,18 +164,19 @@ class Predictor:
             what = "an ONNX Runtime format model (package it with --ort)" if ort_format else "a model"
             raise BundleError(f"bundle holds no {what}", b.path)
         chosen = choose_providers(model.get("precision", "fp32"), providers)
+        check_parallel(parallel)
         try:
-            sess = ort_session(b.read(member), threads=threads or 0, providers=chosen,
-                               model_format="ORT" if ort_format else None)
+            runner = OrtRunner(b.read(member), threads=threads or 0, parallel=parallel,
+                               providers=chosen, model_format="ORT" if ort_format else None)
         except Exception as exc:  # onnxruntime raises its own (non-exported) exception types
             raise BundleError(f"onnxruntime cannot load {member} ({type(exc).__name__}: "
                               f"{str(exc).strip().splitlines()[0][:300]})", b.path) from None
-        return cls(b, sess, sess.get_providers(), threads, member)
+        return cls(b, runner, runner.session.get_providers(), threads, member)
 
     # -- windows ---------------------------------------------------------------------------
     def run(self, x: np.ndarray) -> np.ndarray:
         """The bare model on ``float32 [N, C, T]`` that already passed validation."""
-        return self.session.run(None, {self.input_name: x})[0]
+        return self.runner.run(x)
 
     def predict(self, x, batch: int = 256) -> Prediction:
         """Validate windows (shape, dtype, corruption rule) and predict the clean ones.

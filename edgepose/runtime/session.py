@@ -3,9 +3,12 @@
 from __future__ import annotations
 
 from pathlib import Path
+from typing import Callable
 
 import numpy as np
 import onnxruntime as ort
+
+from edgepose.runtime.parallel import ShardPool, check_parallel, shard_bounds, usable_cpus
 
 #: Name of the model input in every edgepose ONNX graph.
 INPUT_NAME = "csi"
@@ -46,9 +49,75 @@ def ort_session(path: Path | str | bytes, threads: int = 0, providers: list[str]
     return ort.InferenceSession(model, so, providers=providers or ["CPUExecutionProvider"])
 
 
-def ort_predict(sess: ort.InferenceSession, x: np.ndarray, batch: int = 256) -> np.ndarray:
-    """Run a session over ``x`` in batches (float32 in; outputs cast to float32)."""
-    name = sess.get_inputs()[0].name
-    outs = [sess.run(None, {name: np.ascontiguousarray(x[i : i + batch], dtype=np.float32)})[0]
-            for i in range(0, len(x), batch)]
+class OrtRunner:
+    """One model on ONNX Runtime, run with ``threads`` cores the way ``parallel`` says
+    (:data:`edgepose.runtime.parallel.PARALLEL_MODES`).
+
+    ``intra``: one session whose intra-op pool has ``threads`` threads (0 = ONNX Runtime's default).
+    ``batch``: one session with a single intra-op thread, called from ``threads`` threads at once
+    (0 = every CPU this process may use), each on its own contiguous shard of the windows; ONNX
+    Runtime allows concurrent ``run`` calls on one session. Only the CPU provider is sharded: with
+    a GPU provider first, ``batch`` runs as ``intra``.
+
+        >>> r = OrtRunner("model.onnx", threads=2, parallel="batch")
+        >>> y = r.run(x)                 # x [64, 540, 20] → two 32-window shards at once
+        >>> call = r.bind(x); call()     # the same, with the shards cut once (for timing)
+    """
+
+    def __init__(self, model: Path | str | bytes, threads: int = 0, parallel: str = "intra",
+                 providers: list[str] | None = None, spinning: bool | None = None,
+                 graph_optimization: str = "all", model_format: str | None = None) -> None:
+        self.parallel = check_parallel(parallel)
+        on_cpu = (providers or ["CPUExecutionProvider"])[0] == "CPUExecutionProvider"
+        sharded = parallel == "batch" and on_cpu
+        if sharded and not threads:
+            threads = usable_cpus()
+        self.threads = threads
+        self.workers = threads if sharded else 1
+        self.session = ort_session(model, threads=1 if sharded else threads, providers=providers,
+                                   spinning=spinning, graph_optimization=graph_optimization,
+                                   model_format=model_format)
+        self.input_name = self.session.get_inputs()[0].name
+        self._pool = ShardPool(self.workers) if self.workers > 1 else None
+
+    def describe(self) -> str:
+        """How a call uses the cores, in words (for cards, logs and reports)."""
+        if self._pool is not None:
+            return f"batch-parallel: shards on {self.workers} one-thread workers"
+        return f"intra-op: {self.threads or 'default'} thread(s)" + (" (batch mode runs unsharded off the CPU)"
+                                                                   if self.parallel == "batch" else "")
+
+    def bind(self, x: np.ndarray) -> Callable[[], list]:
+        """A zero-argument call that runs ``x`` (cut into shards once, here) and returns the shards' outputs."""
+        x = np.ascontiguousarray(x, dtype=np.float32)
+        run, name = self.session.run, self.input_name
+        if self._pool is None or len(x) < 2:
+            feed = {name: x}
+            return lambda: [run(None, feed)]
+        feeds = [{name: x[a:b]} for a, b in shard_bounds(len(x), self.workers)]  # contiguous row slices
+        calls = [lambda f=f: run(None, f) for f in feeds]
+        pool = self._pool
+        return lambda: pool.run(calls)
+
+    def run(self, x: np.ndarray) -> np.ndarray:
+        """The model's first output for ``x`` (shards concatenated in order)."""
+        outs = self.bind(x)()
+        return outs[0][0] if len(outs) == 1 else np.concatenate([o[0] for o in outs])
+
+    def close(self) -> None:
+        """Stop the shard threads."""
+        if self._pool is not None:
+            self._pool.close()
+
+
+def ort_predict(sess: ort.InferenceSession | OrtRunner, x: np.ndarray, batch: int = 256) -> np.ndarray:
+    """Run a session (or a runner) over ``x`` in batches (float32 in; outputs cast to float32)."""
+    if isinstance(sess, OrtRunner):
+        step = sess.run
+    else:
+        name = sess.get_inputs()[0].name
+
+        def step(chunk):
+            return sess.run(None, {name: chunk})[0]
+    outs = [step(np.ascontiguousarray(x[i : i + batch], dtype=np.float32)) for i in range(0, len(x), batch)]
     return np.concatenate(outs).astype(np.float32)

@@ -26,6 +26,7 @@ import numpy as np
 from edgepose.runtime.bundle import Bundle, Limits
 from edgepose.runtime.cpu import cpu_flags, cpu_model, has_vnni
 from edgepose.runtime.errors import BundleError, EdgeposeError
+from edgepose.runtime.parallel import DEFAULT_PARALLEL
 from edgepose.runtime.predictor import Predictor, default_threads
 from edgepose.runtime.window import CORRUPT_ABS_LIMIT
 
@@ -156,20 +157,24 @@ def reference_figures(manifest: dict) -> dict | None:
     fig = bench.get("figures") or {}
     if fig.get("p50_ms") is not None:
         return {"source": "bench", "p50_ms": fig["p50_ms"], "p99_ms": fig.get("p99_ms"),
-                "threads": bench.get("threads"), "cpu_model": (bench.get("machine") or {}).get("cpu_model")}
+                "threads": bench.get("threads"), "parallel": bench.get("parallel", "intra"),
+                "cpu_model": (bench.get("machine") or {}).get("cpu_model")}
     build = (manifest.get("build") or {}).get("latency")
     if build and build.get("p50_ms") is not None:
         return {"source": "build machine", "p50_ms": build["p50_ms"], "p99_ms": build.get("p99_ms"),
-                "threads": build.get("threads"), "cpu_model": (manifest.get("build") or {}).get("cpu", {}).get("cpu_model")}
+                "threads": build.get("threads"), "parallel": build.get("parallel"), "cpu_model": (manifest.get("build") or {}).get("cpu", {}).get("cpu_model")}
     return None
 
 
 def verify(bundle: str | Path, threads: int | None = None, providers: list[str] | None = None,
-           seconds: float = 2.0, max_slowdown: float | None = None, limits: Limits = Limits()) -> VerifyReport:
+           seconds: float = 2.0, max_slowdown: float | None = None, limits: Limits = Limits(),
+           parallel: str = DEFAULT_PARALLEL) -> VerifyReport:
     """Verify a bundle on this machine; see the module docstring.
 
     ``threads`` defaults to the CPUs this process may use (so ``taskset -c 0`` measures one
-    core). A missing file raises :class:`EdgeposeError`; every other problem is a failed check.
+    core); ``parallel`` is how the predictor uses them (:data:`edgepose.runtime.parallel.PARALLEL_MODES`:
+    in ``batch`` mode the batch-1 latency measured here runs on one thread). A missing file raises
+    :class:`EdgeposeError`; every other problem is a failed check.
     """
     path = Path(bundle)
     if not path.is_file():
@@ -185,12 +190,13 @@ def verify(bundle: str | Path, threads: int | None = None, providers: list[str] 
     report.checks.append(Check("integrity", True, f"seal and {len(b.members)} member hashes match"))
     m = b.manifest
     try:
-        pred = Predictor.load(b, providers=providers, threads=threads)
+        pred = Predictor.load(b, providers=providers, threads=threads, parallel=parallel)
     except EdgeposeError as exc:
         report.checks.append(Check("load", False, exc.problem))
         report.verdict = f"FAIL {path.name}: {exc.problem}"
         return report
-    report.checks.append(Check("load", True, f"{pred.model_member} on {pred.providers[0]}, {threads} thread(s)"))
+    report.checks.append(Check("load", True, f"{pred.model_member} on {pred.providers[0]}, {threads} thread(s), "
+                                             f"{pred.runner.describe()}"))
     report.warnings.extend(isa_warnings(m))
     report.checks.append(golden_check(pred, "golden"))
     if m["model"].get("ort_file"):
@@ -201,15 +207,16 @@ def verify(bundle: str | Path, threads: int | None = None, providers: list[str] 
             report.checks.append(Check("golden (ORT format)", False, exc.problem))
     report.checks.append(corruption_check(pred))
     lat = measure_latency(pred, seconds)
-    lat.update(threads=threads, provider=pred.providers[0])
+    lat.update(threads=threads, parallel=parallel, provider=pred.providers[0])
     report.latency = lat
     ref = reference_figures(m)
     report.reference = ref
-    speed = f"p50 {lat['p50_ms']:.3f} ms, p99 {lat['p99_ms']:.3f} ms at batch 1, {threads} thread(s)"
+    speed = f"p50 {lat['p50_ms']:.3f} ms, p99 {lat['p99_ms']:.3f} ms at batch 1, {threads} thread(s) {parallel}-parallel"
     if ref:
         ratio = lat["p50_ms"] / ref["p50_ms"]
         ref["p50_ratio"] = ratio
         speed += (f" ({ratio:.2f}x the {ref['source']} p50 {ref['p50_ms']:.3f} ms"
+                  f"{', ' + ref['parallel'] + '-parallel' if ref.get('parallel') else ''}"
                   f"{' on ' + ref['cpu_model'] if ref.get('cpu_model') else ''})")
         if max_slowdown is not None:
             report.checks.append(Check("latency", ratio <= max_slowdown,

@@ -35,8 +35,10 @@ class RuntimeAdapter:
     def version(self) -> str:
         raise NotImplementedError
 
-    def load(self, model: Path | bytes, threads: int) -> Prepared:
-        """Load ``model`` (a path or serialized ONNX) with ``threads`` intra-op threads (0 = default)."""
+    def load(self, model: Path | bytes, threads: int, parallel: str = "intra") -> Prepared:
+        """Load ``model`` (a path or serialized ONNX) to run on ``threads`` cores (0 = the runtime's default):
+        ``parallel`` ``intra`` on the runtime's own thread pool, ``batch`` as one shard of each call's
+        windows per thread at once (:mod:`edgepose.runtime.parallel`)."""
         raise NotImplementedError
 
     def describe(self) -> dict:
@@ -58,17 +60,10 @@ class OnnxRuntimeCpu(RuntimeAdapter):
 
         return onnxruntime.__version__
 
-    def load(self, model, threads):
-        from edgepose.runtime.session import ort_session
+    def load(self, model, threads, parallel="intra"):
+        from edgepose.runtime.session import OrtRunner
 
-        sess = ort_session(model, threads=threads, spinning=False)
-        name = sess.get_inputs()[0].name
-
-        def prepare(x: np.ndarray):
-            feed = {name: np.ascontiguousarray(x, dtype=np.float32)}
-            return lambda: sess.run(None, feed)
-
-        return prepare
+        return OrtRunner(model, threads=threads, parallel=parallel, spinning=False).bind
 
 
 @dataclass(frozen=True)
@@ -94,19 +89,35 @@ class OpenVinoCpu(RuntimeAdapter):
 
         return openvino.__version__
 
-    def load(self, model, threads):
+    def load(self, model, threads, parallel="intra"):
         import openvino as ov
 
+        from edgepose.runtime.parallel import check_parallel, shard_bounds, usable_cpus
+
+        # batch: OpenVINO's own form of it, one CPU stream (one thread) per shard, run asynchronously
+        workers = (threads or usable_cpus()) if check_parallel(parallel) == "batch" else 1
         core = ov.Core()
         graph = core.read_model(model=model if isinstance(model, bytes) else str(model),
                                 **({"weights": b""} if isinstance(model, bytes) else {}))
         config = {"INFERENCE_PRECISION_HINT": "f32", **({"INFERENCE_NUM_THREADS": int(threads)} if threads else {})}
+        if workers > 1:
+            config.update(NUM_STREAMS=workers, INFERENCE_NUM_THREADS=workers)
         compiled = core.compile_model(graph, "CPU", config)
-        request = compiled.create_infer_request()
+        requests = [compiled.create_infer_request() for _ in range(workers)]  # a request runs one call at a time
 
         def prepare(x: np.ndarray):
             x = np.ascontiguousarray(x, dtype=np.float32)
-            return lambda: request.infer([x])
+            if workers == 1 or len(x) < 2:
+                return lambda: requests[0].infer([x])
+            shards = [(r, x[a:b]) for r, (a, b) in zip(requests, shard_bounds(len(x), workers))]
+
+            def call():
+                for r, part in shards:
+                    r.start_async([part])
+                for r, _ in shards:
+                    r.wait()
+
+            return call
 
         return prepare
 

@@ -299,6 +299,9 @@ def test_plan_options_without_objective_are_a_usage_error(tmp_path, teacher):
                                  "--threads", "1", "--data", str(data), "--out", str(tmp_path / "o")])
     assert r.exit_code == 2 and "--batch, --threads apply to latency plans only" in r.output
     assert "the default int8 recipe, auto" in r.output and "also to --recipe checked" in r.output
+    r = CliRunner().invoke(cli, ["export", str(ckpt), "--precision", "int8", "--recipe", "safe", "--parallel", "intra",
+                                 "--data", str(data), "--out", str(tmp_path / "o")])
+    assert r.exit_code == 2 and "--parallel applies to latency plans only" in r.output
     for recipe in ("safe", "checked"):  # checked is timed, but searches nothing
         r = CliRunner().invoke(cli, ["export", str(ckpt), "--precision", "int8", "--recipe", recipe, "--search", "full",
                                      "--data", str(data), "--out", str(tmp_path / "o")])

@@ -145,6 +145,30 @@ def test_disturbed_rounds_are_marked_and_left_out(folder, tiny_data, monkeypatch
         assert r["speed_vs_fp32_onnx"]["2"]["n"] == 2 and len(r["speed_vs_fp32_onnx"]["2"]["rounds"]) == 3
 
 
+@pytest.mark.parametrize("parallel", ["batch", "intra"])
+def test_bench_runs_every_onnx_cpu_artifact_in_the_parallel_mode_it_records(folder, tiny_data, monkeypatch, parallel):
+    import edgepose.runtime.session as session_mod
+    from edgepose.reporting.build import machine_name
+
+    made = []
+    real = session_mod.OrtRunner
+
+    def spy(*a, **k):
+        runner = real(*a, **k)
+        made.append((runner.parallel, runner.workers))
+        return runner
+
+    monkeypatch.setattr(session_mod, "OrtRunner", spy)
+    res = bench(folder, "cpu", (3,), 2, FAST, tiny_data, log=lambda s: None, isolate=False, rounds=1,
+                accuracy=False, probe=None, parallel=parallel)
+    onnx_rows = [r for r in res["rows"] if r["backend"] == "ort-cpu"]
+    assert res["parallel"] == parallel and onnx_rows
+    assert made and set(made) == {(parallel, 2 if parallel == "batch" else 1)}
+    assert machine_name(res).endswith(", 2 threads, batch-parallel" if parallel == "batch" else ", 2 threads")
+    with pytest.raises(EdgeposeError, match="unknown parallel mode"):
+        bench(folder, "cpu", (3,), 2, FAST, tiny_data, log=lambda s: None, isolate=False, rounds=1, parallel="shards")
+
+
 def test_cuda_without_gpu_lists_skips_instead_of_failing(folder, tiny_data):
     import torch
 

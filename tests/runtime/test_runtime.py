@@ -232,10 +232,13 @@ def test_frame_ring_orders_oldest_first():
 def test_changed_bytes_are_refused_before_any_session(bundle, tmp_path, monkeypatch):
     import edgepose.runtime.predictor as predictor_mod
 
+    made = []  # recorded, not raised: Predictor.load turns a session's exception into a BundleError
+
     def no_session(*a, **k):
+        made.append(a)
         raise AssertionError("a session was created for a damaged bundle")
 
-    monkeypatch.setattr(predictor_mod, "ort_session", no_session)
+    monkeypatch.setattr(predictor_mod, "OrtRunner", no_session)
     data = bundle.read_bytes()
     positions = sorted(set(np.linspace(0, len(data) - 1, 41).astype(int).tolist()
                            + [data.find(b"manifest.json"), data.find(b'"precision"'), len(data) - 1]))
@@ -249,6 +252,10 @@ def test_changed_bytes_are_refused_before_any_session(bundle, tmp_path, monkeypa
     p.write_bytes(data[:-1] + bytes([data[-1] ^ 1]))
     with pytest.raises(BundleError, match="seal"):
         rb.Bundle.open(p)
+    assert not made
+    with pytest.raises(BundleError):  # the spy itself works: an intact bundle reaches it
+        Predictor.load(bundle)
+    assert len(made) == 1
 
 
 def _sealed_zip(path: Path, entries: list[tuple[zipfile.ZipInfo | str, bytes]], manifest_names=None) -> Path:

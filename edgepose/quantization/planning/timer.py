@@ -31,6 +31,7 @@ import numpy as np
 
 from edgepose.timing.adapters import RuntimeAdapter
 from edgepose.runtime.cpu import cpu_flags, cpu_model
+from edgepose.runtime.parallel import usable_cpus
 
 #: Bump when the meaning of a cached measurement changes (2: fresh sessions, both creation orders).
 CACHE_VERSION = 2
@@ -41,17 +42,16 @@ def config_id(config: frozenset) -> str:
     return hashlib.sha256("\n".join(sorted(config)).encode()).hexdigest()[:16]
 
 
-def profile_key(fp32_sha256: str, layout: str, adapter: RuntimeAdapter, threads: int) -> dict:
+def profile_key(fp32_sha256: str, layout: str, adapter: RuntimeAdapter, threads: int,
+                parallel: str = "intra") -> dict:
     """What a cached measurement depends on (the batch size is stored with each entry)."""
     flags = sorted(cpu_flags())
-    try:
-        cores = len(os.sched_getaffinity(0))
-    except AttributeError:  # not Linux
-        cores = os.cpu_count() or 0
+    cores = usable_cpus()
     return {"version": CACHE_VERSION, "graph_sha256": fp32_sha256, "layout": layout, "cpu_model": cpu_model(),
             "usable_cores": cores,
             "cpu_flags_sha256": hashlib.sha256(" ".join(flags).encode()).hexdigest()[:16],
-            "runtime": adapter.name, "runtime_version": adapter.version(), "threads": int(threads)}
+            "runtime": adapter.name, "runtime_version": adapter.version(), "threads": int(threads),
+            "parallel": parallel}
 
 
 def cache_dir() -> Path:
@@ -135,21 +135,23 @@ class GraphTimer:
     Args:
         build: configuration → serialized ONNX graph (the probe's QDQ writer).
         adapter: the runtime that runs the graphs.
-        threads: intra-op threads (0 = the runtime's default).
+        threads: threads per call (0 = the runtime's default).
         inputs: batch size → input array of that batch.
         seconds: timing per batch size per comparison (both graphs together).
         cache: measurements already taken on this box.
         keep_built: how many serialized graphs to keep, most recently used (building one is the slow
             part; a block round of wiflow-half has about ten candidates; sessions are created afresh for
             every comparison, see the module docstring).
+        parallel: how a call uses the threads (:data:`edgepose.runtime.parallel.PARALLEL_MODES`).
     """
 
     def __init__(self, build: Callable[[frozenset], bytes], adapter: RuntimeAdapter, threads: int,
                  inputs: dict[int, np.ndarray], seconds: float = 0.8, cache: ProfileCache | None = None,
-                 keep_built: int = 64) -> None:
+                 keep_built: int = 64, parallel: str = "intra") -> None:
         self.build = build
         self.adapter = adapter
         self.threads = threads
+        self.parallel = parallel
         self.inputs = inputs
         self.seconds = seconds
         self.cache = cache
@@ -169,7 +171,7 @@ class GraphTimer:
 
     def _calls(self, config: frozenset) -> dict[int, Callable[[], object]]:
         """A fresh session of ``config``'s graph: one call per batch size."""
-        prepare = self.adapter.load(self._graph(config), self.threads)
+        prepare = self.adapter.load(self._graph(config), self.threads, self.parallel)
         return {b: prepare(x) for b, x in self.inputs.items()}
 
     def __call__(self, cand: frozenset, inc: frozenset, fresh: bool = False,
