@@ -32,18 +32,22 @@ import numpy as np
 from common import inputs_for, parse_calls
 from int8_threads import OtherCPU, loadavg, machine_record, write_results
 
-DEFAULTS = {"threads": 2, "rounds": 7, "calls": "1=40,8=20,37=6,64=4"}
+DEFAULTS = {"threads": 2, "rounds": 7, "calls": "1=200,8=60,37=16,64=10"}
 #: configurations timed for every artifact: (label, threads, mode); threads None = --threads
 CONFIGS = (("intra", None, "intra"), ("batch", None, "batch"), ("1 thread", 1, "intra"))
 
 
-def _label(path: Path) -> str:
+def _describe(path: Path) -> tuple[str, str]:
+    """(variant key for selectors, e.g. ``int8-ptq-auto``; readable label) of an artifact, from its card."""
     import json
 
     card = json.loads(Path(str(path) + ".json").read_text())
     recipe = card.get("recipe") or {}
-    name = recipe.get("chosen") or recipe.get("recipe") or ""
-    return " ".join(x for x in (card["precision"], card.get("method") or "", name) if x)
+    if card["precision"] != "int8":
+        return card["precision"], f"{card['precision']} export"
+    key = f"int8-{card.get('method') or 'ptq'}-{recipe.get('recipe', '')}"
+    chosen = recipe.get("chosen")
+    return key, f"int8 {card.get('method') or 'ptq'} {recipe.get('recipe', '')}" + (f" ({chosen})" if chosen else "")
 
 
 def run(folder: Path, data: Path | None, threads: int, rounds: int, calls: dict[int, int], log=print) -> dict:
@@ -57,10 +61,11 @@ def run(folder: Path, data: Path | None, threads: int, rounds: int, calls: dict[
     for p in paths:
         for label, t, mode in CONFIGS:
             runners[(p.name, label)] = OrtRunner(p, threads=t or threads, parallel=mode, spinning=False)
-    parity = {}
+    parity = {}  # variant → largest |batch − intra| output difference on the largest batch
     for p in paths:
         x = feeds[max(feeds)]
-        parity[p.name] = float(np.max(np.abs(runners[(p.name, "intra")].run(x) - runners[(p.name, "batch")].run(x))))
+        parity[_describe(p)[0]] = float(np.max(np.abs(runners[(p.name, "intra")].run(x)
+                                                      - runners[(p.name, "batch")].run(x))))
     bound = {k: {b: r.bind(x) for b, x in feeds.items()} for k, r in runners.items()}
     for calls_of in bound.values():
         for call in calls_of.values():
@@ -110,7 +115,8 @@ def run(folder: Path, data: Path | None, threads: int, rounds: int, calls: dict[
                 "vs_fp32_1t": [a / c for a, c in zip(f["1 thread"], t["1 thread"])],
                 "batch_vs_fp32_best": [min(a, a2) / c for a, a2, c in zip(f["intra"], f["batch"], t["batch"])],
             }
-            rows.append({"artifact": p.name, "label": _label(p), "batch": b,
+            key, label = _describe(p)
+            rows.append({"artifact": p.name, "variant": key, "label": label, "batch": b,
                          "ms": {label: med(v) for label, v in t.items()},
                          **{k: med(v) for k, v in per_round.items()},
                          "iqr": {k: iqr(v) for k, v in per_round.items()},
@@ -124,7 +130,8 @@ def run(folder: Path, data: Path | None, threads: int, rounds: int, calls: dict[
             "machine": rec["machine"], "cpu_flags": sorted(f for f, on in rec["machine"]["cpu_flags"].items() if on),
             "onnxruntime": rec["versions"]["onnxruntime"], "loadavg_before": rec_load, "loadavg_after": loadavg(),
             "rounds": rounds, "undisturbed_rounds": sum(clean), "rounds_detail": detail,
-            "parity_max_abs_diff": parity, "rows": rows}
+            "parity_windows": int(max(feeds)), "parity_max_abs_diff": parity,
+            "parity_max_abs_diff_all": max(parity.values()), "rows": rows}
 
 
 def to_markdown(doc: dict) -> str:

@@ -69,7 +69,7 @@ class OrtRunner:
                  graph_optimization: str = "all", model_format: str | None = None) -> None:
         self.parallel = check_parallel(parallel)
         on_cpu = (providers or ["CPUExecutionProvider"])[0] == "CPUExecutionProvider"
-        sharded = parallel == "batch" and on_cpu
+        self.sharded = sharded = parallel == "batch" and on_cpu
         if sharded and not threads:
             threads = usable_cpus()
         self.threads = threads
@@ -82,9 +82,9 @@ class OrtRunner:
 
     def describe(self) -> str:
         """How a call uses the cores, in words (for cards, logs and reports)."""
-        if self._pool is not None:
-            return f"batch-parallel: shards on {self.workers} one-thread workers"
-        return f"intra-op: {self.threads or 'default'} thread(s)" + (" (batch mode runs unsharded off the CPU)"
+        if self.sharded:
+            return f"batch-parallel: shards on {self.workers} one-thread worker(s)"
+        return f"intra-op: {self.threads or 'default'} thread(s)" + (" (batch mode shards only on the CPU provider)"
                                                                    if self.parallel == "batch" else "")
 
     def bind(self, x: np.ndarray) -> Callable[[], list]:
