@@ -25,7 +25,7 @@ MACHINE=${MACHINE:-intel-xeon-amx}
 NNCF_PYTHON=${NNCF_PYTHON:-/tmp/nncfenv/bin/python}
 LOG=${RERUN_LOG:-runs/rerun/log.tsv}
 
-STAGES=(dataset reproduce knn run-default batch-parallel guard-lower interval-width quant-table reference-fx calibrators bias-correction
+STAGES=(dataset reproduce knn run-default batch-sharding guard-lower interval-width quant-table reference-fx calibrators bias-correction
         sensitivity isa-numerics precision-plan plan-export runtime-bench int8-threads tcn-padding tcn-fold
         held-out reports)
 
@@ -77,12 +77,12 @@ json.dump({"what": "wall time of the two runs of `edgepose run` whose cpu.json a
           open(path, "w"), indent=2)
 EOF
 }
-stage_batch-parallel() {
+stage_batch-sharding() {
     # the two ways a call can use the threads, on the main job's artifacts (run-default made them)
     local data
     data=$(python3 -c "from edgepose.zoo import default_dataset; print(default_dataset('wiflow-half'))")
-    python3 benchmarks/batch_parallel.py runs/default/artifacts --data "$data" --threads 2 \
-        --out $R/batch-parallel-$MACHINE.json
+    python3 benchmarks/batch_sharding.py runs/default/artifacts --data "$data" --threads 2 \
+        --out $R/batch-sharding-$MACHINE.json
 }
 stage_guard-lower() {
     rm -rf runs/guard-lower

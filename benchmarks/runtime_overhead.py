@@ -85,14 +85,14 @@ def _paired(bare, runtime, n: int, flip: bool) -> tuple[float, float]:
     return float(np.median(a)) * 1e3, float(np.median(b)) * 1e3
 
 
-class _StubSession:
-    """Stands in for the ONNX Runtime session: returns a fixed output, so what is timed is the
-    runtime's own work alone."""
+class _StubRunner:
+    """Stands in for the predictor's ONNX Runtime runner: returns a fixed output, so what is timed is
+    the runtime's own work alone."""
 
     def __init__(self, output: np.ndarray) -> None:
-        self._out = [output]
+        self._out = output
 
-    def run(self, _names, _feeds):
+    def run(self, _x):
         return self._out
 
 
@@ -101,8 +101,8 @@ def intrinsic_costs(pred, x: np.ndarray, frames: list) -> dict:
     the figure an idle core approaches; the paired rounds show what this shared machine gives."""
     import timeit
 
-    real = pred.session
-    pred.session = _StubSession(real.run(None, {pred.input_name: x})[0])
+    real = pred.runner
+    pred.runner = _StubRunner(real.run(x))
     try:
         feed = (frames[i % len(frames)] for i in range(10**12))
         stream = pred.stream(feed, hop=1)
@@ -115,13 +115,14 @@ def intrinsic_costs(pred, x: np.ndarray, frames: list) -> dict:
             best[name + "_us"] = min(timeit.repeat(fn, number=500, repeat=7)) / 500 * 1e6
         return best
     finally:
-        pred.session = real
+        pred.runner = real
 
 
 def worker_overhead(bundle: Path, threads: int, rounds: int, calls: int) -> dict:
     from edgepose.runtime import Predictor
 
-    pred = Predictor.load(bundle, threads=threads)
+    # intra mode: the bare call below is the same session's plain run on its intra-op pool
+    pred = Predictor.load(bundle, threads=threads, parallel="intra")
     x = np.ascontiguousarray(pred.bundle.array("golden/inputs.npy")[:1], dtype=np.float32)
     frames = list(np.ascontiguousarray(pred.bundle.array("golden/inputs.npy")[0].T))
     feed = (frames[i % len(frames)] for i in range(10**12))

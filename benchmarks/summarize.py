@@ -183,7 +183,7 @@ def _speed(s: Summary, runs: list[tuple[str, dict]]) -> None:
         s.add(f"- {tag}: {doc['rounds']} rounds, {doc['rounds_disturbed']} disturbed ({probe}), medians over "
               f"{doc['rounds_used']}; threads {doc.get('threads') or 'default'}, "
               f"spinning {'on' if doc.get('spinning') else 'off'}"
-              + (f", {doc['parallel']}-parallel." if doc.get("parallel") else "."))
+              + (f", ONNX Runtime CPU in {doc['parallel']} mode." if doc.get("parallel") else "."))
     s.add("")
 
 

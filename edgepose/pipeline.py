@@ -9,14 +9,13 @@ a model adapted to that data's window shape and joints.
 
 from __future__ import annotations
 
-import os
 import shutil
 import time
 from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Callable
 
-from edgepose.runtime.parallel import DEFAULT_PARALLEL
+from edgepose.runtime.parallel import DEFAULT_PARALLEL, usable_cpus
 from edgepose.timing.rounds import DEFAULT_TIME_BUDGET_S, MIN_ROUNDS
 
 #: Paired rounds the pipeline's bench starts with and needs undisturbed: the verdict rule's minimum.
@@ -144,7 +143,7 @@ def run(out: str | Path = "runs/default", data: str | Path | None = None, model:
     for suffix in (".safetensors", ".json"):
         shutil.copyfile(ckpt.with_suffix(suffix), art / f"{name}.fp32{suffix}")
     paths: list[Path] = []
-    bench_threads = threads or os.cpu_count() or 1
+    bench_threads = threads or usable_cpus()
     for precision, method, calib, recipe, *extra in exports:
         # the default int8 (a plan) is timed as the bench will run it
         req = ExportRequest(checkpoint=ckpt, out=art, precision=precision, method=method, calib=calib,

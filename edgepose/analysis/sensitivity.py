@@ -21,6 +21,7 @@ from typing import Callable
 from edgepose.errors import EdgeposeError
 from edgepose.quantization.probe import QuantProbe
 from edgepose.quantization.sensitivity import GroupRecord, measure_groups
+from edgepose.runtime.parallel import DEFAULT_PARALLEL, check_parallel
 
 SCHEMA = "edgepose-sensitivity"
 SCHEMA_VERSION = 2  # 2: optional ``speed`` (how ``int8_gain_us`` was measured); 1 still reads
@@ -113,7 +114,7 @@ def analyze(checkpoint, data: Path | None = None, target: str = "ort-cpu", calib
             calib_count: int = 512, calib_seed: int = 0, val_windows: int | None = None, threads: int = 2,
             speed: bool = False, batches: tuple[int, ...] = (1, 64), speed_threads: int = 0,
             runtime: str = "onnxruntime", timing_seconds: float = 0.8,
-            log: Callable[[str], None] = print) -> SensitivityResult:
+            log: Callable[[str], None] = print, speed_parallel: str = DEFAULT_PARALLEL) -> SensitivityResult:
     """Rank the checkpoint's quantizable groups by what int8 costs on the clean validation split.
 
     Args:
@@ -125,7 +126,9 @@ def analyze(checkpoint, data: Path | None = None, target: str = "ort-cpu", calib
         threads: ONNX Runtime threads per session (for scoring).
         speed: also time each group's int8 gain (µs) on this machine: the group flipped to float
             alone in the all-int8 graph, paired against it, at ``batches`` with ``speed_threads``
-            threads (0 = the runtime's default) through ``runtime`` (an adapter name).
+            threads (0 = the runtime's default) through ``runtime`` (an adapter name), each call run as
+            ``speed_parallel`` says (:data:`edgepose.runtime.parallel.PARALLEL_MODES`; default as the plan
+            and the bench time).
     """
     from edgepose.exporting import ExportRequest, load_context
 
@@ -140,14 +143,15 @@ def analyze(checkpoint, data: Path | None = None, target: str = "ort-cpu", calib
         records = measure_groups(probe, log)
         all_dp, all_dm = probe.delta(probe.score(probe.build(probe.group_names)))
         log(f"  every group int8: ΔPCK@20 {all_dp:+.2f} pp")
-        speed_doc = _time_groups(probe, records, batches, speed_threads, runtime, timing_seconds, log) if speed else None
+        speed_doc = _time_groups(probe, records, batches, speed_threads, runtime, timing_seconds, log,
+                                  speed_parallel) if speed else None
     return SensitivityResult(ctx.name, str(req.checkpoint), target, calib, "val", int(len(probe.x)),
                              probe.reference.pck20, probe.reference.mpjpe, records, all_dp, all_dm,
                              time.perf_counter() - t0, speed_doc)
 
 
 def _time_groups(probe: QuantProbe, records: list[GroupRecord], batches, threads: int, runtime: str, seconds: float,
-                 log: Callable[[str], None]) -> dict:
+                 log: Callable[[str], None], parallel: str = DEFAULT_PARALLEL) -> dict:
     """Fill each record's ``int8_gain_us`` around the all-int8 graph; returns how it was measured."""
     from edgepose.timing.adapters import get_adapter
     from edgepose.quantization.planning.search import flip_gains
@@ -155,7 +159,8 @@ def _time_groups(probe: QuantProbe, records: list[GroupRecord], batches, threads
     from edgepose.runtime.cpu import cpu_summary
 
     adapter = get_adapter(runtime)
-    timer = GraphTimer(probe.graph_bytes, adapter, threads, batch_inputs(probe.x, batches), seconds=seconds)
+    timer = GraphTimer(probe.graph_bytes, adapter, threads, batch_inputs(probe.x, batches), seconds=seconds,
+                       parallel=check_parallel(parallel))
     context = frozenset(probe.group_names)
     done = [0]
 
@@ -167,7 +172,7 @@ def _time_groups(probe: QuantProbe, records: list[GroupRecord], batches, threads
     gains = flip_gains(context, [r.name for r in records], timer, tick)
     for r in records:
         r.int8_gain_us = {str(b): v for b, v in gains[r.name].items()}
-    return {"context": "all-int8", "batches": [int(b) for b in batches], "threads": threads,
+    return {"context": "all-int8", "batches": [int(b) for b in batches], "threads": threads, "parallel": parallel,
             "runtime": adapter.describe(), "machine": cpu_summary(), "seconds_per_comparison": seconds}
 
 

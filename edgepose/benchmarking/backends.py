@@ -28,6 +28,8 @@ class Backend:
 
     name = "abstract"
     device = "cpu"
+    #: whether ``load(..., parallel="batch")`` shards a call's windows (else it runs ``intra``)
+    shards = False
 
     def available(self) -> tuple[bool, str]:
         return True, ""
@@ -97,6 +99,7 @@ class OrtBackend(Backend):
         self.name = name
         self.provider = self.PROVIDERS[name]
         self.device = "cpu" if name == "ort-cpu" else "cuda"
+        self.shards = self.device == "cpu"
 
     def available(self):
         import onnxruntime as ort

@@ -52,7 +52,7 @@ def describe_machine(machine: dict, threads: int | None = None, spinning: bool |
     if threads is not None:
         bits.append(f"threads {threads or 'runtime default'}" + ("" if spinning is None else
                                                                  f", spinning {'on' if spinning else 'off'}")
-                    + ("" if parallel is None else f", {parallel}-parallel"))
+                    + ("" if parallel is None else f", ONNX Runtime CPU in {parallel} mode"))
     versions = machine.get("versions", {})
     bits.append(", ".join(f"{k} {v}" for k, v in versions.items()))
     return "; ".join(bits)

@@ -58,7 +58,8 @@ def bench(folder: Path, device: str = "cpu", batches: tuple[int, ...] = (1, 64),
         folder: artifacts with cards (``*.safetensors`` checkpoints, ``*.onnx``, ``*.plan``).
         device: ``cpu`` or ``cuda``; picks the backends (:func:`.backends.backends_for`).
         batches: batch sizes timed.
-        threads: intra-op threads for every runtime (0 = the runtime's default).
+        threads: threads per call for every runtime (0 = the runtime's default); ONNX Runtime CPU uses
+            them as ``parallel`` says, the others as intra-op threads.
         plan: warm-up, minimum runs and seconds per batch size and round.
         data: dataset for real inputs and accuracy; default the one on the checkpoint card.
         accuracy: score the locked metric (off: latency and size only).
@@ -331,6 +332,8 @@ def _row(job: _Job, per_round: list, used: list[bool], accuracy: dict | None, ba
     row = {"artifact": art.path.name, "label": art.label, "kind": art.kind, "precision": art.precision,
            "method": art.method, "target": art.card.get("target"), "backend": job.backend,
            "bytes": art.bytes, "size_mb": art.bytes / 1e6, "size_mib": art.bytes / 2**20, "latency": {}}
+    be = next(b for b in backends_for(job.device) if b.name == job.backend)
+    row["parallel"] = job.parallel if be.shards else "intra"  # the mode this row ran in
     recipe = art.card.get("recipe")
     if isinstance(recipe, dict):
         row["recipe"] = {k: recipe.get(k) for k in ("calibrator", "recipe")}

@@ -84,4 +84,4 @@ def parallel_option(what: str):
         show_default=True,
         help=f"{what}: 'batch' cuts a call's windows into one shard per thread and runs the shards at once on "
              "one-thread sessions (a one-window call runs on one thread); 'intra' runs one call on ONNX Runtime's "
-             "intra-op pool of that many threads (benchmarks/results/batch-parallel-*.json).")
+             "intra-op pool of that many threads (docs/int8-threads.md).")

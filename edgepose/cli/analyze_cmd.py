@@ -6,7 +6,8 @@ from pathlib import Path
 
 import click
 
-from edgepose.cli._options import LazyDefaultOption, RegistryChoice, batches_option, echo_json, path_arg, request_default
+from edgepose.cli._options import (LazyDefaultOption, RegistryChoice, batches_option, echo_json, parallel_option,
+                                   path_arg, request_default)
 
 
 @click.command("analyze")
@@ -28,7 +29,8 @@ from edgepose.cli._options import LazyDefaultOption, RegistryChoice, batches_opt
 @click.option("--batch", "batches", default="1,64", show_default=True, callback=batches_option, metavar="B[,B…]",
               help="With --speed: batch sizes to time.")
 @click.option("--speed-threads", type=int, default=0, show_default=True,
-              help="With --speed: intra-op threads to time with (0 = the runtime's default).")
+              help="With --speed: threads per timed call (0 = the runtime's default), used as --parallel says.")
+@parallel_option("With --speed: how each timed call runs on --speed-threads")
 @click.option("--runtime", type=RegistryChoice("edgepose.timing.adapters", "ADAPTERS"), default="onnxruntime",
               show_default=True, help="With --speed: the runtime to time on.")
 @click.option("--json", "as_json", is_flag=True, help="Print the result as JSON (schema edgepose-sensitivity v2).")
@@ -36,7 +38,7 @@ from edgepose.cli._options import LazyDefaultOption, RegistryChoice, batches_opt
               help="Write sensitivity.json, sensitivity.md and sensitivity.png here.")
 def analyze_cmd(checkpoint: str, data_dir: Path | None, target: str, calib: str, calib_count: int,
                 val_windows: int | None, threads: int, speed: bool, batches: tuple[int, ...], speed_threads: int,
-                runtime: str, as_json: bool, out: Path | None) -> None:
+                parallel: str, runtime: str, as_json: bool, out: Path | None) -> None:
     """Rank quantizable groups by what int8 costs: each group alone int8, scored on validation.
 
     Per group (conv + its activation, residual add, attention, head, pooling): ΔPCK@20 and
@@ -55,7 +57,7 @@ def analyze_cmd(checkpoint: str, data_dir: Path | None, target: str, calib: str,
     log = (lambda s: click.echo(s, err=True)) if as_json else click.echo
     result = analyze(checkpoint, data=data_dir, target=target, calib=calib, calib_count=calib_count,
                      val_windows=val_windows, threads=threads, speed=speed, batches=batches,
-                     speed_threads=speed_threads, runtime=runtime, log=log)
+                     speed_threads=speed_threads, runtime=runtime, log=log, speed_parallel=parallel)
     if out is not None:
         for kind, path in result.write(out).items():
             log(f"wrote {path}")

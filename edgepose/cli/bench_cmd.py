@@ -16,7 +16,9 @@ from edgepose.timing.rounds import DEFAULT_TIME_BUDGET_S
 @click.argument("artifact_dir", type=path_arg(exists=True, file_okay=False))
 @click.option("--device", type=click.Choice(["cpu", "cuda"]), default="cpu", show_default=True)
 @click.option("--batch", "batches", default="1,64", show_default=True, callback=batches_option, help="Comma-separated.")
-@click.option("--threads", default=0, show_default=True, help="Intra-op threads (0 = runtime default).")
+@click.option("--threads", default=0, show_default=True,
+              help="Threads per call (0 = the default: every usable CPU with --parallel batch, ONNX Runtime's "
+                   "choice with intra).")
 @click.option("--warmup", default=10, show_default=True)
 @click.option("--iters", default=50, show_default=True, help="Minimum timed runs per batch size and round.")
 @click.option("--min-seconds", default=2.0, show_default=True, help="Minimum timed seconds per batch size and round.")

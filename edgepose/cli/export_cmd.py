@@ -77,8 +77,8 @@ from edgepose.metrics import ACCURACY_GATE_PP
 @click.option("--batch", "batches", default="1,64", show_default=True, callback=batches_option, metavar="B[,B…]",
               help="With --objective latency, the default int8 recipe (auto) or checked: batch sizes it must be fast at.")
 @click.option("--threads", type=int, default=request_default("threads"), show_default=True, cls=LazyDefaultOption,
-              help="With --objective latency, the default int8 recipe (auto) or checked: intra-op threads to time with "
-                   "(0 = the runtime's default).")
+              help="With --objective latency, the default int8 recipe (auto) or checked: threads per timed call "
+                   "(0 = the runtime's default), used as --parallel says.")
 @parallel_option("How a latency plan (auto, --objective latency) or checked runs each timed call on --threads")
 @click.option("--runtime", type=RegistryChoice("edgepose.timing.adapters", "ADAPTERS"),
               default=request_default("runtime"), show_default=True, cls=LazyDefaultOption,

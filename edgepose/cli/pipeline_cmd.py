@@ -21,7 +21,7 @@ from edgepose.timing.rounds import DEFAULT_TIME_BUDGET_S
 @click.option("--model", default="wiflow-half", show_default=True)
 @click.option("--preset", default="cpu-budget", show_default=True, help="Training preset (see `edgepose train`).")
 @click.option("--epochs", default=None, type=int, help="Override the preset's epochs.")
-@click.option("--threads", default=None, type=int, help="Bench threads [default: the machine's core count].")
+@click.option("--threads", default=None, type=int, help="Threads per call for the default int8's plan and the bench [default: the CPUs this process may use].")
 @click.option("--rounds", default=RUN_ROUNDS, show_default=True, type=click.IntRange(min=1),
               help="Bench paired rounds to start with and to need undisturbed; more are added while the "
                    "fastest artifact within the accuracy gate is undecided, up to the bench's time budget "

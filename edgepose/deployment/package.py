@@ -148,7 +148,7 @@ def package(artifact: Path, out: Path, *, data: Path | None = None, bench: Path 
             probe = rb.Bundle(out, {**manifest, "members": {}}, members, "")
             pred = Predictor.load(probe, threads=threads)
             lat = measure_latency(pred, seconds=latency_seconds)
-            manifest["build"]["latency"] = {**lat, "threads": threads, "parallel": pred.runner.parallel,
+            manifest["build"]["latency"] = {**lat, "threads": threads, "parallel": pred.runner.mode,
                                             "note": "this machine at packaging time, through the runtime"}
             with atomic_path(out) as tmp:
                 rb.write_bundle(tmp, manifest, members)

@@ -230,7 +230,7 @@ def export_planned(ctx: ExportContext, objective: str | None = None, recipe: str
     fp32_bytes = Path(ctx.fp32_onnx()).read_bytes()
     log(f"plan: objective {objective}, {len(probe.groups)} groups, {len(probe.x)} clean validation windows "
         f"(fp32 PCK@20 {100 * probe.reference.pck20:.2f} %), budget −{budget} pp ({criterion}), runtime {adapter.name} "
-        f"{adapter.version()}, threads {req.threads or 'default'} ({req.parallel}-parallel), batches {', '.join(map(str, req.batches))}")
+        f"{adapter.version()}, threads {req.threads or 'default'} ({req.parallel} mode), batches {', '.join(map(str, req.batches))}")
 
     # 1. accuracy: the most-int8 set within budget; what each group costs alone is measured only when
     #    the all-int8 graph misses the budget (or a restore needs the ranking)

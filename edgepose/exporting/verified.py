@@ -83,7 +83,7 @@ def export_verified(ctx: ExportContext, recipe: Recipe) -> Path:
     fp32 = Path(ctx.fp32_onnx())
     log(f"int8 {recipe.name}: {len(probe.groups)} groups, {len(probe.x)} clean validation windows (fp32 PCK@20 "
         f"{100 * probe.reference.pck20:.2f} %), gate −{ACCURACY_GATE_PP:g} pp, timed at batch "
-        f"{', '.join(map(str, req.batches))}, threads {req.threads or 'default'} ({req.parallel}-parallel)")
+        f"{', '.join(map(str, req.batches))}, threads {req.threads or 'default'} ({req.parallel} mode)")
     attempts: list[dict] = []
     chosen: tuple[str, Path, dict] | None = None
     for name in recipe.candidates:

@@ -25,7 +25,8 @@ def machine_name(doc: dict) -> str:
     m = doc["machine"]
     gpu = f" + {m['gpu']['name']}" if doc["device"] == "cuda" and m.get("gpu") else ""
     threads = doc.get("threads")
-    sharded = ", batch-parallel" if doc.get("parallel") == "batch" else ""  # absent in results made before the mode
+    # ONNX Runtime CPU rows only (torch and GPU backends run intra); absent in results made before the mode
+    sharded = ", batch-sharded ORT" if doc.get("parallel") == "batch" and doc.get("device") == "cpu" else ""
     return (f"{m['cpu_model']} ({m['cpu_count']} cores){gpu}, {threads or 'default'} "
             f"thread{'s' if threads != 1 else ''}{sharded}")
 

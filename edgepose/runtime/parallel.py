@@ -18,7 +18,7 @@ import os
 from concurrent.futures import ThreadPoolExecutor, wait
 from typing import Callable, Sequence, TypeVar
 
-from edgepose.errors import EdgeposeError
+from edgepose.runtime.errors import EdgeposeError
 
 T = TypeVar("T")
 

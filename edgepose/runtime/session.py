@@ -8,6 +8,7 @@ from typing import Callable
 import numpy as np
 import onnxruntime as ort
 
+from edgepose.runtime.errors import EdgeposeError
 from edgepose.runtime.parallel import ShardPool, check_parallel, shard_bounds, usable_cpus
 
 #: Name of the model input in every edgepose ONNX graph.
@@ -53,11 +54,12 @@ class OrtRunner:
     """One model on ONNX Runtime, run with ``threads`` cores the way ``parallel`` says
     (:data:`edgepose.runtime.parallel.PARALLEL_MODES`).
 
-    ``intra``: one session whose intra-op pool has ``threads`` threads (0 = ONNX Runtime's default).
+    ``intra``: one session whose intra-op pool has ``threads`` threads (0 = ONNX Runtime's default,
+    its physical cores).
     ``batch``: one session with a single intra-op thread, called from ``threads`` threads at once
-    (0 = every CPU this process may use), each on its own contiguous shard of the windows; ONNX
-    Runtime allows concurrent ``run`` calls on one session. Only the CPU provider is sharded: with
-    a GPU provider first, ``batch`` runs as ``intra``.
+    (0 = every CPU this process may use, logical ones included), each on its own contiguous shard of
+    the windows; ONNX Runtime allows concurrent ``run`` calls on one session. Only the CPU provider is
+    sharded: with a GPU provider first, ``batch`` runs as ``intra`` (:attr:`mode` says which ran).
 
         >>> r = OrtRunner("model.onnx", threads=2, parallel="batch")
         >>> y = r.run(x)                 # x [64, 540, 20] → two 32-window shards at once
@@ -68,6 +70,8 @@ class OrtRunner:
                  providers: list[str] | None = None, spinning: bool | None = None,
                  graph_optimization: str = "all", model_format: str | None = None) -> None:
         self.parallel = check_parallel(parallel)
+        if threads < 0:
+            raise EdgeposeError(f"threads must be ≥ 0 (0 = the default), got {threads}")
         on_cpu = (providers or ["CPUExecutionProvider"])[0] == "CPUExecutionProvider"
         self.sharded = sharded = parallel == "batch" and on_cpu
         if sharded and not threads:
@@ -80,29 +84,34 @@ class OrtRunner:
         self.input_name = self.session.get_inputs()[0].name
         self._pool = ShardPool(self.workers) if self.workers > 1 else None
 
+    @property
+    def mode(self) -> str:
+        """The mode that runs: ``batch`` only when sharded (a GPU provider first runs ``intra``)."""
+        return "batch" if self.sharded else "intra"
+
     def describe(self) -> str:
         """How a call uses the cores, in words (for cards, logs and reports)."""
         if self.sharded:
-            return f"batch-parallel: shards on {self.workers} one-thread worker(s)"
-        return f"intra-op: {self.threads or 'default'} thread(s)" + (" (batch mode shards only on the CPU provider)"
-                                                                   if self.parallel == "batch" else "")
+            return f"batch mode: up to {self.workers} shard(s) at once, one thread each"
+        return f"intra mode: {self.threads or 'default'} intra-op thread(s)" + (
+            " (batch mode shards only on the CPU provider)" if self.parallel == "batch" else "")
 
-    def bind(self, x: np.ndarray) -> Callable[[], list]:
-        """A zero-argument call that runs ``x`` (cut into shards once, here) and returns the shards' outputs."""
+    def bind(self, x: np.ndarray) -> Callable[[], np.ndarray]:
+        """A zero-argument call that runs ``x`` (cut into shards once, here) and returns the model's first
+        output (the shards' outputs concatenated in order)."""
         x = np.ascontiguousarray(x, dtype=np.float32)
         run, name = self.session.run, self.input_name
         if self._pool is None or len(x) < 2:
             feed = {name: x}
-            return lambda: [run(None, feed)]
+            return lambda: run(None, feed)[0]
         feeds = [{name: x[a:b]} for a, b in shard_bounds(len(x), self.workers)]  # contiguous row slices
-        calls = [lambda f=f: run(None, f) for f in feeds]
+        calls = [lambda f=f: run(None, f)[0] for f in feeds]
         pool = self._pool
-        return lambda: pool.run(calls)
+        return lambda: np.concatenate(pool.run(calls))
 
     def run(self, x: np.ndarray) -> np.ndarray:
-        """The model's first output for ``x`` (shards concatenated in order)."""
-        outs = self.bind(x)()
-        return outs[0][0] if len(outs) == 1 else np.concatenate([o[0] for o in outs])
+        """The model's first output for ``x``."""
+        return self.bind(x)()
 
     def close(self) -> None:
         """Stop the shard threads."""

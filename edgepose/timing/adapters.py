@@ -17,7 +17,7 @@ import numpy as np
 
 from edgepose.errors import EdgeposeError
 
-#: A loaded graph: bind an input once, get back the zero-argument call to time.
+#: A loaded graph: bind an input once, get back the zero-argument call to time (it returns the first output).
 Prepared = Callable[[np.ndarray], Callable[[], object]]
 
 
@@ -108,14 +108,19 @@ class OpenVinoCpu(RuntimeAdapter):
         def prepare(x: np.ndarray):
             x = np.ascontiguousarray(x, dtype=np.float32)
             if workers == 1 or len(x) < 2:
-                return lambda: requests[0].infer([x])
+                return lambda: requests[0].infer([x])[0]
             shards = [(r, x[a:b]) for r, (a, b) in zip(requests, shard_bounds(len(x), workers))]
 
             def call():
-                for r, part in shards:
-                    r.start_async([part])
-                for r, _ in shards:
-                    r.wait()
+                started = []
+                try:
+                    for r, part in shards:
+                        r.start_async([part])
+                        started.append(r)
+                finally:  # no request is left running into the next call, even when one fails
+                    for r in started:
+                        r.wait()
+                return np.concatenate([r.get_output_tensor(0).data for r, _ in shards])
 
             return call
 

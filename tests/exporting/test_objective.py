@@ -40,6 +40,10 @@ def int8_convs(model: bytes) -> tuple[set[str], set[str]]:
     return q, f
 
 
+#: the ``parallel`` mode of every SpinRuntime load, in order (tests clear it first)
+LOADED_MODES: list[str] = []
+
+
 @dataclass(frozen=True)
 class SpinRuntime(adapters.RuntimeAdapter):
     """Spins per conv: ``float_us`` in float, ``int8_us`` in int8, ``slow_us`` for SLOW in int8."""
@@ -56,7 +60,8 @@ class SpinRuntime(adapters.RuntimeAdapter):
     def version(self):
         return f"test-{self.float_us}-{self.int8_us}-{self.slow_us}"
 
-    def load(self, model, threads):
+    def load(self, model, threads, parallel="intra"):
+        LOADED_MODES.append(parallel)
         q, f = int8_convs(model if isinstance(model, bytes) else open(model, "rb").read())
         us = self.float_us * len(f) + sum(self.slow_us if c == self.slow_node else self.int8_us for c in q)
 
@@ -120,6 +125,18 @@ def test_the_slow_layer_stays_float_and_every_paying_conv_runs_int8(tmp_path, te
     assert e2e["speedup"] > 1.5  # 100 → 30 µs per conv except one, measured end to end
     assert plan["runtime"]["name"] == "spin" and "cpu_flags" in plan["machine"]
     assert plan["search"]["evaluations"] > 0 and plan["search"]["steps"][0]["stage"] == "start"
+
+
+@pytest.mark.parametrize("parallel", ["batch", "intra"])
+def test_the_plan_times_every_graph_in_the_requested_parallel_mode_and_records_it(tmp_path, teacher, slow_node,
+                                                                                  monkeypatch, parallel):
+    ckpt, data = teacher
+    LOADED_MODES.clear()
+    kw = {} if parallel == "batch" else {"parallel": parallel}  # batch is the default
+    _, card = _plan(ckpt, data, tmp_path, monkeypatch, SpinRuntime(slow_node=slow_node), max_drop=100.0,
+                    search="blocks", **kw)
+    assert LOADED_MODES and set(LOADED_MODES) == {parallel}
+    assert card["plan"]["parallel"] == parallel
 
 
 def test_the_default_block_search_keeps_the_slow_block_float_and_the_rest_int8(tmp_path, teacher, slow_node,
@@ -392,7 +409,7 @@ def test_onnxruntime_and_openvino_adapters_time_the_same_graph(tmp_path, teacher
         adapter = adapters.get_adapter(name)
         assert adapter.describe() == {"name": name, "version": adapter.version()}
         call = adapter.load(path.read_bytes(), 1)(x)
-        out = np.asarray(call()[0])
+        out = np.asarray(call())  # the first output
         assert out.shape == (3, 15, 2) and out.dtype == np.float32, name
         # the checkpoint's own output: each runtime ran this graph, not some other one
         np.testing.assert_allclose(out, ref, atol=1e-4, err_msg=name)
@@ -400,7 +417,7 @@ def test_onnxruntime_and_openvino_adapters_time_the_same_graph(tmp_path, teacher
     assert adapters.get_adapter("openvino").version() == openvino.__version__
     np.testing.assert_allclose(calls["openvino"][1], calls["onnxruntime"][1], atol=1e-4)
     # a path loads like bytes, and the binding is to this input: another input gives another pose
-    again = np.asarray(adapters.get_adapter("openvino").load(path, 1)(x[::-1].copy())()[0])
+    again = np.asarray(adapters.get_adapter("openvino").load(path, 1)(x[::-1].copy())())
     np.testing.assert_allclose(again, ref[::-1], atol=1e-4)
     ort_ms, ov_ms = paired_medians(calls["onnxruntime"][0], calls["openvino"][0], seconds=0.2)
     assert 0 < ort_ms < 1e4 and 0 < ov_ms < 1e4

@@ -145,10 +145,10 @@ def _padded_aware_runtime(name: str, padded_factor: float):
     class PadSpin(SpinRuntime):
         factor: float = 1.0
 
-        def load(self, model, threads):
+        def load(self, model, threads, parallel="intra"):
             raw = model if isinstance(model, bytes) else open(model, "rb").read()
             widths = {int(i.dims[0]) for i in onnx.load_from_string(raw).graph.initializer if i.dims}
-            inner = SpinRuntime.load(self, raw, threads)
+            inner = SpinRuntime.load(self, raw, threads, parallel)
             if not {140, 100} & widths:  # quarter's padded widths: 135 → 140, 85 → 100
                 return inner
 

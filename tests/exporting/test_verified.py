@@ -30,13 +30,19 @@ def _card(path):
     return json.loads(path.with_name(path.name + ".json").read_text())
 
 
+#: the ``parallel`` mode of every faked timing, in order (each test's _fake_speed clears it)
+MODES: list[str] = []
+
+
 def _fake_speed(monkeypatch, speedups: list[float]):
     """Each call of ``time_against_fp32`` returns the next speedup at every batch; the calls are recorded."""
     calls: list[str] = []
+    MODES.clear()
 
-    def fake(path, fp32, windows, batches, threads, seconds=verified.VERIFY_SECONDS):
+    def fake(path, fp32, windows, batches, threads, seconds=verified.VERIFY_SECONDS, parallel="intra"):
         s = speedups[len(calls)]
         calls.append(path.name)
+        MODES.append(parallel)
         return {str(b): {"int8_ms": 1.0 / s, "fp32_ms": 1.0, "speedup": s} for b in batches}
 
     monkeypatch.setattr(verified, "time_against_fp32", fake)
@@ -80,6 +86,7 @@ def test_checked_ships_attention_float_as_guarded_when_it_pays(tmp_path, teacher
     assert v["candidates"] == ["guarded", "safe"] and v["attempts"][0]["shipped"]
     assert v["attempts"][0]["speed"]["5"]["speedup"] == pytest.approx(1.3)
     assert "cpu_flags" in v["machine"] and v["batches"] == [1, 5]
+    assert MODES == ["batch"] and v["parallel"] == "batch"  # timed and recorded in the default mode
     assert card["test"]["windows"] > 0 and "scored_on" in card["test"]
     assert card["parity"]["vs_fp32_torch"]["max_abs_error"] < 0.5
 
@@ -87,7 +94,8 @@ def test_checked_ships_attention_float_as_guarded_when_it_pays(tmp_path, teacher
 def test_checked_falls_back_to_safe_when_the_guarded_graph_is_slower_here(tmp_path, teacher, monkeypatch):
     ckpt, data = teacher
     calls = _fake_speed(monkeypatch, [0.9, 1.1])
-    path, card = _export(ckpt, data, tmp_path)
+    path, card = _export(ckpt, data, tmp_path, parallel="intra")
+    assert MODES == ["intra", "intra"] and card["verified"]["parallel"] == "intra"
     a, b = card["verified"]["attempts"]
     assert not a["shipped"] and "slower than fp32 at batch 1, 5" in a["why"]
     assert b["shipped"] and card["recipe"]["chosen"] == "safe" and "guarded" in calls[0]

@@ -376,7 +376,7 @@ def test_the_timer_creates_fresh_sessions_in_both_orders_and_a_newer_session_s_h
         def version(self):
             return "test"
 
-        def load(self, model, threads):
+        def load(self, model, threads, parallel="intra"):
             loads.append(model)
             created = len(loads)
             return lambda x: Call(model, created)

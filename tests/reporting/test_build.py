@@ -162,9 +162,10 @@ def test_bench_runs_every_onnx_cpu_artifact_in_the_parallel_mode_it_records(fold
     res = bench(folder, "cpu", (3,), 2, FAST, tiny_data, log=lambda s: None, isolate=False, rounds=1,
                 accuracy=False, probe=None, parallel=parallel)
     onnx_rows = [r for r in res["rows"] if r["backend"] == "ort-cpu"]
-    assert res["parallel"] == parallel and onnx_rows
+    assert res["parallel"] == parallel and onnx_rows and all(r["parallel"] == parallel for r in onnx_rows)
+    assert all(r["parallel"] == "intra" for r in res["rows"] if r["backend"] == "torch-cpu")  # torch never shards
     assert made and set(made) == {(parallel, 2 if parallel == "batch" else 1)}
-    assert machine_name(res).endswith(", 2 threads, batch-parallel" if parallel == "batch" else ", 2 threads")
+    assert machine_name(res).endswith(", 2 threads, batch-sharded ORT" if parallel == "batch" else ", 2 threads")
     with pytest.raises(EdgeposeError, match="unknown parallel mode"):
         bench(folder, "cpu", (3,), 2, FAST, tiny_data, log=lambda s: None, isolate=False, rounds=1, parallel="shards")
 

@@ -84,7 +84,7 @@ def test_ort_runner_batch_mode_gives_the_same_numbers_as_one_call(n):
     np.testing.assert_allclose(batch.run(x), want, rtol=0, atol=1e-6)
     np.testing.assert_allclose(intra.run(x), want, rtol=0, atol=1e-6)
     np.testing.assert_allclose(ort_predict(batch, x, batch=16), want, rtol=0, atol=1e-6)
-    assert len(batch.bind(x)()) == min(n, 2)  # one output list per shard
+    np.testing.assert_allclose(batch.bind(x)(), want, rtol=0, atol=1e-6)  # the timed call returns the output too
     batch.close()
 
 
@@ -101,9 +101,24 @@ def test_ort_runner_shards_run_on_separate_threads_with_one_thread_sessions():
     runner.run(_windows(37))
     assert sorted(n for _, n in seen) == [18, 19] and len({t for t, _ in seen}) == 2
     assert runner.session.get_session_options().intra_op_num_threads == 1
-    assert "2 one-thread workers" in runner.describe()
+    assert runner.mode == "batch" and "up to 2 shard(s) at once" in runner.describe()
     intra = OrtRunner(_model_bytes(), threads=2, parallel="intra")
-    assert intra.session.get_session_options().intra_op_num_threads == 2 and "intra-op: 2" in intra.describe()
+    assert intra.session.get_session_options().intra_op_num_threads == 2 and intra.mode == "intra"
+    assert "2 intra-op thread(s)" in intra.describe()
+
+
+def test_batch_mode_runs_intra_with_a_gpu_provider_first_and_says_so():
+    # the CUDA provider is not in this onnxruntime build: ONNX Runtime falls back to the CPU, and the
+    # runner must not shard what it believes is a GPU session
+    r = OrtRunner(_model_bytes(), threads=2, parallel="batch",
+                  providers=["CUDAExecutionProvider", "CPUExecutionProvider"])
+    assert not r.sharded and r.mode == "intra" and r.workers == 1
+    assert "shards only on the CPU provider" in r.describe()
+
+
+def test_ort_runner_refuses_negative_threads():
+    with pytest.raises(EdgeposeError, match="threads must be ≥ 0"):
+        OrtRunner(_model_bytes(), threads=-1, parallel="batch")
 
 
 def test_ort_runner_batch_mode_defaults_to_the_usable_cpus():
@@ -132,10 +147,15 @@ from tests.runtime.test_runtime import _windows
 adapter = ADAPTERS[sys.argv[1]]
 ok, why = adapter.available()
 assert ok, f"{sys.argv[1]} is part of the dev extra: {why}"
+import numpy as np
+outs = {}
 for mode in PARALLEL_MODES:
     prepare = adapter.load(Path(sys.argv[2]), 2, mode)
     for n in (1, 37):
-        prepare(_windows(n))()  # raises if a shard's shape or request handling is wrong
+        outs[mode, n] = np.asarray(prepare(_windows(n))())  # the first output, shards concatenated
+for n in (1, 37):
+    assert outs["batch", n].shape == (n, 15, 2), outs["batch", n].shape
+    np.testing.assert_allclose(outs["batch", n], outs["intra", n], rtol=0, atol=1e-5)
 try:
     adapter.load(Path(sys.argv[2]), 2, "shards")
 except EdgeposeError as exc:
@@ -149,7 +169,8 @@ print("ok")
 @pytest.mark.parametrize("runtime", ["onnxruntime", "openvino"])
 def test_timing_adapters_run_both_modes_on_odd_batches(runtime, tmp_path):
     # in a child process: after two OpenVINO 2026.4 models have been compiled in one process, a later
-    # SIGTERM or SIGINT to it (tests/runtime/test_runtime.py sends one) ends in a segmentation fault
+    # SIGTERM or SIGINT to it (tests/runtime/test_runtime.py sends one) ended in a segmentation fault here
+    # (OpenVINO 2026.4.1)
     import subprocess
     import sys
 
@@ -167,3 +188,24 @@ def test_profile_cache_key_separates_parallel_modes():
     a = profile_key("0" * 64, "ort-cpu/minmax", ADAPTERS["onnxruntime"], 2, "batch")
     b = profile_key("0" * 64, "ort-cpu/minmax", ADAPTERS["onnxruntime"], 2, "intra")
     assert a != b and a["parallel"] == "batch" and b["parallel"] == "intra"
+
+
+def test_verify_and_the_module_cli_record_the_mode_that_ran(tmp_path):
+    import json
+    import subprocess
+    import sys
+
+    from edgepose.runtime.verify import verify
+
+    bundle = make_bundle(tmp_path / "v.edgepose")  # its build latency predates the mode: intra
+    report = verify(bundle, threads=2, seconds=0.1)
+    assert report.latency["parallel"] == "batch" and "batch mode" in report.verdict
+    assert report.reference["parallel"] == "intra" and not report.warnings  # no latency check: nothing to warn
+    checked = verify(bundle, threads=2, seconds=0.1, max_slowdown=1e6)
+    assert any("ran in intra mode, this check in batch mode" in w for w in checked.warnings)
+    same = verify(bundle, threads=2, seconds=0.1, max_slowdown=1e6, parallel="intra")
+    assert same.latency["parallel"] == "intra" and not same.warnings
+    r = subprocess.run([sys.executable, "-m", "edgepose.runtime", "verify", str(bundle), "--threads", "2",
+                        "--seconds", "0.1", "--parallel", "intra", "--json"], capture_output=True, text=True,
+                       cwd=Path(__file__).resolve().parents[2], timeout=120)
+    assert r.returncode == 0 and json.loads(r.stdout)["latency"]["parallel"] == "intra", r.stderr

@@ -1,4 +1,4 @@
-"""Batch-parallel against intra-op execution: every artifact of an export folder, both modes, one process.
+"""Batch-sharded against intra-op execution: every artifact of an export folder, both modes, one process.
 
 ``edgepose.runtime.parallel`` offers two ways for one call to use ``--threads`` cores on ONNX
 Runtime CPU: ``intra`` (one call on the intra-op pool) and ``batch`` (the call's windows cut into
@@ -15,8 +15,8 @@ A round is disturbed when other processes used more than 15 % of a CPU while it 
 modes are compared on the same windows (they must be the same numbers). Every run records the CPU
 model and flags, the ONNX Runtime version and the load average.
 
-    python benchmarks/batch_parallel.py runs/default/artifacts --data DIR \
-        --out benchmarks/results/batch-parallel-NAME.json
+    python benchmarks/batch_sharding.py runs/default/artifacts --data DIR \
+        --out benchmarks/results/batch-sharding-NAME.json
 """
 
 from __future__ import annotations
@@ -122,7 +122,7 @@ def run(folder: Path, data: Path | None, threads: int, rounds: int, calls: dict[
                          "iqr": {k: iqr(v) for k, v in per_round.items()},
                          "per_round_ms": t})
     rec = machine_record()
-    return {"what": "batch-parallel vs intra-op execution of every ONNX artifact in one folder (benchmarks/batch_parallel.py)",
+    return {"what": "batch-sharded (--parallel batch) vs intra-op (--parallel intra) execution of every ONNX artifact in one folder (benchmarks/batch_sharding.py)",
             "created": dt.date.today().isoformat(), "folder": str(folder), "threads": threads,
             "settings": {"rounds": rounds, "calls": {str(b): n for b, n in calls.items()}, "spinning": False,
                          "inputs": "clean test windows" if data else "uniform noise",
@@ -135,7 +135,7 @@ def run(folder: Path, data: Path | None, threads: int, rounds: int, calls: dict[
 
 
 def to_markdown(doc: dict) -> str:
-    lines = [f"# Batch-parallel vs intra-op execution ({doc['created']})", "",
+    lines = [f"# Batch-sharded (`--parallel batch`) vs intra-op (`--parallel intra`) execution ({doc['created']})", "",
              f"{doc['machine']['cpu_model']}, flags {', '.join(doc['cpu_flags'])}; ONNX Runtime {doc['onnxruntime']}; "
              f"{doc['threads']} threads, spinning off; {doc['undisturbed_rounds']} of {doc['rounds']} rounds undisturbed; "
              f"inputs: {doc['settings']['inputs']}; folder `{doc['folder']}`.", "",
