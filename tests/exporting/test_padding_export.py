@@ -82,7 +82,7 @@ def test_the_default_auto_recipe_quantizes_the_padded_graph(tmp_path, quarter_ru
 
     timed: list[tuple[set[int], set[int]]] = []
 
-    def fake(path, fp32, windows, batches, threads, seconds=verified.VERIFY_SECONDS):
+    def fake(path, fp32, windows, batches, threads, seconds=verified.VERIFY_SECONDS, parallel="intra"):
         timed.append((_conv_widths(path), _conv_widths(fp32)))
         return {str(b): {"int8_ms": 1.0, "fp32_ms": 1.5, "speedup": 1.5} for b in batches}
 
