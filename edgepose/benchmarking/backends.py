@@ -118,7 +118,7 @@ class OrtBackend(Backend):
 
         providers = [self.provider] + (["CPUExecutionProvider"] if self.provider != "CPUExecutionProvider" else [])
         runner = OrtRunner(art.path, threads=threads if self.device == "cpu" else 0, providers=providers,
-                           spinning=spinning, parallel=parallel if self.device == "cpu" else "intra")
+                           spinning=spinning, parallel=parallel)  # a GPU provider first runs intra
         return Runner(lambda x: ort_predict(runner, x), runner.bind, _noop)
 
 

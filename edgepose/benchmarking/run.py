@@ -226,7 +226,9 @@ def _jobs(artifacts, device, threads, spinning, parallel, inputs, plan, data, sp
                 skipped.append({"artifact": art.path.name, "backend": be.name, "reason": reason})
                 log(f"skip  {art.label:34s} on {be.name}: {reason}")
                 continue
-            jobs.append(_Job(art, be.name, device, threads, inputs, plan, data, spec, spinning, parallel))
+            # the mode this job runs in: only a backend that shards takes ``batch``
+            jobs.append(_Job(art, be.name, device, threads, inputs, plan, data, spec, spinning,
+                             parallel if be.shards else "intra"))
     base = _baseline(jobs, {})
     for i, job in enumerate(jobs):
         if base is not None and i != base and job.art.kind == "onnx" and job.backend == jobs[base].backend:
@@ -332,8 +334,7 @@ def _row(job: _Job, per_round: list, used: list[bool], accuracy: dict | None, ba
     row = {"artifact": art.path.name, "label": art.label, "kind": art.kind, "precision": art.precision,
            "method": art.method, "target": art.card.get("target"), "backend": job.backend,
            "bytes": art.bytes, "size_mb": art.bytes / 1e6, "size_mib": art.bytes / 2**20, "latency": {}}
-    be = next(b for b in backends_for(job.device) if b.name == job.backend)
-    row["parallel"] = job.parallel if be.shards else "intra"  # the mode this row ran in
+    row["parallel"] = job.parallel  # the mode this row ran in (_jobs: intra unless the backend shards)
     recipe = art.card.get("recipe")
     if isinstance(recipe, dict):
         row["recipe"] = {k: recipe.get(k) for k in ("calibrator", "recipe")}

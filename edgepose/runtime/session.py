@@ -110,7 +110,10 @@ class OrtRunner:
         return lambda: np.concatenate(pool.run(calls))
 
     def run(self, x: np.ndarray) -> np.ndarray:
-        """The model's first output for ``x``."""
+        """The model's first output for ``x`` (one window or an unsharded call goes straight to the session:
+        the streaming path)."""
+        if self._pool is None or len(x) < 2:
+            return self.session.run(None, {self.input_name: np.ascontiguousarray(x, dtype=np.float32)})[0]
         return self.bind(x)()
 
     def close(self) -> None:

@@ -163,7 +163,8 @@ def test_bench_runs_every_onnx_cpu_artifact_in_the_parallel_mode_it_records(fold
                 accuracy=False, probe=None, parallel=parallel)
     onnx_rows = [r for r in res["rows"] if r["backend"] == "ort-cpu"]
     assert res["parallel"] == parallel and onnx_rows and all(r["parallel"] == parallel for r in onnx_rows)
-    assert all(r["parallel"] == "intra" for r in res["rows"] if r["backend"] == "torch-cpu")  # torch never shards
+    torch_rows = [r for r in res["rows"] if r["backend"] == "torch-cpu"]
+    assert torch_rows and all(r["parallel"] == "intra" for r in torch_rows)  # torch never shards
     assert made and set(made) == {(parallel, 2 if parallel == "batch" else 1)}
     assert machine_name(res).endswith(", 2 threads, batch-sharded ORT" if parallel == "batch" else ", 2 threads")
     with pytest.raises(EdgeposeError, match="unknown parallel mode"):
