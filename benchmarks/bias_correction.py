@@ -20,17 +20,9 @@ from pathlib import Path
 
 import numpy as np
 
-from common import window_hits
+from common import paired_interval, window_hits
 
 RECIPES = ("safe", "convs", "global")
-
-
-def _interval(a: np.ndarray, b: np.ndarray, recordings: np.ndarray) -> dict:
-    from edgepose.stats import paired_bootstrap_delta
-
-    ci = paired_bootstrap_delta(a, b, recordings)
-    return {"delta_pp": ci.delta_pp, "low_pp": ci.low_pp, "high_pp": ci.high_pp,
-            "half_width_pp": (ci.high_pp - ci.low_pp) / 2}
 
 
 def measure(model: str, work: Path, threads: int, calib: str) -> dict:
@@ -50,7 +42,8 @@ def measure(model: str, work: Path, threads: int, calib: str) -> dict:
     for recipe in RECIPES:
         for corrected in (False, True):
             t0 = time.perf_counter()
-            (art,) = ep.export(model, precision="int8", recipe=recipe, calib=calib,
+            # ranges as calibrated (no range search), the graphs this comparison was first made on
+            (art,) = ep.export(model, precision="int8", recipe=recipe, calib=calib, range_search="off",
                                bias_correction="on" if corrected else "off", **quiet)
             graphs[(recipe, corrected)] = art
             seconds[(recipe, corrected)] = time.perf_counter() - t0
@@ -74,10 +67,10 @@ def measure(model: str, work: Path, threads: int, calib: str) -> dict:
                 hits = window_hits(pred, y, torso)
                 row = {"recipe": recipe, "bias_correction": corrected, "artifact": art.path.name,
                        "export_s": seconds[(recipe, corrected)],
-                       "vs_fp32": _interval(hits, base_hits, recs),
+                       "vs_fp32": paired_interval(hits, base_hits, recs),
                        "delta_mpjpe": float(mpjpe(pred, y) - mpjpe(base, y))}
                 if corrected:
-                    row["vs_plain"] = _interval(hits, plain_hits, recs)
+                    row["vs_plain"] = paired_interval(hits, plain_hits, recs)
                     row["card"] = art.card["recipe"]["bias_correction"]
                 plain_hits = hits
                 rows.append(row)

@@ -31,6 +31,15 @@ def window_hits(pred: np.ndarray, gt: np.ndarray, torso: tuple[int, int]) -> np.
     return window_pck(pred, gt, 0.2, torso)
 
 
+def paired_interval(a: np.ndarray, b: np.ndarray, recordings: np.ndarray) -> dict:
+    """``mean(a) − mean(b)`` of per-window PCK hits in pp with the 95 % paired bootstrap interval over recordings."""
+    from edgepose.stats import paired_bootstrap_delta
+
+    ci = paired_bootstrap_delta(a, b, recordings)
+    return {"delta_pp": ci.delta_pp, "low_pp": ci.low_pp, "high_pp": ci.high_pp,
+            "half_width_pp": (ci.high_pp - ci.low_pp) / 2}
+
+
 def test_split(name: str):
     """A zoo model's checkpoint, its default dataset and the clean test split it is scored on.
 

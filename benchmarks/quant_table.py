@@ -39,6 +39,7 @@ ROWS = {  # row label → ExportRequest fields
     "fp16": dict(precision="fp16"),
     "int8 PTQ all-int8": dict(precision="int8", max_drop=100.0),
     "int8 PTQ safe": dict(precision="int8", recipe="safe"),
+    "int8 PTQ safe, ranges as calibrated": dict(precision="int8", recipe="safe", range_search="off"),
     "int8 PTQ --max-drop 0.5": dict(precision="int8", max_drop=0.5, best_effort=True),
     "int8 QAT safe": dict(precision="int8", method="qat", recipe="safe"),
     "int8 PTQ default (auto)": dict(precision="int8", threads=2),

@@ -26,6 +26,7 @@ NNCF_PYTHON=${NNCF_PYTHON:-/tmp/nncfenv/bin/python}
 LOG=${RERUN_LOG:-runs/rerun/log.tsv}
 
 STAGES=(dataset reproduce knn run-default batch-sharding guard-lower interval-width quant-table reference-fx calibrators bias-correction
+        range-search
         sensitivity isa-numerics precision-plan plan-export runtime-bench int8-threads tcn-padding tcn-fold
         held-out reports)
 
@@ -105,11 +106,16 @@ stage_bias-correction() {
             --out $R/bias-correction-wiflow-$m
     done
 }
+stage_range-search() {
+    rm -rf runs/range-search
+    python3 benchmarks/range_search.py --work runs/range-search --out $R/range-search
+}
 stage_reference-fx() { python3 benchmarks/reference_fx_baseline.py wiflow-half --out $R/reference-fx-wiflow-half.json; }
 stage_calibrators() {
     rm -rf runs/calib-v2
     for c in minmax percentile entropy; do
-        edgepose export wiflow-half --precision int8 --recipe safe --calib $c --out runs/calib-v2
+        # the calibrators' own ranges: no output-aware search on top (range-search.json measures that)
+        edgepose export wiflow-half --precision int8 --recipe safe --calib $c --range-search off --out runs/calib-v2
     done
     edgepose export wiflow-half --precision fp32 --out runs/calib-v2
     edgepose bench runs/calib-v2 --threads 2 --batch 1 --rounds 1 --time-budget 0 --out $R/calibrators-wiflow-half.json

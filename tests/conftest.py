@@ -1,10 +1,36 @@
-"""Shared fixtures: a tiny synthetic dataset (WiFlow layout) generated once per session."""
+"""Shared fixtures: a tiny synthetic dataset (WiFlow layout) generated once per session; the range search's
+default for the suite."""
 
 from __future__ import annotations
 
 import pytest
 
 from edgepose.data.synth import SynthConfig, synthesize
+from edgepose.exporting.request import RANGE_SEARCH_DEFAULT
+
+#: The defaults as shipped, captured before the suite turns the module recipes' search off.
+SHIPPED_RANGE_SEARCH = dict(RANGE_SEARCH_DEFAULT)
+
+
+@pytest.fixture(scope="session", autouse=True)
+def _module_recipes_unsearched():
+    """The output-aware range search runs the int8 graph about 300 times per module-recipe export (seconds on the
+    tiny model); tests that export a module recipe or run the guard for another reason do it without the search,
+    which changes only scale and bias values (tests/quantization/test_range_search.py). Modules that test the shipped default
+    (the range search's, the main job's) use :func:`shipped_range_search`."""
+    with pytest.MonkeyPatch.context() as mp:
+        mp.setitem(RANGE_SEARCH_DEFAULT, "recipe", "off")
+        mp.setitem(RANGE_SEARCH_DEFAULT, "guard", "off")
+        yield
+
+
+@pytest.fixture(scope="module")
+def shipped_range_search(_module_recipes_unsearched):
+    """The range search's shipped defaults, for one test module."""
+    with pytest.MonkeyPatch.context() as mp:
+        for key, value in SHIPPED_RANGE_SEARCH.items():
+            mp.setitem(RANGE_SEARCH_DEFAULT, key, value)
+        yield
 
 TINY = SynthConfig(seed=3, subjects=2, activities=("walking", "squatting", "waving", "jumping", "kicking"),
                    takes=1, duration_s=1.6, stride=10, corrupt_windows_per_file=2)

@@ -82,10 +82,13 @@ def _check_run(res, joints: int) -> None:
     assert card["joints"] == joints and card["calibration"]["windows"] >= 1
 
 
-def test_run_end_to_end_on_a_tiny_wiflow_set(tmp_path, tiny_data):
+def test_run_end_to_end_on_a_tiny_wiflow_set(tmp_path, tiny_data, shipped_range_search):
     res = run(tmp_path / "run", data=tiny_data, model="wiflow-tiny", epochs=1, exports=EXPORTS, rounds=1,
               batches=BATCHES, timing=QUICK, isolate=False, threads=1, log=lambda s: None)
     _check_run(res, 15)
+    # the main job exports a module recipe as ep.export does by default: its ranges searched
+    card = json.loads(res.artifacts[1].with_name(res.artifacts[1].name + ".json").read_text())
+    assert card["recipe"]["range_search"]["mode"] == "on" and card["recipe"]["range_search"]["tensors"] > 0
     # the default time budget applies: rounds were added until decided or capped, never fewer than asked
     doc = json.loads(res.results.read_text())
     assert doc["stopped"] in ("decided", "round cap", "budget") and doc["rounds"] >= 1

@@ -29,6 +29,8 @@ class ArtifactFile:
         if self.method == "ptq" and calib:
             bits.append(calib)
         recipe = self.card.get("recipe", {})
+        if (recipe.get("range_search") or {}).get("changed"):
+            bits.append("range-searched")
         if (recipe.get("bias_correction") or {}).get("shipped"):
             bits.append("bias-corrected")
         if recipe.get("chosen"):  # a recipe that chose (auto, checked): what it chose

@@ -107,13 +107,22 @@ from edgepose.metrics import ACCURACY_GATE_PP
                    "others (docs/quantization.md). Refused for recipes that "
                    "choose by groups or by timing (auto, checked, guarded, attention-float), --max-drop and "
                    "--objective.")
+@click.option("--range-search", type=RegistryChoice("edgepose.exporting.request", "RANGE_SEARCH_MODES"), default=None,
+              help="After PTQ with a module recipe (safe, convs, global), or on the accuracy guard's starting graph "
+                   "(--max-drop): choose each activation's int8 range by the network output, trying the calibrated "
+                   "scale times 0.5, 0.7, 0.85, 1.0 and 1.2 one tensor at a time and keeping what gives the lowest "
+                   "output error against fp32 on 256 calibration windows (minutes; only scales and the int32 biases "
+                   "that follow them change, so speed does not). [default: on for those; QAT learns its own ranges] "
+                   "Refused for recipes that choose by groups or by timing (auto, checked, guarded, "
+                   "attention-float) and for --objective.")
 @click.option("--opset", type=int, default=request_default("opset"), show_default=True, cls=LazyDefaultOption)
 @click.option("--out", required=True, type=path_arg(), help="Artifact folder.")
 def export_cmd(checkpoint: str, precision: str, method: str | None, calib: str, target: str, weight_bits: str, recipe: str,
                engine: bool, data_dir: Path | None, calib_count: int, calib_seed: int, qat_epochs: int,
                qat_lr: float, qat_loss: str, qat_select: str, qat_schedule: str, qat_device: str, max_drop: float | None, guard_criterion: str, guard_strategy: str, best_effort: bool, objective: str | None,
                batches: tuple[int, ...], threads: int, parallel: str, runtime: str, search_minutes: float, search: str,
-               no_profile_cache: bool, pad_channels: bool, bias_correction: str, opset: int, out: Path) -> None:
+               no_profile_cache: bool, pad_channels: bool, bias_correction: str, range_search: str | None, opset: int,
+               out: Path) -> None:
     """Export a checkpoint to ONNX (fp32, fp16, int8 PTQ/QAT as QDQ) and optionally a TensorRT engine.
 
     Each artifact gets a JSON card beside it (precision, recipe, parent hash, calibration
@@ -159,7 +168,7 @@ def export_cmd(checkpoint: str, precision: str, method: str | None, calib: str, 
                       calib_seed=calib_seed, qat_epochs=qat_epochs, qat_lr=qat_lr, qat_loss=qat_loss,
                       qat_select=qat_select, qat_schedule=qat_schedule, qat_device=qat_device, opset=opset,
                       max_drop=max_drop, guard_criterion=guard_criterion, guard_strategy=guard_strategy, best_effort=best_effort,
-                      pad_channels=pad_channels, bias_correction=bias_correction,
+                      pad_channels=pad_channels, bias_correction=bias_correction, range_search=range_search,
                       **(dict(objective=objective, batches=batches, threads=threads, parallel=parallel, runtime=runtime, search=search,
                               search_minutes=search_minutes, profile_cache=not no_profile_cache) if objective else timed)):
         path, card = art.path, art.card

@@ -13,7 +13,8 @@ from edgepose.exporting.corrected import correct_ptq
 from edgepose.exporting.objective import export_planned
 from edgepose.exporting.parity import ort_predict, ort_session, parity
 from edgepose.exporting.qat_export import export_qat
-from edgepose.exporting.request import METHODS
+from edgepose.exporting.request import METHODS, range_search_mode
+from edgepose.exporting.searched import search_probe_ranges, search_ptq_ranges
 from edgepose.exporting.tensorrt import check_tensorrt_qdq
 from edgepose.exporting.verified import export_verified
 from edgepose.metrics import ACCURACY_GATE_PP
@@ -63,6 +64,8 @@ def export_int8(ctx: ExportContext) -> list[Path]:
     ptq_path = ctx.work / f"{ctx.name}.int8-ptq-{req.calib}-{recipe.name}-{target.name}.onnx"
     params = quantize_ptq(ctx.int8_source_onnx(), ptq_path, calib, recipe, target, req.calib,
                           stats_model=ctx.stats_model())
+    if range_search_mode(req, recipe.name) == "on":  # before bias correction: its means are of the final ranges
+        params["range_search"] = search_ptq_ranges(ctx, ptq_path, calib)
     if req.bias_correction != "off":  # "-bc-" before the recipe: "…-percentile-safe" names the plain graph
         twin = ctx.work / f"{ctx.name}.int8-ptq-{req.calib}-bc-{recipe.name}-{target.name}.onnx"
         ptq_path, params["bias_correction"] = correct_ptq(ctx, ptq_path, twin, calib, req.bias_correction)
@@ -110,6 +113,9 @@ def _guarded(ctx: ExportContext) -> Path:
     req = ctx.req
     calib = ctx.calibration()
     probe = ctx.probe(val_windows=req.guard_val_windows, calib=calib)
+    searched = None
+    if range_search_mode(req, None) == "on":  # searched on the start graph, then every graph the guard builds uses them
+        searched = search_probe_ranges(ctx, probe, probe.group_names, calib)
     req.log(f"guard: {len(probe.groups)} groups on {len(probe.x)} clean validation windows "
             f"(fp32 PCK@20 {100 * probe.reference.pck20:.2f} %), budget −{req.max_drop} pp")
     records: list = []
@@ -137,7 +143,8 @@ def _guarded(ctx: ExportContext) -> Path:
     par = ctx.parity_vs_torch(path)
     card = {**ctx.base_card("int8"), "method": "ptq", "target": probe.target.name,
             "recipe": {**scheme_params(probe.target, req.calib), "recipe": "guard",
-                       "float_groups": result.float_groups, "int8_groups": len(result.int8_groups)},
+                       "float_groups": result.float_groups, "int8_groups": len(result.int8_groups),
+                       "range_search": searched},
             "calibration": calib.describe(), "guard": guard, "parity": {"vs_fp32_torch": par}}
     if probe.target.name == "tensorrt":
         card["tensorrt_qdq_problems"] = check_tensorrt_qdq(onnx.load(str(path)))

@@ -33,7 +33,10 @@ class ExportRequest:
     ``timing_seconds``, ``profile_cache``); ``pad_channels`` (int8 PTQ from a graph whose TCN widths
     are padded to multiples of 4, the same function: :mod:`edgepose.models.padding`); ``bias_correction``
     (``off``, ``on`` or ``checked``: a module recipe's PTQ graph with its convolutions' fp32 output
-    means restored, ``checked`` only when validation PCK@20 is higher: :mod:`edgepose.exporting.corrected`); ONNX (``opset``, ``keep_io_types``,
+    means restored, ``checked`` only when validation PCK@20 is higher: :mod:`edgepose.exporting.corrected`);
+    ``range_search`` (``on``, ``off`` or ``None``, the default: ``on`` for a module recipe's PTQ export and the
+    accuracy guard, where every activation range is searched against the network output:
+    :mod:`edgepose.quantization.range_search`); ONNX (``opset``, ``keep_io_types``,
     ``fp16_block_list``). :func:`validate` checks them against the registries.
     """
 
@@ -76,12 +79,35 @@ class ExportRequest:
     profile_cache: bool = True
     pad_channels: bool = False
     bias_correction: str = "off"
+    range_search: str | None = None
     log: Callable[[str], None] = field(default=print, repr=False)
 
 
 #: ``--bias-correction``: ``on`` ships the corrected graph, ``checked`` only when it scores higher on validation
 #: (:mod:`edgepose.exporting.corrected`)
 BIAS_CORRECTION_MODES = ("off", "on", "checked")
+#: ``--range-search``: ``on`` searches every activation range of a module recipe's PTQ graph against the
+#: network output (:mod:`edgepose.quantization.range_search`); left unset, it is on wherever it applies
+RANGE_SEARCH_MODES = ("off", "on")
+
+
+#: ``--range-search`` left unset: for a module recipe's PTQ export, and for the accuracy guard (``--max-drop``)
+RANGE_SEARCH_DEFAULT = {"recipe": "on", "guard": "on"}
+
+
+def range_search_mode(req: ExportRequest, recipe_name: str | None) -> str:
+    """Whether the PTQ graph of module recipe ``recipe_name`` (``None``: the accuracy guard's graphs) gets its
+    ranges searched: the request's ``range_search``, or :data:`RANGE_SEARCH_DEFAULT` when it is unset (QAT
+    learns its own ranges, and recipes that choose by groups or timing are not searched: ``off``)."""
+    from edgepose.quantization.recipes import module_recipes
+
+    if (req.method or "ptq") != "ptq":
+        return "off"
+    if recipe_name is None:
+        return req.range_search or RANGE_SEARCH_DEFAULT["guard"]
+    if recipe_name not in module_recipes():
+        return "off"
+    return req.range_search or RANGE_SEARCH_DEFAULT["recipe"]
 
 
 def validate(req: ExportRequest, precisions: Iterable[str]) -> None:
@@ -127,6 +153,7 @@ def validate(req: ExportRequest, precisions: Iterable[str]) -> None:
         raise EdgeposeError("--pad-channels pads the graph int8 PTQ quantizes for ONNX Runtime CPU: use it with "
                             "--precision int8 (method ptq, target ort-cpu), without --objective")
     _validate_bias_correction(req)
+    _validate_range_search(req)
     if req.guard_criterion not in CRITERIA:
         raise EdgeposeError(f"unknown guard criterion {req.guard_criterion!r}; choose from {', '.join(CRITERIA)}")
     if req.guard_strategy not in STRATEGIES:
@@ -161,6 +188,28 @@ def _validate_bias_correction(req: ExportRequest) -> None:
                             f"{req.target} target's kernels: use on or off there")
     if get_recipe(req.recipe).name not in module_recipes():
         raise EdgeposeError(f"--bias-correction applies to the module recipes ({', '.join(module_recipes())}); "
+                            f"recipe {req.recipe!r} chooses its graph by groups or by measurement")
+
+
+def _validate_range_search(req: ExportRequest) -> None:
+    """``--range-search on`` searches the ranges of a module recipe's PTQ graph or of the accuracy guard's graphs,
+    nothing else (unset: :data:`RANGE_SEARCH_DEFAULT`; ``off`` is always accepted)."""
+    from edgepose.quantization.recipes import get_recipe, module_recipes
+
+    if req.range_search is None or req.range_search == "off":
+        return
+    if req.range_search not in RANGE_SEARCH_MODES:
+        hint = " (True is 'on', False is 'off')" if isinstance(req.range_search, bool) else ""
+        raise EdgeposeError(f"unknown --range-search {req.range_search!r}; choose from "
+                            f"{', '.join(RANGE_SEARCH_MODES)}{hint}")
+    if req.precision != "int8" or (req.method or "ptq") != "ptq":
+        raise EdgeposeError("--range-search searches the ranges of an int8 PTQ graph: use it with --precision int8 "
+                            "(method ptq; QAT learns its own ranges)")
+    if req.objective is not None:
+        raise EdgeposeError("--range-search applies to a recipe's PTQ export or the accuracy guard (--max-drop), "
+                            "not to --objective plans")
+    if req.max_drop is None and get_recipe(req.recipe).name not in module_recipes():
+        raise EdgeposeError(f"--range-search applies to the module recipes ({', '.join(module_recipes())}); "
                             f"recipe {req.recipe!r} chooses its graph by groups or by measurement")
 
 

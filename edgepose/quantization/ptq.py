@@ -63,6 +63,7 @@ def quantize_ptq(fp32_path: Path, out_path: Path, calib: CalibrationSet, recipe:
     return {
         **scheme_params(target, calibrator),
         "bias_correction": None,
+        "range_search": None,
         "recipe": recipe.name,
         "float_convs": excluded,
         "int8_convs": len(nodes) if not recipe.quantize_all_ops else len(by_module),
