@@ -23,6 +23,7 @@ from __future__ import annotations
 
 import argparse
 import datetime as dt
+import hashlib
 import statistics
 import time
 from pathlib import Path
@@ -131,7 +132,9 @@ def run(folder: Path, data: Path | None, threads: int, rounds: int, calls: dict[
             "onnxruntime": rec["versions"]["onnxruntime"], "loadavg_before": rec_load, "loadavg_after": loadavg(),
             "rounds": rounds, "undisturbed_rounds": sum(clean), "rounds_detail": detail,
             "parity_windows": int(max(feeds)), "parity_max_abs_diff": parity,
-            "parity_max_abs_diff_all": max(parity.values()), "rows": rows}
+            "parity_max_abs_diff_all": max(parity.values()),
+            # ties the table to the exact files timed (e.g. the main job's artifacts of the same run)
+            "sha256": {p.name: hashlib.sha256(p.read_bytes()).hexdigest() for p in paths}, "rows": rows}
 
 
 def to_markdown(doc: dict) -> str:
