@@ -38,6 +38,7 @@ ROWS = {  # row label → ExportRequest fields
     "fp32": dict(precision="fp32"),
     "fp16": dict(precision="fp16"),
     "int8 PTQ all-int8": dict(precision="int8", max_drop=100.0),
+    "int8 PTQ all-int8, ranges as calibrated": dict(precision="int8", max_drop=100.0, range_search="off"),
     "int8 PTQ safe": dict(precision="int8", recipe="safe"),
     "int8 PTQ safe, ranges as calibrated": dict(precision="int8", recipe="safe", range_search="off"),
     "int8 PTQ --max-drop 0.5": dict(precision="int8", max_drop=0.5, best_effort=True),

@@ -3,6 +3,8 @@ default for the suite."""
 
 from __future__ import annotations
 
+import contextlib
+
 import pytest
 
 from edgepose.data.synth import SynthConfig, synthesize
@@ -17,19 +19,26 @@ def _module_recipes_unsearched():
     """The output-aware range search runs the int8 graph about 300 times per module-recipe export (seconds on the
     tiny model); tests that export a module recipe or run the guard for another reason do it without the search,
     which changes only scale and bias values (tests/quantization/test_range_search.py). Modules that test the shipped default
-    (the range search's, the main job's) use :func:`shipped_range_search`."""
+    (the range search's, the main job's) use :func:`shipped_range_search` or :func:`shipped_range_search_defaults`."""
     with pytest.MonkeyPatch.context() as mp:
         mp.setitem(RANGE_SEARCH_DEFAULT, "recipe", "off")
         mp.setitem(RANGE_SEARCH_DEFAULT, "guard", "off")
         yield
 
 
-@pytest.fixture(scope="module")
-def shipped_range_search(_module_recipes_unsearched):
-    """The range search's shipped defaults, for one test module."""
+@contextlib.contextmanager
+def shipped_range_search_defaults():
+    """The range search's shipped defaults while the block runs."""
     with pytest.MonkeyPatch.context() as mp:
         for key, value in SHIPPED_RANGE_SEARCH.items():
             mp.setitem(RANGE_SEARCH_DEFAULT, key, value)
+        yield
+
+
+@pytest.fixture
+def shipped_range_search(_module_recipes_unsearched):
+    """The range search's shipped defaults, for one test."""
+    with shipped_range_search_defaults():
         yield
 
 TINY = SynthConfig(seed=3, subjects=2, activities=("walking", "squatting", "waving", "jumping", "kicking"),

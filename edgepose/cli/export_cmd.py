@@ -112,7 +112,7 @@ from edgepose.metrics import ACCURACY_GATE_PP
                    "(--max-drop): choose each activation's int8 range by the network output, trying the calibrated "
                    "scale times 0.5, 0.7, 0.85, 1.0 and 1.2 one tensor at a time and keeping what gives the lowest "
                    "output error against fp32 on 256 calibration windows (minutes; only scales and the int32 biases "
-                   "that follow them change, so speed does not). [default: on for those; QAT learns its own ranges] "
+                   "that follow them change, so speed does not). [default: on for those; off for QAT, which keeps the PTQ scales frozen] "
                    "Refused for recipes that choose by groups or by timing (auto, checked, guarded, "
                    "attention-float) and for --objective.")
 @click.option("--opset", type=int, default=request_default("opset"), show_default=True, cls=LazyDefaultOption)

@@ -98,7 +98,7 @@ RANGE_SEARCH_DEFAULT = {"recipe": "on", "guard": "on"}
 def range_search_mode(req: ExportRequest, recipe_name: str | None) -> str:
     """Whether the PTQ graph of module recipe ``recipe_name`` (``None``: the accuracy guard's graphs) gets its
     ranges searched: the request's ``range_search``, or :data:`RANGE_SEARCH_DEFAULT` when it is unset (QAT
-    learns its own ranges, and recipes that choose by groups or timing are not searched: ``off``)."""
+    keeps the PTQ scales frozen, and recipes that choose by groups or timing are not searched: ``off``)."""
     from edgepose.quantization.recipes import module_recipes
 
     if (req.method or "ptq") != "ptq":
@@ -204,13 +204,18 @@ def _validate_range_search(req: ExportRequest) -> None:
                             f"{', '.join(RANGE_SEARCH_MODES)}{hint}")
     if req.precision != "int8" or (req.method or "ptq") != "ptq":
         raise EdgeposeError("--range-search searches the ranges of an int8 PTQ graph: use it with --precision int8 "
-                            "(method ptq; QAT learns its own ranges)")
+                            "(method ptq; QAT keeps the PTQ calibration's scales frozen, and searching them before "
+                            "fine-tuning was not measured)")
     if req.objective is not None:
         raise EdgeposeError("--range-search applies to a recipe's PTQ export or the accuracy guard (--max-drop), "
                             "not to --objective plans")
-    if req.max_drop is None and get_recipe(req.recipe).name not in module_recipes():
-        raise EdgeposeError(f"--range-search applies to the module recipes ({', '.join(module_recipes())}); "
-                            f"recipe {req.recipe!r} chooses its graph by groups or by measurement")
+    recipe = get_recipe(req.recipe)
+    if recipe.candidates and req.target != "ort-cpu":
+        recipe = get_recipe(recipe.fallback)  # what auto and checked export for PTQ there (int8_exporters.export_int8)
+    if req.max_drop is None and recipe.name not in module_recipes():
+        raise EdgeposeError(f"--range-search applies to the module recipes ({', '.join(module_recipes())}) and "
+                            f"--max-drop; recipe {req.recipe!r} chooses its graph by groups or by measurement (add "
+                            "--recipe safe for the searched safe graph)")
 
 
 def _validate_objective(req: ExportRequest) -> None:

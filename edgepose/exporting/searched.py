@@ -15,6 +15,7 @@ from pathlib import Path
 from edgepose.data.split import evenly_spaced
 from edgepose.exporting.context import ExportContext
 from edgepose.quantization.calibration import CalibrationSet
+from edgepose.quantization.probe import QuantProbe
 from edgepose.quantization.range_search import RangeSearch, search_ranges
 
 #: Calibration windows the range search scores candidates on (evenly spaced over the calibration set).
@@ -32,7 +33,7 @@ def search_ptq_ranges(ctx: ExportContext, ptq_path: Path, calib: CalibrationSet)
     return _entry(ctx, result)
 
 
-def search_probe_ranges(ctx: ExportContext, probe, int8_groups: list[str], calib: CalibrationSet) -> dict:
+def search_probe_ranges(ctx: ExportContext, probe: QuantProbe, int8_groups: list[str], calib: CalibrationSet) -> dict:
     """Search the ranges of ``probe``'s graph with ``int8_groups`` int8 and keep them in the probe for every graph
     it builds afterwards (:meth:`~edgepose.quantization.probe.QuantProbe.search_ranges`); returns the card entry."""
     windows = evenly_spaced(calib.windows, RANGE_SEARCH_WINDOWS)

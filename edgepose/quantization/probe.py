@@ -18,12 +18,12 @@ from typing import Iterable
 import numpy as np
 import onnx
 
-from edgepose.errors import EdgeposeError
+from edgepose.io import atomic_path
 from edgepose.quantization.calibrators import compute_ranges, tensor_batches
 from edgepose.quantization.groups import Group, nodes_of, target_op_types
 from edgepose.quantization.ptq import check_quantizer, quantize_nodes
 from edgepose.quantization.qdq import dequantized_name
-from edgepose.quantization.range_search import RangeSearch, search_ranges
+from edgepose.quantization.range_search import RangeSearch, apply_scale_factors, search_ranges
 from edgepose.quantization.targets import Target
 from edgepose.data.split import evenly_spaced
 from edgepose.metrics import mpjpe, pck
@@ -60,6 +60,8 @@ class QuantProbe:
     recordings: np.ndarray | None = None  # recording of each scoring window (for intervals)
     reference: Score = field(init=False)
     _ref_pred: np.ndarray = field(init=False, repr=False)
+    #: searched activation scales (scale initializer → factor) every built graph gets (:meth:`search_ranges`)
+    scale_factors: dict[str, float] = field(default_factory=dict)
     _counter: itertools.count = field(default_factory=itertools.count, repr=False)
     _fp32_taps: object = field(default=None, repr=False)
 
@@ -84,26 +86,30 @@ class QuantProbe:
         return [g.name for g in self.groups]
 
     def build(self, int8_groups: Iterable[str], path: Path | None = None) -> Path:
-        """Write the QDQ graph in which exactly ``int8_groups`` are int8; returns its path."""
+        """Write the QDQ graph in which exactly ``int8_groups`` are int8 (with :attr:`scale_factors` applied);
+        returns its path."""
         names = list(int8_groups)
         path = path or self.work / f"probe-{next(self._counter)}.onnx"
         quantize_nodes(self.fp32_path, path, self.ranges, self.target, self.calibrator,
                        nodes=nodes_of(self.groups, names), op_types=sorted(target_op_types(self.target)))
+        if self.scale_factors:
+            proto = onnx.load(str(path))
+            if apply_scale_factors(proto, self.scale_factors, onnx.load(str(self.fp32_path))):
+                with atomic_path(path) as tmp:
+                    onnx.save(proto, str(tmp))
         return path
 
     def search_ranges(self, int8_groups: Iterable[str], windows: np.ndarray, parallel: str = "batch") -> RangeSearch:
         """Search the activation ranges of the graph in which ``int8_groups`` are int8 against the network output
-        (:func:`~edgepose.quantization.range_search.search_ranges`, on ``windows``) and keep the searched ranges:
-        every graph built afterwards uses them."""
+        (:func:`~edgepose.quantization.range_search.search_ranges`, on ``windows``) and keep the searched factors:
+        every graph built afterwards gets them (:meth:`build`), by the same edit of its scales and biases."""
+        self.scale_factors = {}  # searched from the calibrated ranges
         path = self.build(int8_groups)
         try:
             result = search_ranges(self.fp32_path, path, windows, threads=self.threads, parallel=parallel)
         finally:
             path.unlink(missing_ok=True)
-        for tensor, factor in result.factors.items():
-            key = _range_key(tensor, self.ranges)
-            lo, hi = self.ranges[key]
-            self.ranges[key] = (lo * factor, hi * factor)
+        self.scale_factors = dict(result.scales)
         return result
 
     def graph_bytes(self, int8_groups: Iterable[str]) -> bytes:
@@ -163,21 +169,6 @@ class QuantProbe:
         if signal == 0.0:
             return float("-inf")
         return 10.0 * np.log10(signal / noise)
-
-
-#: What ONNX Runtime's quantizer appends to a graph output's name when it quantizes that output (the QDQ graph
-#: keeps the output's own name for the DequantizeLinear's result).
-_OUTPUT_SUFFIX = "_QuantizeLinear_Input"
-
-
-def _range_key(tensor: str, ranges: dict[str, tuple[float, float]]) -> str:
-    """The calibration range a QDQ graph's activation ``tensor`` was quantized from."""
-    if tensor in ranges:
-        return tensor
-    if tensor.endswith(_OUTPUT_SUFFIX) and tensor[: -len(_OUTPUT_SUFFIX)] in ranges:
-        return tensor[: -len(_OUTPUT_SUFFIX)]
-    raise EdgeposeError(f"the int8 graph quantizes {tensor!r}, which has no calibration range: the quantizer named "
-                        "a tensor in a way the range search does not know")
 
 
 def _tap(proto: onnx.ModelProto, tensor: str, x: np.ndarray, threads: int) -> np.ndarray:

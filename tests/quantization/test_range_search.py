@@ -24,8 +24,10 @@ from edgepose.exporting import ExportRequest, export
 from edgepose.exporting.request import range_search_mode, validate
 from edgepose.exporting.runner import PRECISIONS
 from edgepose.quantization.calibration import CalibrationSet
-from edgepose.quantization.range_search import activation_scales, search_ranges
+from edgepose.quantization.range_search import activation_scales, apply_scale_factors, search_ranges
 from edgepose.runtime.session import ort_predict, ort_session
+
+from tests.conftest import shipped_range_search_defaults
 
 CALIB = 37  # not a multiple of any chunk
 
@@ -48,8 +50,15 @@ def _kernels(path: Path) -> collections.Counter:
         return collections.Counter(n.op_type for n in onnx.load(so.optimized_model_filepath).graph.node)
 
 
+@pytest.fixture(scope="module", autouse=True)
+def shipped_defaults(_module_recipes_unsearched):
+    """Every test here runs with the range search's shipped defaults."""
+    with shipped_range_search_defaults():
+        yield
+
+
 @pytest.fixture(scope="module")
-def exported(tmp_path_factory, tiny_run, tiny_data, shipped_range_search):
+def exported(tmp_path_factory, tiny_run, tiny_data, shipped_defaults):
     """fp32; plain and (default) searched safe; plain global; QAT of safe; the searched safe through the CLI."""
     out = tmp_path_factory.mktemp("rs")
     common = dict(checkpoint=tiny_run, data=tiny_data, calib_count=CALIB, parity_windows=16, log=lambda s: None)
@@ -117,10 +126,10 @@ def test_only_the_chosen_scales_and_the_biases_after_them_change(exported):
 
 def test_every_int32_bias_keeps_the_scale_onnx_runtime_assumes(exported):
     """QLinearConv reads an int32 bias at input scale × weight scale: after the search that must still hold, and
-    the bias must still hold the value it held before the search to within half of its new step."""
+    the bias must hold the fp32 graph's float bias to within half of its step (as the quantizer writes it)."""
     proto = onnx.load(str(exported["searched"]))
     inits = {i.name: numpy_helper.to_array(i) for i in proto.graph.initializer}
-    plain = _inits(exported["plain"])
+    floats = _inits(exported["fp32"])
     producer = {o: n for n in proto.graph.node for o in n.output}
     checked = 0
     for node in proto.graph.node:
@@ -131,24 +140,33 @@ def test_every_int32_bias_keeps_the_scale_onnx_runtime_assumes(exported):
             continue
         x_scale, w_scale = inits[x_dq.input[1]], inits[w_dq.input[1]]
         np.testing.assert_allclose(inits[b_dq.input[1]], x_scale * w_scale, rtol=1e-5)
-        before = plain[b_dq.input[0]].astype(np.float64) * plain[b_dq.input[1]]
+        float_bias = floats[b_dq.output[0]].astype(np.float64)  # the bias DQ writes the float bias's name
         step = inits[b_dq.input[1]].astype(np.float64)
-        assert np.all(np.abs(inits[b_dq.input[0]] * step - before) <= 0.5 * step * (1 + 1e-9))
+        assert np.all(np.abs(inits[b_dq.input[0]] * step - float_bias) <= 0.5 * step * (1 + 1e-9))
         checked += 1
     assert checked >= 5
 
 
-def test_search_leaves_the_kernels_alone_and_repeats_exactly(exported, calib_windows, tmp_path):
-    """On the all-int8 graph (QLinear Add, Mul, Sigmoid, MatMul, pooling): the same optimised operators after the
-    search, so no Q/DQ fusion was lost, and a second search of the same graph writes the same bytes."""
+def test_moved_scales_leave_the_kernels_alone(exported, tmp_path):
+    """On the all-int8 graph (QLinear Add, Mul, Sigmoid, MatMul, Softmax, pooling, shared-scale reshapes): every
+    activation scale moved by a factor still gives ONNX Runtime's optimised graph the same operators, so no Q/DQ
+    fusion is lost whatever the search keeps."""
+    for factor in (0.5, 1.2):
+        proto = onnx.load(str(exported["global_plain"]))
+        acts = activation_scales(proto)
+        assert apply_scale_factors(proto, {a.scale: factor for a in acts}) == len(acts) > 20
+        moved = tmp_path / f"moved-{factor}.onnx"
+        onnx.save(proto, str(moved))
+        assert _kernels(moved) == _kernels(exported["global_plain"])
+
+
+def test_search_repeats_exactly(exported, calib_windows, tmp_path):
     a, b = tmp_path / "a.onnx", tmp_path / "b.onnx"
     for p in (a, b):
-        shutil.copyfile(exported["global_plain"], p)
+        shutil.copyfile(exported["plain"], p)
         res = search_ranges(exported["fp32"], p, calib_windows, grid=(0.7, 1.0, 1.2), threads=1, parallel="intra")
-    assert res.mse_after <= res.mse_before and res.runs == 1 + 2 * res.tensors
-    assert a.read_bytes() == b.read_bytes()
-    assert (a.read_bytes() != exported["global_plain"].read_bytes()) == bool(res.factors)
-    assert _kernels(a) == _kernels(exported["global_plain"])
+    assert res.factors and res.mse_after < res.mse_before and res.runs == 1 + 2 * res.tensors
+    assert a.read_bytes() == b.read_bytes() != exported["plain"].read_bytes()
 
 
 def test_parallel_mode_does_not_change_the_result(exported, calib_windows, tmp_path):
@@ -183,13 +201,13 @@ def test_bad_search_settings_are_refused_before_any_work(exported, calib_windows
     assert p.read_bytes() == exported["plain"].read_bytes()
 
 
-def test_the_mode_resolves_where_it_applies(tmp_path, shipped_range_search):
+def test_the_mode_resolves_where_it_applies(tmp_path):
     def req(**kw):
         return ExportRequest(checkpoint=tmp_path / "x.safetensors", out=tmp_path, precision="int8", **kw)
 
     assert range_search_mode(req(recipe="safe"), "safe") == "on"
     assert range_search_mode(req(recipe="safe", range_search="off"), "safe") == "off"
-    assert range_search_mode(req(recipe="safe", method="qat"), "safe") == "off"  # QAT learns its ranges
+    assert range_search_mode(req(recipe="safe", method="qat"), "safe") == "off"  # QAT's scales stay as calibrated
     assert range_search_mode(req(recipe="auto"), "auto") == "off"
     assert range_search_mode(req(max_drop=0.5), None) == "on"  # the guard's default
     assert range_search_mode(req(max_drop=0.5, range_search="off"), None) == "off"
@@ -199,8 +217,9 @@ def test_the_mode_resolves_where_it_applies(tmp_path, shipped_range_search):
     (dict(precision="int8", recipe="safe", range_search="maybe"), "unknown --range-search 'maybe'"),
     (dict(precision="int8", recipe="safe", range_search=True), r"True is 'on', False is 'off'"),
     (dict(precision="fp16", range_search="on"), "int8 PTQ graph"),
-    (dict(precision="int8", recipe="safe", method="qat", range_search="on"), "QAT learns its own ranges"),
-    (dict(precision="int8", recipe="auto", range_search="on"), "applies to the module recipes"),
+    (dict(precision="int8", recipe="safe", method="qat", range_search="on"), "QAT keeps the PTQ calibration's scales frozen"),
+    (dict(precision="int8", recipe="auto", range_search="on"), "add --recipe safe"),
+    (dict(precision="int8", recipe="checked", range_search="on"), "applies to the module recipes"),
     (dict(precision="int8", objective="latency", range_search="on"), "not to --objective plans"),
 ])
 def test_range_search_is_refused_where_it_does_not_apply(tmp_path, kw, message):
@@ -209,17 +228,22 @@ def test_range_search_is_refused_where_it_does_not_apply(tmp_path, kw, message):
         validate(req, PRECISIONS)
 
 
+def test_on_is_accepted_where_auto_exports_the_searched_safe_graph(tmp_path):
+    for kw in (dict(recipe="auto", target="tensorrt"), dict(recipe="safe"), dict(max_drop=0.5)):
+        validate(ExportRequest(checkpoint=tmp_path / "x.safetensors", out=tmp_path, precision="int8",
+                               range_search="on", **kw), PRECISIONS)
+
+
 def test_off_is_accepted_everywhere(tmp_path):
     for kw in (dict(precision="fp32"), dict(precision="int8", recipe="auto"), dict(precision="int8", max_drop=0.5)):
         validate(ExportRequest(checkpoint=tmp_path / "x.safetensors", out=tmp_path, range_search="off", **kw),
                  PRECISIONS)
 
 
-def test_the_guard_keeps_the_searched_ranges_for_every_graph_it_builds(tiny_run, tiny_data, calib_windows, tmp_path,
-                                                                      shipped_range_search):
-    """The probe turns the search's factors into ranges; ONNX Runtime's quantizer, writing any graph from them,
-    reproduces the searched scales and biases (so the guard's graphs are the searched ones), and the guard's card
-    records the search."""
+def test_the_guard_builds_every_graph_with_the_searched_scales(tiny_run, tiny_data, calib_windows, tmp_path):
+    """The probe applies the searched factors to every graph it builds, by scale initializer, so a rebuilt graph
+    holds exactly the searched graph's values, and the scales ONNX Runtime's quantizer would override when computing them from
+    ranges (a Softmax output's [0, 1]) keep their factor too; the guard's card records the search."""
     from edgepose.exporting.context import load_context
 
     req = ExportRequest(checkpoint=tiny_run, out=tmp_path, data=tiny_data, precision="int8", calib="minmax",
@@ -234,39 +258,46 @@ def test_the_guard_keeps_the_searched_ranges_for_every_graph_it_builds(tiny_run,
     expected = search_ranges(probe.fp32_path, direct, calib_windows, threads=probe.threads)
     got = probe.search_ranges(convs, calib_windows)
     assert got.factors == expected.factors and got.factors
-    rebuilt = _inits(probe.build(convs, tmp_path / "rebuilt.onnx"))
-    searched = _inits(direct)
+    rebuilt, searched = _inits(probe.build(convs, tmp_path / "rebuilt.onnx")), _inits(direct)
     assert rebuilt.keys() == searched.keys()
-    for name, value in searched.items():
-        if value.dtype == np.int32:  # biases: the quantizer rounds the float bias, the search the plain one
-            assert np.max(np.abs(rebuilt[name].astype(np.int64) - value)) <= 1, name
-        else:
-            np.testing.assert_allclose(rebuilt[name], value, rtol=1e-5, err_msg=name)
+    assert all(rebuilt[k].dtype == v.dtype and np.array_equal(rebuilt[k], v) for k, v in searched.items())
+
+    # every scale of the all-int8 graph, the Softmax outputs' included, takes a forced factor when built
+    every = probe.group_names
+    probe.scale_factors = {}
+    plain_all = _inits(probe.build(every, tmp_path / "all-plain.onnx"))
+    acts = activation_scales(onnx.load(str(tmp_path / "all-plain.onnx")))
+    softmax = [a.scale for a in acts if a.tensor.startswith("softmax")]
+    assert softmax
+    probe.scale_factors = {a.scale: 0.7 for a in acts}
+    forced = _inits(probe.build(every, tmp_path / "all-forced.onnx"))
+    for a in acts:
+        np.testing.assert_allclose(forced[a.scale], plain_all[a.scale] * 0.7, rtol=1e-6, err_msg=a.scale)
 
     common = dict(checkpoint=tiny_run, data=tiny_data, precision="int8", calib="minmax", calib_count=CALIB,
                   parity_windows=16, max_drop=100.0, log=lambda s: None)
     (guarded,) = export(ExportRequest(out=tmp_path / "guard", **common))  # on by default
     entry = _card(guarded)["recipe"]["range_search"]
-    every = len(probe.groups)
-    assert entry["mode"] == "on" and entry["searched_on"] == f"{every} of {every} groups int8"
-    assert entry["tensors"] == len(activation_scales(onnx.load(str(probe.build(probe.group_names)))))
+    assert entry["mode"] == "on" and entry["searched_on"] == f"{len(every)} of {len(every)} groups int8"
+    assert entry["tensors"] == len(acts)
     (plain,) = export(ExportRequest(out=tmp_path / "guard-off", range_search="off", **common))
     assert _card(plain)["recipe"]["range_search"] is None
 
 
-def test_every_searched_tensor_of_the_all_int8_graph_maps_to_its_calibration_range(tiny_run, tiny_data, tmp_path):
-    """The quantizer renames a quantized graph output (``keypoints`` → ``keypoints_QuantizeLinear_Input``): the
-    probe must still find the range each searched tensor was quantized from, and refuse a tensor it cannot."""
-    from edgepose.exporting.context import load_context
-    from edgepose.quantization.probe import _range_key
-
-    req = ExportRequest(checkpoint=tiny_run, out=tmp_path, data=tiny_data, precision="int8", calib="minmax",
-                        calib_count=CALIB, log=lambda s: None)
-    ctx = load_context(req, tmp_path)
-    probe = ctx.probe(calib=ctx.calibration())
-    acts = activation_scales(onnx.load(str(probe.build(probe.group_names))))
-    keys = {a.tensor: _range_key(a.tensor, probe.ranges) for a in acts}
-    assert any(t != k for t, k in keys.items())  # the renamed output is among them
-    assert all(k in probe.ranges for k in keys.values())
-    with pytest.raises(EdgeposeError, match="no calibration range"):
-        _range_key("not_a_tensor_QuantizeLinear_Input", probe.ranges)
+def test_searched_with_bias_correction_and_on_the_tensorrt_layout(tiny_run, tiny_data, tmp_path):
+    """Bias correction runs on the searched graph (its scales are the searched ones); the TensorRT layout, whose
+    biases stay float, is searched with nothing to requantize."""
+    common = dict(checkpoint=tiny_run, data=tiny_data, precision="int8", recipe="safe", calib="minmax",
+                  calib_count=CALIB, parity_windows=16, log=lambda s: None)
+    (searched,) = export(ExportRequest(out=tmp_path / "s", **common))
+    (both,) = export(ExportRequest(out=tmp_path / "b", bias_correction="on", **common))
+    card = _card(both)["recipe"]
+    assert card["range_search"]["factors"] == _card(searched)["recipe"]["range_search"]["factors"]
+    assert card["bias_correction"]["shipped"] and "-bc-" in both.name
+    a, b = _inits(searched), _inits(both)
+    scales = [x.scale for x in activation_scales(onnx.load(str(searched)))]
+    assert all(np.array_equal(a[s], b[s]) for s in scales)
+    (trt,) = export(ExportRequest(out=tmp_path / "t", target="tensorrt", **common))
+    entry = _card(trt)["recipe"]["range_search"]
+    assert entry["mode"] == "on" and entry["tensors"] > 0
+    assert all(not x.biases for x in activation_scales(onnx.load(str(trt))))
