@@ -67,7 +67,7 @@ def test_a_failing_command_stops_its_stage_and_the_script(tmp_path):
     assert res.returncode == 3 and "stage calibrators failed (exit 3)" in res.stderr
     # the first export failed: no further export, no bench, and the next stage never started
     assert calls.read_text().splitlines() == [
-        "edgepose export wiflow-half --precision int8 --recipe safe --calib minmax --out runs/calib-v2"]
+        "edgepose export wiflow-half --precision int8 --recipe safe --calib minmax --range-search off --out runs/calib-v2"]
     logged = (tmp_path / "log.tsv").read_text().splitlines()
     assert len(logged) == 1 and logged[0].split("\t")[0] == "calibrators" and logged[0].split("\t")[3] == "3"
 
