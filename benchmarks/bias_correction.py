@@ -15,12 +15,11 @@ from __future__ import annotations
 
 import argparse
 import datetime as dt
-import time
 from pathlib import Path
 
 import numpy as np
 
-from common import paired_interval, window_hits
+from common import clean_splits, paired_interval, timed_export, window_hits, write_results
 
 RECIPES = ("safe", "convs", "global")
 
@@ -41,17 +40,12 @@ def measure(model: str, work: Path, threads: int, calib: str) -> dict:
     graphs, seconds = {}, {}
     for recipe in RECIPES:
         for corrected in (False, True):
-            t0 = time.perf_counter()
             # ranges as calibrated (no range search), the graphs this comparison was first made on
-            (art,) = ep.export(model, precision="int8", recipe=recipe, calib=calib, range_search="off",
-                               bias_correction="on" if corrected else "off", **quiet)
-            graphs[(recipe, corrected)] = art
-            seconds[(recipe, corrected)] = time.perf_counter() - t0
+            graphs[(recipe, corrected)], seconds[(recipe, corrected)] = timed_export(
+                model, precision="int8", recipe=recipe, calib=calib, range_search="off",
+                bias_correction="on" if corrected else "off", **quiet)
     splits = []
-    for split in ("val", "test"):
-        idx = ds.indices(split, clean=True)
-        x, y = ds.read(idx)
-        recs = ds.window_file[idx]
+    for split, x, y, recs in clean_splits(ds):
 
         def predict(path: Path) -> np.ndarray:
             return ort_predict(ort_session(path, threads=threads), x)
@@ -74,7 +68,7 @@ def measure(model: str, work: Path, threads: int, calib: str) -> dict:
                     row["card"] = art.card["recipe"]["bias_correction"]
                 plain_hits = hits
                 rows.append(row)
-        splits.append({"split": split, "windows": int(len(idx)), "recordings": int(len(np.unique(recs))),
+        splits.append({"split": split, "windows": int(len(x)), "recordings": int(len(np.unique(recs))),
                        "fp32_pck20": float(base_hits.mean()), "rows": rows})
     return {"schema": "edgepose-bias-correction", "created": dt.datetime.now(dt.timezone.utc).isoformat(
         timespec="seconds"), "model": model, "calibrator": calib, "threads": threads, "machine": cpu_summary(),
@@ -112,13 +106,8 @@ def main() -> None:
     ap.add_argument("--work", type=Path, required=True, help="export folder")
     ap.add_argument("--out", type=Path, required=True, help="results path without suffix (.json and .md are written)")
     args = ap.parse_args()
-    from edgepose.io import atomic_path, write_json
-
     res = measure(args.model, args.work, args.threads, args.calib)
-    write_json(args.out.with_suffix(".json"), res)
-    with atomic_path(args.out.with_suffix(".md")) as tmp:
-        tmp.write_text(markdown(res) + "\n")
-    print(markdown(res))
+    write_results(args.out, res, markdown(res))
 
 
 if __name__ == "__main__":

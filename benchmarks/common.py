@@ -40,6 +40,33 @@ def paired_interval(a: np.ndarray, b: np.ndarray, recordings: np.ndarray) -> dic
             "half_width_pp": (ci.high_pp - ci.low_pp) / 2}
 
 
+def write_results(out: Path, res: dict, markdown: str) -> None:
+    """``out.json`` and ``out.md`` (atomically), then the Markdown on stdout."""
+    from edgepose.io import atomic_path, write_json
+
+    write_json(out.with_suffix(".json"), res)
+    with atomic_path(out.with_suffix(".md")) as tmp:
+        tmp.write_text(markdown + "\n")
+    print(markdown)
+
+
+def timed_export(model, **options):
+    """``ep.export`` of one artifact: ``(artifact, wall seconds)``."""
+    import edgepose as ep
+
+    t0 = time.perf_counter()
+    (art,) = ep.export(model, **options)
+    return art, time.perf_counter() - t0
+
+
+def clean_splits(ds, splits: tuple[str, ...] = ("val", "test")):
+    """``(split, x, y, recordings)`` of each split's clean windows, read once."""
+    for split in splits:
+        idx = ds.indices(split, clean=True)
+        x, y = ds.read(idx)
+        yield split, x, y, ds.window_file[idx]
+
+
 def test_split(name: str):
     """A zoo model's checkpoint, its default dataset and the clean test split it is scored on.
 

@@ -25,7 +25,7 @@ from pathlib import Path
 
 import numpy as np
 
-from common import paired_interval, window_hits
+from common import clean_splits, paired_interval, timed_export, window_hits, write_results
 
 RECIPES = ("safe", "convs", "global")
 MODELS = ("wiflow-half", "wiflow-quarter", "wiflow-tiny")
@@ -61,16 +61,11 @@ def measure_model(model: str, work: Path, threads: int, calib: str, recipes: tup
     graphs, seconds = {}, {}
     for recipe in recipes:
         for mode in ("off", "on"):
-            t0 = time.perf_counter()
-            (art,) = ep.export(model, precision="int8", recipe=recipe, calib=calib, range_search=mode,
-                               **{**quiet, "out": work / model / mode})
-            graphs[(recipe, mode)] = art
-            seconds[(recipe, mode)] = time.perf_counter() - t0
+            graphs[(recipe, mode)], seconds[(recipe, mode)] = timed_export(
+                model, precision="int8", recipe=recipe, calib=calib, range_search=mode,
+                **{**quiet, "out": work / model / mode})
     splits = []
-    for split in ("val", "test"):
-        idx = ds.indices(split, clean=True)
-        x, y = ds.read(idx)
-        recs = ds.window_file[idx]
+    for split, x, y, recs in clean_splits(ds):
 
         def predict(path: Path) -> np.ndarray:
             runner = OrtRunner(path, threads=threads, parallel="batch")
@@ -97,7 +92,7 @@ def measure_model(model: str, work: Path, threads: int, calib: str, recipes: tup
                     row["card"] = art.card["recipe"]["range_search"]
                 plain_hits = hits
                 rows.append(row)
-        splits.append({"split": split, "windows": int(len(idx)), "recordings": int(len(np.unique(recs))),
+        splits.append({"split": split, "windows": int(len(x)), "recordings": int(len(np.unique(recs))),
                        "fp32_pck20": float(base_hits.mean()), "rows": rows})
     kernels = {}
     for recipe in recipes:
@@ -161,13 +156,8 @@ def main() -> None:
     ap.add_argument("--work", type=Path, required=True, help="export folder")
     ap.add_argument("--out", type=Path, required=True, help="results path without suffix (.json and .md are written)")
     args = ap.parse_args()
-    from edgepose.io import atomic_path, write_json
-
     res = measure(tuple(args.models), args.work, args.threads, args.calib, tuple(args.recipes))
-    write_json(args.out.with_suffix(".json"), res)
-    with atomic_path(args.out.with_suffix(".md")) as tmp:
-        tmp.write_text(markdown(res) + "\n")
-    print(markdown(res))
+    write_results(args.out, res, markdown(res))
 
 
 if __name__ == "__main__":
