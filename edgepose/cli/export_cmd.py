@@ -109,10 +109,11 @@ from edgepose.metrics import ACCURACY_GATE_PP
                    "--objective.")
 @click.option("--range-search", type=RegistryChoice("edgepose.exporting.request", "RANGE_SEARCH_MODES"), default=None,
               help="After PTQ with a module recipe (safe, convs, global), or on the accuracy guard's starting graph "
-                   "(--max-drop): choose each activation's int8 range by the network output, trying the calibrated "
+                   "(--max-drop, where it is off by default: its factors did not transfer to the guard's other graphs): "
+                   "choose each activation's int8 range by the network output, trying the calibrated "
                    "scale times 0.5, 0.7, 0.85, 1.0 and 1.2 one tensor at a time and keeping what gives the lowest "
                    "output error against fp32 on 256 calibration windows (minutes; only scales and the int32 biases "
-                   "that follow them change, so speed does not). [default: on for those; off for QAT, which keeps the PTQ scales frozen] "
+                   "that follow them change, so speed does not). [default: on for module recipes; off for the guard and for QAT, which keeps the PTQ scales frozen] "
                    "Refused for recipes that choose by groups or by timing (auto, checked, guarded, "
                    "attention-float) and for --objective.")
 @click.option("--opset", type=int, default=request_default("opset"), show_default=True, cls=LazyDefaultOption)

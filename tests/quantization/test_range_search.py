@@ -209,8 +209,8 @@ def test_the_mode_resolves_where_it_applies(tmp_path):
     assert range_search_mode(req(recipe="safe", range_search="off"), "safe") == "off"
     assert range_search_mode(req(recipe="safe", method="qat"), "safe") == "off"  # QAT's scales stay as calibrated
     assert range_search_mode(req(recipe="auto"), "auto") == "off"
-    assert range_search_mode(req(max_drop=0.5), None) == "on"  # the guard's default
-    assert range_search_mode(req(max_drop=0.5, range_search="off"), None) == "off"
+    assert range_search_mode(req(max_drop=0.5), None) == "off"  # the guard's default
+    assert range_search_mode(req(max_drop=0.5, range_search="on"), None) == "on"
 
 
 @pytest.mark.parametrize("kw, message", [
@@ -276,12 +276,12 @@ def test_the_guard_builds_every_graph_with_the_searched_scales(tiny_run, tiny_da
 
     common = dict(checkpoint=tiny_run, data=tiny_data, precision="int8", calib="minmax", calib_count=CALIB,
                   parity_windows=16, max_drop=100.0, log=lambda s: None)
-    (guarded,) = export(ExportRequest(out=tmp_path / "guard", **common))  # on by default
+    (guarded,) = export(ExportRequest(out=tmp_path / "guard", range_search="on", **common))
     entry = _card(guarded)["recipe"]["range_search"]
     assert entry["mode"] == "on" and entry["searched_on"] == f"{len(every)} of {len(every)} groups int8"
     assert entry["tensors"] == len(acts)
-    (plain,) = export(ExportRequest(out=tmp_path / "guard-off", range_search="off", **common))
-    assert _card(plain)["recipe"]["range_search"] is None
+    (plain,) = export(ExportRequest(out=tmp_path / "guard-off", **common))
+    assert _card(plain)["recipe"]["range_search"] is None  # the guard's default is off
 
 
 def test_searched_with_bias_correction_and_on_the_tensorrt_layout(tiny_run, tiny_data, tmp_path):
